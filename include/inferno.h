@@ -1,0 +1,247 @@
+// inferno.h: the public C API of the Inferno inference engine.
+//
+// Everything a program needs to load a GGUF model, tokenize, run forward passes over batches of tokens
+// (one or many sequences), sample, and read the layered configuration. The CLI and the server use this
+// header only; internals live in src/*/ and are not part of the API.
+//
+// Conventions
+// - Opaque handles come in init/free pairs; free(NULL) is a no-op.
+// - Functions that can fail return inf_status. On failure, inf_last_error() holds a one-line message
+//   naming the problem (file, key, tensor, field); it is per thread and valid until the next failing
+//   call on that thread.
+// - Borrowed pointers (getters returning const char * or const float *) are valid for as long as the
+//   handle they came from, unless the getter's comment says otherwise.
+#ifndef INFERNO_H
+#define INFERNO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define INFERNO_VERSION "0.1.0"
+
+// ---------------------------------------------------------------------------------------------------------
+// Status and errors
+// ---------------------------------------------------------------------------------------------------------
+typedef enum {
+    INF_OK = 0,
+    INF_ERR_INVALID_ARG,  // a caller passed a bad value (flag, parameter, request field)
+    INF_ERR_IO,           // a file could not be opened, read, mapped or written
+    INF_ERR_FORMAT,       // a file is malformed (GGUF, TOML, ...)
+    INF_ERR_UNSUPPORTED,  // well-formed but not something this build can run
+    INF_ERR_NOMEM,        // an allocation or a size cap failed
+    INF_ERR_CONTEXT_FULL, // the session's context has no room for the batch
+    INF_ERR_CONFIG,       // a configuration value has the wrong type or an impossible value
+    INF_ERR_INTERNAL,     // a backend failed in a way that is not the caller's fault
+} inf_status;
+
+// Static English name of a status ("ok", "invalid argument", ...). Never NULL.
+const char *inf_status_str(inf_status st);
+
+// Message of the last failing call on this thread ("" if none).
+const char *inf_last_error(void);
+
+// ---------------------------------------------------------------------------------------------------------
+// Logging: the library writes its load log and warnings through this hook (default: stderr, level >= INFO).
+// ---------------------------------------------------------------------------------------------------------
+typedef enum { INF_LOG_DEBUG = 0, INF_LOG_INFO, INF_LOG_WARN, INF_LOG_ERROR, INF_LOG_NONE } inf_log_level;
+typedef void (*inf_log_fn)(inf_log_level level, const char *msg, void *user);
+void inf_log_set_level(inf_log_level min_level);
+void inf_log_set_callback(inf_log_fn fn, void *user); // fn NULL restores the stderr default
+
+// ---------------------------------------------------------------------------------------------------------
+// Model
+// ---------------------------------------------------------------------------------------------------------
+typedef struct inf_model inf_model;
+
+typedef struct {
+    int n_threads; // threads for the CPU backend (0 = all online cores)
+    bool verbose;  // print the load log at INFO level (otherwise DEBUG)
+} inf_model_params;
+
+inf_model_params inf_model_default_params(void);
+
+// Opens and maps the GGUF at path, checks it, binds the tensors of its architecture.
+inf_status inf_model_load(const char *path, const inf_model_params *params, inf_model **out);
+void inf_model_free(inf_model *model);
+
+typedef struct {
+    const char *arch;          // general.architecture
+    const char *name;          // general.name or ""
+    const char *tokenizer;     // "llama" (SentencePiece), "gpt2" (BPE), ...
+    const char *tokenizer_pre; // tokenizer.ggml.pre or "default"
+    uint32_t gguf_version;
+    int n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_rot;
+    float rope_freq_base, rope_freq_scale, rms_eps;
+    bool tied_output;       // output head shares token_embd
+    uint64_t n_params;      // elements of all tensors
+    uint64_t file_size;     // bytes
+    uint64_t weights_bytes; // bytes of tensor data
+    const char *file_type;  // dominant tensor type name, e.g. "Q4_K"
+    int bos, eos;           // -1 when absent
+    bool add_bos;
+} inf_model_info;
+
+// Fills *info with borrowed strings valid while the model lives.
+void inf_model_get_info(const inf_model *model, inf_model_info *info);
+
+// Tensor-type histogram: for i in [0, n) the name of a type and how many tensors use it.
+int inf_model_type_histogram(const inf_model *model, const char **names, int *counts, int cap);
+
+// Metadata access for tools (`inferno info`): the i-th key and its value rendered as text
+// (arrays are summarised as "[type x N]"). Returns false when i is out of range.
+bool inf_model_meta_at(const inf_model *model, int i, const char **key, char *value, size_t value_cap);
+
+// Bytes a session with this context would allocate (KV cache + compute scratch + logits).
+uint64_t inf_model_session_bytes(const inf_model *model, int n_ctx, int n_batch, int n_seq);
+
+// ---------------------------------------------------------------------------------------------------------
+// Tokenizer
+// ---------------------------------------------------------------------------------------------------------
+typedef int32_t inf_token;
+
+// Tokenizes text[0..len). add_special adds BOS (and EOS where the vocabulary asks) per the model's rules;
+// parse_special turns control-token text such as "<s>" into its id instead of plain text.
+// Writes at most cap ids; *n_out gets the full count (call again with a larger buffer if *n_out > cap).
+inf_status inf_tokenize(const inf_model *model, const char *text, size_t len, bool add_special,
+                        bool parse_special, inf_token *out, int cap, int *n_out);
+
+// Appends the bytes of token's piece to buf (at most cap bytes, not NUL-terminated) and returns the
+// number of bytes the piece has (may exceed cap). Control tokens render as "" unless render_special.
+// The SentencePiece leading space of the first piece is kept; callers that detokenize a whole sequence
+// should use inf_detokenize, which applies the leading-space rule.
+int inf_token_to_piece(const inf_model *model, inf_token token, bool render_special, char *buf, int cap);
+
+// Turns ids back into text; remove_leading_space drops the space SentencePiece adds before the first word.
+// Returns bytes written (NUL-terminated if room), or the needed size + 1 negated if cap is too small.
+int inf_detokenize(const inf_model *model, const inf_token *tokens, int n, bool remove_leading_space,
+                   bool render_special, char *buf, int cap);
+
+bool inf_token_is_eog(const inf_model *model, inf_token token); // EOS, EOT, end-of-generation tokens
+int inf_token_bos(const inf_model *model);                         // -1 if none
+int inf_token_eos(const inf_model *model);                         // -1 if none
+const char *inf_token_text(const inf_model *model, inf_token token); // raw vocab string, NULL if invalid
+
+// ---------------------------------------------------------------------------------------------------------
+// Session: a KV cache plus scratch for forward passes over batches of tokens.
+// ---------------------------------------------------------------------------------------------------------
+typedef struct inf_session inf_session;
+
+typedef struct {
+    int n_ctx;     // KV cells shared by all sequences (0 = model's training context)
+    int n_batch;   // most tokens per forward pass (the caller may pass more; they are split)
+    int n_seq_max; // most concurrent sequences (seq ids are 0..n_seq_max-1)
+    int n_threads; // 0 = the model's
+} inf_session_params;
+
+inf_session_params inf_session_default_params(void);
+inf_status inf_session_init(inf_model *model, const inf_session_params *params, inf_session **out);
+void inf_session_free(inf_session *s);
+
+// A batch of tokens, each at its own position in its own sequence. want_logits[i] nonzero asks for the
+// logits of token i (NULL: only the last token). Tokens of one sequence must be in increasing position
+// order and follow that sequence's cached positions.
+typedef struct {
+    int n_tokens;
+    const inf_token *tokens;
+    const int32_t *pos;
+    const int32_t *seq_id;
+    const int8_t *want_logits;
+} inf_batch;
+
+// Runs the forward pass. INF_ERR_CONTEXT_FULL (with nothing changed) when the KV cache lacks room.
+inf_status inf_session_decode(inf_session *s, const inf_batch *batch);
+
+// Logits of the i-th token of the last batch that asked for them (n_vocab floats), or NULL.
+// Valid until the next decode.
+const float *inf_session_logits(const inf_session *s, int i);
+
+int inf_session_n_ctx(const inf_session *s);
+int inf_session_seq_len(const inf_session *s, int seq_id); // positions cached for the sequence
+int inf_session_cells_used(const inf_session *s);
+void inf_session_seq_clear(inf_session *s, int seq_id); // forget a sequence; its cells become free
+// Drops the positions >= pos of a sequence (to rewind after a partial match, say).
+void inf_session_seq_truncate(inf_session *s, int seq_id, int pos);
+
+// ---------------------------------------------------------------------------------------------------------
+// Sampler: penalties, then top-k, top-p, min-p, temperature; greedy when temperature <= 0.
+// ---------------------------------------------------------------------------------------------------------
+typedef struct inf_sampler inf_sampler;
+
+typedef struct {
+    float temperature;       // <= 0: greedy (argmax)
+    int top_k;               // <= 0: off
+    float top_p;             // >= 1: off
+    float min_p;             // <= 0: off
+    float repeat_penalty;    // 1: off (llama.cpp semantics: divide positive logits, multiply negative)
+    int repeat_last_n;       // window for all penalties (0: off, -1: whole history)
+    float frequency_penalty; // 0: off
+    float presence_penalty;  // 0: off
+    uint64_t seed;           // same seed, same choices
+} inf_sampler_params;
+
+inf_sampler_params inf_sampler_default_params(void);
+inf_status inf_sampler_init(const inf_sampler_params *params, int n_vocab, inf_sampler **out);
+void inf_sampler_free(inf_sampler *smp);
+// Chooses a token from logits (n_vocab floats; not modified). Tokens for which banned[i] is nonzero are
+// never chosen (banned may be NULL).
+inf_token inf_sampler_sample(inf_sampler *smp, const float *logits, const uint8_t *banned);
+void inf_sampler_accept(inf_sampler *smp, inf_token token); // record a token in the penalty history
+void inf_sampler_reset(inf_sampler *smp);                    // clear history; the RNG restarts from seed
+
+// Stop strings: feed generated text piece by piece; the matcher holds back text that could be the start
+// of a stop string and says when one has matched.
+typedef struct inf_stop_matcher inf_stop_matcher;
+inf_status inf_stop_matcher_init(const char *const *stops, int n_stops, inf_stop_matcher **out);
+void inf_stop_matcher_free(inf_stop_matcher *m);
+// Appends piece; *emit/*n_emit get the text that is now safe to show (borrowed, valid until the next call).
+// Returns true when a stop string matched (the stop string itself and what follows are not emitted).
+bool inf_stop_matcher_feed(inf_stop_matcher *m, const char *piece, size_t len, const char **emit,
+                           size_t *n_emit);
+// At the end of generation: the text still held back.
+void inf_stop_matcher_flush(inf_stop_matcher *m, const char **emit, size_t *n_emit);
+
+// ---------------------------------------------------------------------------------------------------------
+// Configuration: defaults < config files < INFERNO_* environment < flags. Each value remembers its source.
+// ---------------------------------------------------------------------------------------------------------
+typedef struct inf_config inf_config;
+
+// A fresh configuration with the defaults (context_size 2048, batch_size 512, ...).
+inf_status inf_config_init(inf_config **out);
+void inf_config_free(inf_config *cfg);
+
+// Layers the standard files in order: $XDG_CONFIG_HOME/inferno/config.toml (or ~/.config/inferno/
+// config.toml), ~/.inferno.toml, ./.inferno.toml; missing files are skipped. Unknown keys warn with
+// file:line through the log; a wrong type or bad value fails with file:line in the message.
+inf_status inf_config_load_standard_files(inf_config *cfg);
+inf_status inf_config_load_file(inf_config *cfg, const char *path); // one file, must exist
+inf_status inf_config_load_env(inf_config *cfg);                   // INFERNO_* variables
+// Sets key ("backend_config.context_size", "models_dir", ...) from a string, as a flag would;
+// source names where it came from ("--ctx-size").
+inf_status inf_config_set(inf_config *cfg, const char *key, const char *value, const char *source);
+
+// Typed getters; the key must be a known key (asserts otherwise).
+int64_t inf_config_get_int(const inf_config *cfg, const char *key);
+double inf_config_get_float(const inf_config *cfg, const char *key);
+bool inf_config_get_bool(const inf_config *cfg, const char *key);
+const char *inf_config_get_str(const inf_config *cfg, const char *key); // borrowed
+const char *inf_config_source(const inf_config *cfg, const char *key);  // "default", "path:line", ...
+
+// Prints every key, its value and its source, one per line.
+void inf_config_print(const inf_config *cfg, FILE *out);
+
+// ---------------------------------------------------------------------------------------------------------
+// Misc
+// ---------------------------------------------------------------------------------------------------------
+double inf_time_now(void); // monotonic seconds
+const char *inf_system_info(void); // CPU features and build options, one line
+
+#ifdef __cplusplus
+}
+#endif
+#endif // INFERNO_H

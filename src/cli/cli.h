@@ -1,0 +1,26 @@
+// cli.h: the `inferno` command's subcommands and the small flag-parsing helpers they share.
+// The CLI uses the library only through include/inferno.h.
+#ifndef INFERNO_CLI_H
+#define INFERNO_CLI_H
+
+#include "inferno.h"
+
+#include <stdbool.h>
+
+// Each subcommand gets argv starting at its own name and returns the process exit code.
+int cmd_run(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
+int cmd_config(int argc, char **argv);
+
+// Flag values: print "inferno <cmd>: <flag>: <problem>" to stderr and return false on a bad value.
+bool cli_parse_int(const char *cmd, const char *flag, const char *s, long min, long max, long *out);
+bool cli_parse_float(const char *cmd, const char *flag, const char *s, double min, double max, double *out);
+// Returns argv[*i + 1] and advances *i, or prints "<flag> needs a value" and returns NULL.
+const char *cli_flag_value(const char *cmd, int argc, char **argv, int *i);
+
+// Loads the layered configuration (standard files, then environment). Prints the error and returns NULL
+// on failure.
+inf_config *cli_config_load(const char *cmd);
+
+#endif // INFERNO_CLI_H
