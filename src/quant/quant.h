@@ -119,4 +119,24 @@ void quantize_row_q8_0_ref(const float *src, void *dst, int64_t n);
 void quantize_row_q8_1_ref(const float *src, void *dst, int64_t n);
 void quantize_row_q8_K_ref(const float *src, void *dst, int64_t n);
 
+// Dequantizers of the activation types (tests, debugging).
+void dequantize_row_q8_1_ref(const void *src, float *dst, int64_t n);
+void dequantize_row_q8_K_ref(const void *src, float *dst, int64_t n);
+
+// Dot products, computed like ggml's generic code: integer sums per block, scaled by the block scales,
+// accumulated in float (the plain float types accumulate in double as ggml's scalar path does).
+float vec_dot_f32_ref(int64_t n, const void *w, const void *x);
+float vec_dot_f16_ref(int64_t n, const void *w, const void *x);
+float vec_dot_bf16_ref(int64_t n, const void *w, const void *x);
+float vec_dot_q4_0_q8_0_ref(int64_t n, const void *w, const void *x);
+float vec_dot_q4_1_q8_1_ref(int64_t n, const void *w, const void *x);
+float vec_dot_q5_0_q8_0_ref(int64_t n, const void *w, const void *x);
+float vec_dot_q5_1_q8_1_ref(int64_t n, const void *w, const void *x);
+float vec_dot_q8_0_q8_0_ref(int64_t n, const void *w, const void *x);
+float vec_dot_q2_K_q8_K_ref(int64_t n, const void *w, const void *x);
+float vec_dot_q3_K_q8_K_ref(int64_t n, const void *w, const void *x);
+float vec_dot_q4_K_q8_K_ref(int64_t n, const void *w, const void *x);
+float vec_dot_q5_K_q8_K_ref(int64_t n, const void *w, const void *x);
+float vec_dot_q6_K_q8_K_ref(int64_t n, const void *w, const void *x);
+
 #endif // INFERNO_QUANT_H
