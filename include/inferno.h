@@ -154,11 +154,12 @@ typedef struct {
     const int8_t *want_logits;
 } inf_batch;
 
-// Runs the forward pass. INF_ERR_CONTEXT_FULL (with nothing changed) when the KV cache lacks room.
+// Runs the forward pass over at most n_batch tokens (callers split longer prompts). INF_ERR_CONTEXT_FULL
+// (with nothing changed) when the KV cache lacks room; INF_ERR_INVALID_ARG for a bad batch.
 inf_status inf_session_decode(inf_session *s, const inf_batch *batch);
 
-// Logits of the i-th token of the last batch that asked for them (n_vocab floats), or NULL.
-// Valid until the next decode.
+// Logits of token i of the last batch (n_vocab floats), or NULL if that token did not ask for them;
+// i = -1 means the last token that asked. Valid until the next decode.
 const float *inf_session_logits(const inf_session *s, int i);
 
 int inf_session_n_ctx(const inf_session *s);
@@ -167,6 +168,22 @@ int inf_session_cells_used(const inf_session *s);
 void inf_session_seq_clear(inf_session *s, int seq_id); // forget a sequence; its cells become free
 // Drops the positions >= pos of a sequence (to rewind after a partial match, say).
 void inf_session_seq_truncate(inf_session *s, int seq_id, int pos);
+
+// Perplexity exactly as llama.cpp's perplexity tool computes it: the text is tokenized with BOS, cut into
+// n_tokens / n_ctx chunks of n_ctx tokens; each chunk starts with BOS (replacing its first token), goes
+// through a fresh cache in batches of n_batch, and only the second half is scored (n_ctx/2 - 1 predictions
+// per chunk). chunk_fn (may be NULL) is called after each chunk with the running perplexity.
+typedef struct {
+    double ppl;        // exp(mean negative log-likelihood)
+    double ppl_stderr; // llama.cpp's "+/-" figure
+    int n_chunks;
+    int n_scored;      // predictions scored
+    int n_tokens;      // tokens in the whole text
+    double seconds;
+} inf_perplexity_result;
+typedef void (*inf_perplexity_chunk_fn)(int chunk, int n_chunks, double running_ppl, void *user);
+inf_status inf_perplexity(inf_model *model, const char *text, size_t len, int n_ctx, int n_batch, int n_threads,
+                          inf_perplexity_chunk_fn chunk_fn, void *user, inf_perplexity_result *out);
 
 // ---------------------------------------------------------------------------------------------------------
 // Sampler: penalties, then top-k, top-p, min-p, temperature; greedy when temperature <= 0.

@@ -19,6 +19,9 @@ bool cli_parse_float(const char *cmd, const char *flag, const char *s, double mi
 // Returns argv[*i + 1] and advances *i, or prints "<flag> needs a value" and returns NULL.
 const char *cli_flag_value(const char *cmd, int argc, char **argv, int *i);
 
+// Reads a whole file (at most max bytes) into a NUL-terminated malloc'd buffer; prints the error on failure.
+bool cli_read_file(const char *cmd, const char *path, size_t max, char **out, size_t *len);
+
 // Loads the layered configuration (standard files, then environment). Prints the error and returns NULL
 // on failure.
 inf_config *cli_config_load(const char *cmd);

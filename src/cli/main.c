@@ -95,3 +95,46 @@ inf_config *cli_config_load(const char *cmd) {
     }
     return cfg;
 }
+
+bool cli_read_file(const char *cmd, const char *path, size_t max, char **out, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "inferno %s: %s: cannot open: %s\n", cmd, path, strerror(errno));
+        return false;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (n + 1 == cap) {
+            if (cap > max) {
+                fprintf(stderr, "inferno %s: %s: larger than %zu bytes\n", cmd, path, max);
+                free(buf);
+                fclose(f);
+                return false;
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                fprintf(stderr, "inferno %s: %s: out of memory\n", cmd, path);
+                return false;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - 1 - n, f);
+        if (!got) break;
+        n += got;
+    }
+    bool err = ferror(f);
+    fclose(f);
+    if (err) {
+        fprintf(stderr, "inferno %s: %s: read error\n", cmd, path);
+        free(buf);
+        return false;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return true;
+}

@@ -1,0 +1,387 @@
+// model.c: loading a llama-family model from GGUF: hyperparameters from {arch}.* keys, tensors bound by name
+// and checked against the shapes those hyperparameters imply, the vocabulary, and the public getters and
+// tokenizer entry points. Leaves out the forward pass (llama.c) and sessions (runtime/session.c).
+#include "model/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+inf_model_params inf_model_default_params(void) {
+    inf_model_params p = {.n_threads = 0, .verbose = false};
+    return p;
+}
+
+// Architectures whose tensors and keys follow llama's layout. Mistral, TinyLlama, SmolLM and Llama 2/3
+// files all say "llama".
+static bool arch_is_supported(const char *arch) { return strcmp(arch, "llama") == 0; }
+
+static inf_status get_u32_key(inf_model *m, const char *suffix, bool required, uint32_t *out) {
+    char key[256];
+    snprintf(key, sizeof key, "%s.%s", m->arch, suffix);
+    bool found = false;
+    inf_status st = gguf_get_u32(m->gguf, key, out, &found);
+    if (st != INF_OK) return st;
+    if (!found && required) return inf_fail(INF_ERR_FORMAT, "missing required hyperparameter '%s'", key);
+    return INF_OK;
+}
+
+static inf_status get_f32_key(inf_model *m, const char *suffix, bool required, float *out) {
+    char key[256];
+    snprintf(key, sizeof key, "%s.%s", m->arch, suffix);
+    bool found = false;
+    inf_status st = gguf_get_f32(m->gguf, key, out, &found);
+    if (st != INF_OK) return st;
+    if (!found && required) return inf_fail(INF_ERR_FORMAT, "missing required hyperparameter '%s'", key);
+    return INF_OK;
+}
+
+static inf_status load_hparams(inf_model *m) {
+    inf_hparams *hp = &m->hp;
+    uint32_t ctx = 0, embd = 0, layers = 0, ff = 0, heads = 0, heads_kv = 0, key_len = 0, rot = 0, orig = 0;
+    inf_status st;
+    if ((st = get_u32_key(m, "context_length", true, &ctx)) || (st = get_u32_key(m, "embedding_length", true, &embd)) ||
+        (st = get_u32_key(m, "block_count", true, &layers)) ||
+        (st = get_u32_key(m, "feed_forward_length", true, &ff)) ||
+        (st = get_u32_key(m, "attention.head_count", true, &heads)))
+        return st;
+    heads_kv = heads;
+    if ((st = get_u32_key(m, "attention.head_count_kv", false, &heads_kv))) return st;
+    if (embd == 0 || embd > (1u << 16)) return inf_fail(INF_ERR_FORMAT, "%s.embedding_length %u out of range", m->arch, embd);
+    if (layers == 0 || layers > 1024) return inf_fail(INF_ERR_FORMAT, "%s.block_count %u out of range", m->arch, layers);
+    if (ff == 0 || ff > (1u << 20)) return inf_fail(INF_ERR_FORMAT, "%s.feed_forward_length %u out of range", m->arch, ff);
+    if (heads == 0 || heads > embd) return inf_fail(INF_ERR_FORMAT, "%s.attention.head_count %u out of range", m->arch, heads);
+    if (heads_kv == 0 || heads % heads_kv != 0)
+        return inf_fail(INF_ERR_FORMAT, "%s.attention.head_count_kv %u does not divide head_count %u", m->arch,
+                        heads_kv, heads);
+    key_len = embd / heads;
+    if ((st = get_u32_key(m, "attention.key_length", false, &key_len))) return st;
+    if (key_len == 0 || key_len > 4096 || key_len % 2)
+        return inf_fail(INF_ERR_FORMAT, "%s.attention.key_length %u out of range", m->arch, key_len);
+    uint32_t val_len = key_len;
+    if ((st = get_u32_key(m, "attention.value_length", false, &val_len))) return st;
+    if (val_len != key_len)
+        return inf_fail(INF_ERR_UNSUPPORTED, "%s.attention.value_length %u differs from key_length %u", m->arch,
+                        val_len, key_len);
+    rot = key_len;
+    if ((st = get_u32_key(m, "rope.dimension_count", false, &rot))) return st;
+    if (rot == 0 || rot > key_len || rot % 2)
+        return inf_fail(INF_ERR_FORMAT, "%s.rope.dimension_count %u out of range (head size %u)", m->arch, rot, key_len);
+    if (ctx == 0) return inf_fail(INF_ERR_FORMAT, "%s.context_length is 0", m->arch);
+
+    hp->n_ctx_train = (int)INF_MIN(ctx, 1u << 24);
+    hp->n_embd = (int)embd;
+    hp->n_layer = (int)layers;
+    hp->n_ff = (int)ff;
+    hp->n_head = (int)heads;
+    hp->n_head_kv = (int)heads_kv;
+    hp->head_dim = (int)key_len;
+    hp->n_rot = (int)rot;
+    hp->rms_eps = 1e-5f;
+    if ((st = get_f32_key(m, "attention.layer_norm_rms_epsilon", true, &hp->rms_eps))) return st;
+    if (!(hp->rms_eps > 0.0f && hp->rms_eps < 1.0f))
+        return inf_fail(INF_ERR_FORMAT, "%s.attention.layer_norm_rms_epsilon %g out of range", m->arch, hp->rms_eps);
+    hp->rope_freq_base = 10000.0f;
+    if ((st = get_f32_key(m, "rope.freq_base", false, &hp->rope_freq_base))) return st;
+    if (!(hp->rope_freq_base > 0.0f && isfinite(hp->rope_freq_base)))
+        return inf_fail(INF_ERR_FORMAT, "%s.rope.freq_base %g out of range", m->arch, hp->rope_freq_base);
+    hp->rope_mode = INF_ROPE_NORMAL;
+
+    // RoPE scaling: {arch}.rope.scaling.type ("none", "linear", "yarn") with .factor, or the older
+    // {arch}.rope.scale_linear.
+    float factor = 0.0f;
+    hp->rope_scaling = INF_ROPE_SCALING_NONE;
+    if ((st = get_f32_key(m, "rope.scale_linear", false, &factor))) return st;
+    if (factor > 0.0f) hp->rope_scaling = INF_ROPE_SCALING_LINEAR;
+    char key[256];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", m->arch);
+    const char *type = NULL;
+    bool found = false;
+    if ((st = gguf_get_str(m->gguf, key, &type, &found))) return st;
+    if (found) {
+        if (!strcmp(type, "none")) hp->rope_scaling = INF_ROPE_SCALING_NONE;
+        else if (!strcmp(type, "linear")) hp->rope_scaling = INF_ROPE_SCALING_LINEAR;
+        else if (!strcmp(type, "yarn")) hp->rope_scaling = INF_ROPE_SCALING_YARN;
+        else return inf_fail(INF_ERR_UNSUPPORTED, "%s: rope scaling '%s' is not supported", key, type);
+        if ((st = get_f32_key(m, "rope.scaling.factor", false, &factor))) return st;
+    }
+    if (hp->rope_scaling == INF_ROPE_SCALING_NONE || factor == 0.0f) factor = 1.0f;
+    if (!(factor >= 1.0f / 1024 && factor <= 1024.0f))
+        return inf_fail(INF_ERR_FORMAT, "%s.rope.scaling.factor %g out of range", m->arch, factor);
+    hp->rope_freq_scale = 1.0f / factor;
+    orig = ctx;
+    if ((st = get_u32_key(m, "rope.scaling.original_context_length", false, &orig))) return st;
+    hp->rope_n_ctx_orig = (int)INF_MIN(orig ? orig : ctx, 1u << 24);
+    hp->yarn_ext_factor = hp->rope_scaling == INF_ROPE_SCALING_YARN ? 1.0f : 0.0f;
+    hp->yarn_attn_factor = 1.0f;
+    hp->yarn_beta_fast = 32.0f;
+    hp->yarn_beta_slow = 1.0f;
+    return INF_OK;
+}
+
+// Looks up a tensor and checks its type is supported and its shape is (ne0, ne1) (ne1 = 0 for 1-D).
+static inf_status bind_tensor(inf_model *m, const char *name, int64_t ne0, int64_t ne1, bool required,
+                              const gguf_tensor **out) {
+    const gguf_tensor *t = gguf_find_tensor(m->gguf, name);
+    *out = NULL;
+    if (!t) return required ? inf_fail(INF_ERR_FORMAT, "missing required tensor '%s'", name) : INF_OK;
+    bool ok = ne1 == 0 ? (t->n_dims == 1 && t->ne[0] == ne0)
+                       : (t->n_dims == 2 && t->ne[0] == ne0 && t->ne[1] == ne1);
+    if (!ok)
+        return inf_fail(INF_ERR_FORMAT, "tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]", name,
+                        (long long)t->ne[0], (long long)(t->n_dims > 1 ? t->ne[1] : 0), (long long)ne0,
+                        (long long)ne1);
+    const inf_type_traits *tr = inf_type_get(t->type);
+    if (!tr || !tr->dequantize || (ne1 != 0 && !tr->vec_dot))
+        return inf_fail(INF_ERR_UNSUPPORTED, "tensor '%s' has type %s, which this build cannot run", name,
+                        inf_type_name(t->type));
+    *out = t;
+    return INF_OK;
+}
+
+// Binds a 1-D tensor and dequantizes it into the model's float store at *cursor.
+static inf_status bind_vector(inf_model *m, const char *name, int64_t n, bool required, float **cursor,
+                              const float **out) {
+    const gguf_tensor *t;
+    inf_status st = bind_tensor(m, name, n, 0, required, &t);
+    *out = NULL;
+    if (st != INF_OK || !t) return st;
+    inf_type_get(t->type)->dequantize(t->data, *cursor, n);
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite((*cursor)[i])) return inf_fail(INF_ERR_FORMAT, "tensor '%s' holds a non-finite value", name);
+    *out = *cursor;
+    *cursor += n;
+    return INF_OK;
+}
+
+static inf_status bind_weights(inf_model *m) {
+    const inf_hparams *hp = &m->hp;
+    int64_t E = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    inf_status st;
+    m->layers = inf_calloc((size_t)hp->n_layer, sizeof *m->layers);
+    // norms (2 per layer + output) + optional biases (Q + 2 KV per layer) + rope factors
+    size_t floats = (size_t)E * (2 * (size_t)hp->n_layer + 1) + (size_t)(Q + 2 * KV) * (size_t)hp->n_layer +
+                    (size_t)hp->n_rot;
+    m->owned_floats = inf_malloc_array(floats, sizeof(float));
+    if (!m->layers || !m->owned_floats) return inf_fail(INF_ERR_NOMEM, "out of memory binding weights");
+    float *cur = m->owned_floats;
+
+    const gguf_tensor *embd = gguf_find_tensor(m->gguf, "token_embd.weight");
+    if (!embd) return inf_fail(INF_ERR_FORMAT, "missing required tensor 'token_embd.weight'");
+    if (embd->n_dims != 2) return inf_fail(INF_ERR_FORMAT, "tensor 'token_embd.weight' is not 2-D");
+    int64_t n_vocab = embd->ne[1];
+    if (n_vocab != vocab_n_tokens(m->vocab))
+        return inf_fail(INF_ERR_FORMAT, "token_embd.weight has %lld rows but the vocabulary has %d tokens",
+                        (long long)n_vocab, vocab_n_tokens(m->vocab));
+    m->hp.n_vocab = (int)n_vocab;
+    if ((st = bind_tensor(m, "token_embd.weight", E, n_vocab, true, &m->token_embd))) return st;
+    if ((st = bind_tensor(m, "output.weight", E, n_vocab, false, &m->output))) return st;
+    m->tied_output = m->output == NULL;
+    if (m->tied_output) m->output = m->token_embd;
+    if ((st = bind_vector(m, "output_norm.weight", E, true, &cur, &m->output_norm))) return st;
+    if ((st = bind_vector(m, "rope_freqs.weight", hp->n_rot / 2, false, &cur, &m->rope_freqs))) return st;
+
+    for (int l = 0; l < hp->n_layer; l++) {
+        inf_layer *L = &m->layers[l];
+        char name[128];
+#define NAME(s) (snprintf(name, sizeof name, "blk.%d.%s", l, s), name)
+        if ((st = bind_vector(m, NAME("attn_norm.weight"), E, true, &cur, &L->attn_norm)) ||
+            (st = bind_tensor(m, NAME("attn_q.weight"), E, Q, true, &L->wq)) ||
+            (st = bind_tensor(m, NAME("attn_k.weight"), E, KV, true, &L->wk)) ||
+            (st = bind_tensor(m, NAME("attn_v.weight"), E, KV, true, &L->wv)) ||
+            (st = bind_tensor(m, NAME("attn_output.weight"), Q, E, true, &L->wo)) ||
+            (st = bind_vector(m, NAME("attn_q.bias"), Q, false, &cur, &L->bq)) ||
+            (st = bind_vector(m, NAME("attn_k.bias"), KV, false, &cur, &L->bk)) ||
+            (st = bind_vector(m, NAME("attn_v.bias"), KV, false, &cur, &L->bv)) ||
+            (st = bind_vector(m, NAME("ffn_norm.weight"), E, true, &cur, &L->ffn_norm)) ||
+            (st = bind_tensor(m, NAME("ffn_gate.weight"), E, hp->n_ff, true, &L->ffn_gate)) ||
+            (st = bind_tensor(m, NAME("ffn_up.weight"), E, hp->n_ff, true, &L->ffn_up)) ||
+            (st = bind_tensor(m, NAME("ffn_down.weight"), hp->n_ff, E, true, &L->ffn_down)))
+            return st;
+#undef NAME
+    }
+    assert((size_t)(cur - m->owned_floats) <= floats);
+    return INF_OK;
+}
+
+static void model_count(inf_model *m) {
+    uint64_t counts[INF_TYPE_COUNT] = {0};
+    m->n_params = 0;
+    m->weights_bytes = 0;
+    for (int64_t i = 0; i < gguf_n_tensors(m->gguf); i++) {
+        const gguf_tensor *t = gguf_tensor_at(m->gguf, i);
+        m->n_params += t->n_elements;
+        m->weights_bytes += t->n_bytes;
+        if (t->n_dims >= 2 && (uint32_t)t->type < INF_TYPE_COUNT) counts[t->type] += t->n_elements;
+    }
+    uint32_t best = INF_TYPE_F32;
+    for (uint32_t t = 0; t < INF_TYPE_COUNT; t++)
+        if (counts[t] > counts[best]) best = t;
+    m->file_type = inf_type_name(best);
+}
+
+inf_status inf_model_load(const char *path, const inf_model_params *params, inf_model **out) {
+    *out = NULL;
+    inf_model_params defaults = inf_model_default_params();
+    if (!params) params = &defaults;
+    if (!path || !*path) return inf_fail(INF_ERR_INVALID_ARG, "no model path given");
+    double t0 = inf_time_now();
+    inf_model *m = inf_calloc(1, sizeof *m);
+    if (!m || !(m->path = inf_strdup(path))) {
+        free(m);
+        return inf_fail(INF_ERR_NOMEM, "out of memory");
+    }
+    inf_status st = gguf_open(path, &m->gguf);
+    if (st != INF_OK) goto fail; // the reader's message already names the file
+    const char *arch = NULL;
+    bool found = false;
+    if ((st = gguf_get_str(m->gguf, "general.architecture", &arch, &found))) goto fail_named;
+    if (!found) {
+        st = inf_fail(INF_ERR_FORMAT, "missing required key 'general.architecture'");
+        goto fail_named;
+    }
+    if (!arch_is_supported(arch)) {
+        st = inf_fail(INF_ERR_UNSUPPORTED, "architecture '%s' is not supported (supported: llama)", arch);
+        goto fail_named;
+    }
+    m->arch = inf_strdup(arch);
+    if (!m->arch) {
+        st = inf_fail(INF_ERR_NOMEM, "out of memory");
+        goto fail_named;
+    }
+    if ((st = load_hparams(m)) || (st = vocab_load(m->gguf, &m->vocab)) || (st = bind_weights(m))) goto fail_named;
+    model_count(m);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    m->n_threads = params->n_threads > 0 ? params->n_threads : (int)(cores > 0 ? cores : 1);
+
+    inf_log_level lvl = params->verbose ? INF_LOG_INFO : INF_LOG_DEBUG;
+    const inf_hparams *hp = &m->hp;
+    inf_log(lvl, "model: %s (GGUF v%u, %s, %.2f MiB, %llu params, %s)", path, gguf_version(m->gguf), m->arch,
+            (double)gguf_file_size(m->gguf) / (1024.0 * 1024.0), (unsigned long long)m->n_params, m->file_type);
+    inf_log(lvl, "model: n_vocab %d, n_ctx_train %d, n_embd %d, n_layer %d, n_head %d, n_head_kv %d, head_dim %d, "
+                 "n_ff %d, n_rot %d, rope base %g scale %g, rms eps %g, output %s",
+            hp->n_vocab, hp->n_ctx_train, hp->n_embd, hp->n_layer, hp->n_head, hp->n_head_kv, hp->head_dim,
+            hp->n_ff, hp->n_rot, hp->rope_freq_base, hp->rope_freq_scale, hp->rms_eps,
+            m->tied_output ? "tied to token_embd" : "separate");
+    inf_log(lvl, "model: tokenizer %s (pre %s), %d tokens; loaded in %.1f ms", vocab_model_name(m->vocab),
+            vocab_pre_name(m->vocab), vocab_n_tokens(m->vocab), (inf_time_now() - t0) * 1e3);
+    *out = m;
+    return INF_OK;
+fail_named:
+    inf_error_prefix("%s", path);
+fail:
+    inf_model_free(m);
+    return st;
+}
+
+void inf_model_free(inf_model *m) {
+    if (!m) return;
+    vocab_free(m->vocab);
+    gguf_close(m->gguf);
+    free(m->layers);
+    free(m->owned_floats);
+    free(m->arch);
+    free(m->path);
+    free(m);
+}
+
+void inf_model_get_info(const inf_model *m, inf_model_info *info) {
+    const inf_hparams *hp = &m->hp;
+    const char *name = NULL;
+    bool found = false;
+    if (gguf_get_str(m->gguf, "general.name", &name, &found) != INF_OK || !found) name = "";
+    *info = (inf_model_info){
+        .arch = m->arch,
+        .name = name,
+        .tokenizer = vocab_model_name(m->vocab),
+        .tokenizer_pre = vocab_pre_name(m->vocab),
+        .gguf_version = gguf_version(m->gguf),
+        .n_vocab = hp->n_vocab,
+        .n_ctx_train = hp->n_ctx_train,
+        .n_embd = hp->n_embd,
+        .n_layer = hp->n_layer,
+        .n_head = hp->n_head,
+        .n_head_kv = hp->n_head_kv,
+        .head_dim = hp->head_dim,
+        .n_ff = hp->n_ff,
+        .n_rot = hp->n_rot,
+        .rope_freq_base = hp->rope_freq_base,
+        .rope_freq_scale = hp->rope_freq_scale,
+        .rms_eps = hp->rms_eps,
+        .tied_output = m->tied_output,
+        .n_params = m->n_params,
+        .file_size = gguf_file_size(m->gguf),
+        .weights_bytes = m->weights_bytes,
+        .file_type = m->file_type,
+        .bos = vocab_bos(m->vocab),
+        .eos = vocab_eos(m->vocab),
+        .add_bos = vocab_add_bos(m->vocab),
+    };
+}
+
+int inf_model_type_histogram(const inf_model *m, const char **names, int *counts, int cap) {
+    int n = 0;
+    for (uint32_t t = 0; t < INF_TYPE_COUNT; t++) {
+        int c = 0;
+        for (int64_t i = 0; i < gguf_n_tensors(m->gguf); i++)
+            if ((uint32_t)gguf_tensor_at(m->gguf, i)->type == t) c++;
+        if (!c) continue;
+        if (n < cap) {
+            names[n] = inf_type_name(t);
+            counts[n] = c;
+        }
+        n++;
+    }
+    return n;
+}
+
+bool inf_model_meta_at(const inf_model *m, int i, const char **key, char *value, size_t cap) {
+    if (i < 0 || i >= gguf_n_kv(m->gguf)) return false;
+    const gguf_kv *kv = gguf_kv_at(m->gguf, i);
+    *key = kv->key;
+    if (cap == 0) return true;
+    switch (kv->type) {
+    case GGUF_TYPE_UINT8: case GGUF_TYPE_UINT16: case GGUF_TYPE_UINT32: case GGUF_TYPE_UINT64:
+        snprintf(value, cap, "%llu", (unsigned long long)kv->v.u64);
+        break;
+    case GGUF_TYPE_BOOL: snprintf(value, cap, "%s", kv->v.u64 ? "true" : "false"); break;
+    case GGUF_TYPE_INT8: case GGUF_TYPE_INT16: case GGUF_TYPE_INT32: case GGUF_TYPE_INT64:
+        snprintf(value, cap, "%lld", (long long)kv->v.i64);
+        break;
+    case GGUF_TYPE_FLOAT32: case GGUF_TYPE_FLOAT64: snprintf(value, cap, "%g", kv->v.f64); break;
+    case GGUF_TYPE_STRING: {
+        size_t n = (size_t)INF_MIN(kv->v.str.len, (uint64_t)cap - 1);
+        memcpy(value, kv->v.str.ptr, n);
+        value[n] = '\0';
+        for (size_t j = 0; j < n; j++)
+            if ((unsigned char)value[j] < 0x20) value[j] = ' ';
+        break;
+    }
+    case GGUF_TYPE_ARRAY:
+        snprintf(value, cap, "[%s x %llu]", gguf_type_name(kv->arr_type), (unsigned long long)kv->arr_n);
+        break;
+    default: snprintf(value, cap, "?"); break;
+    }
+    return true;
+}
+
+// ---- tokenizer entry points ----
+inf_status inf_tokenize(const inf_model *m, const char *text, size_t len, bool add_special, bool parse_special,
+                        inf_token *out, int cap, int *n_out) {
+    return vocab_tokenize(m->vocab, text, len, add_special, parse_special, out, cap, n_out);
+}
+
+int inf_token_to_piece(const inf_model *m, inf_token t, bool render_special, char *buf, int cap) {
+    return vocab_token_to_piece(m->vocab, t, render_special, buf, cap);
+}
+
+int inf_detokenize(const inf_model *m, const inf_token *tokens, int n, bool remove_leading_space,
+                   bool render_special, char *buf, int cap) {
+    return vocab_detokenize(m->vocab, tokens, n, remove_leading_space, render_special, buf, cap);
+}
+
+bool inf_token_is_eog(const inf_model *m, inf_token t) { return vocab_is_eog(m->vocab, t); }
+int inf_token_bos(const inf_model *m) { return vocab_bos(m->vocab); }
+int inf_token_eos(const inf_model *m) { return vocab_eos(m->vocab); }
+const char *inf_token_text(const inf_model *m, inf_token t) { return vocab_token_text(m->vocab, t); }

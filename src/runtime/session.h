@@ -1,0 +1,48 @@
+// session.h: the session's internals: KV cache cells, per-sequence position tables, scratch buffers.
+// The forward pass (model/llama.c) fills the cache and the logits; session.c owns the bookkeeping.
+//
+// KV cache: n_ctx cells shared by all sequences. A cell holds one position of one sequence for every layer:
+// k_cache/v_cache are (n_layer, n_ctx, n_head_kv*head_dim) F32. seq_cells[s*n_ctx + p] is the cell holding
+// position p of sequence s; positions of a sequence are contiguous from 0 (seq_len[s] of them).
+#ifndef INFERNO_SESSION_H
+#define INFERNO_SESSION_H
+
+#include "model/model.h"
+
+struct inf_session {
+    inf_model *model;
+    int n_ctx, n_batch, n_seq_max, n_threads;
+    int kv_dim; // n_head_kv * head_dim
+
+    float *k_cache;     // (n_layer, n_ctx, kv_dim)
+    float *v_cache;     // (n_layer, n_ctx, kv_dim)
+    int32_t *free_cells; // stack of free cell ids
+    int n_free;
+    int32_t *seq_cells;  // (n_seq_max, n_ctx)
+    int32_t *seq_len;    // (n_seq_max)
+
+    // scratch for one forward pass of at most n_batch tokens
+    float *x;      // (n_batch, n_embd) residual stream
+    float *xb;     // (n_batch, max(n_embd, q_dim)) normed input / attention output
+    float *xb2;    // (n_batch, n_embd) block output
+    float *q;      // (n_batch, n_head*head_dim)
+    float *k;      // (n_batch, kv_dim)
+    float *v;      // (n_batch, kv_dim)
+    float *hb;     // (n_batch, n_ff)
+    float *hb2;    // (n_batch, n_ff)
+    float *scores; // (n_ctx) attention weights of one head
+    float *rope;   // (n_batch, n_rot) cos/sin pairs per token
+    void *xq;      // (n_batch, row bytes of the widest quantized activation)
+    size_t xq_row_bytes;
+    int32_t *cells; // (n_batch) cell assigned to each token of the batch
+
+    float *logits;      // (n_outputs, n_vocab)
+    size_t logits_rows; // capacity in rows
+    int32_t *out_row;   // (n_batch) output row of each batch token, -1 when none
+    int n_last;         // tokens in the last batch
+};
+
+// Runs the model over batch (already validated; cells[] assigned) and writes logits for requested tokens.
+void llama_forward(inf_session *s, const inf_batch *b);
+
+#endif // INFERNO_SESSION_H
