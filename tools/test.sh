@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# test.sh: installs what is missing, then builds and runs every test twice: a Release build, and a build
+# with AddressSanitizer + UndefinedBehaviorSanitizer. ctest prints the summary of each.
+# INFERNO_TEST_QUICK=1 skips the sanitizer pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/deps.sh
+jobs=$(nproc)
+echo "== Release build and tests"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$jobs"
+ctest --test-dir build --output-on-failure -j"$jobs"
+if [ "${INFERNO_TEST_QUICK:-0}" != 1 ]; then
+  echo "== AddressSanitizer + UBSan build and tests"
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DINFERNO_SANITIZE=ON >/dev/null
+  cmake --build build-asan -j"$jobs"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan --output-on-failure -j"$jobs"
+fi
