@@ -53,6 +53,19 @@ const char *inf_type_name(uint32_t type);
 // Bytes of a row of n elements (n must be a multiple of the block size; returns 0 otherwise).
 size_t inf_row_size(inf_type type, int64_t n);
 
+// The quantizer llama.cpp's llama-quantize uses (without an importance matrix) to write model files of
+// this type. It equals traits.quantize except for Q8_0, whose traits entry is the activation quantizer
+// (round half to even, as ggml's x86 path) while files use round half away from zero. NULL for types
+// without one and for the activation-only Q8_1 and Q8_K.
+inf_quantize_fn inf_type_weight_quantizer(uint32_t type);
+
+// Round to nearest, ties to even, independent of the FPU rounding mode (ggml's nearest_int): adding
+// 1.5 * 2^23 pushes the fraction out of the mantissa and the addition itself rounds. |x| < 2^22.
+static inline int inf_nearest_int(float x) {
+    union { float f; int32_t i; } v = {.f = x + 12582912.0f};
+    return (v.i & 0x007fffff) - 0x00400000;
+}
+
 // ---- half-precision conversions (IEEE binary16 and bfloat16, round to nearest even) ----
 uint16_t inf_fp32_to_fp16(float f);
 float inf_fp16_to_fp32(uint16_t h);
@@ -118,6 +131,19 @@ void dequantize_row_bf16_ref(const void *src, float *dst, int64_t n);
 void quantize_row_q8_0_ref(const float *src, void *dst, int64_t n);
 void quantize_row_q8_1_ref(const float *src, void *dst, int64_t n);
 void quantize_row_q8_K_ref(const float *src, void *dst, int64_t n);
+
+// Weight quantizers: ggml's quantize_row_<type>_ref algorithms (no importance matrix), bit-exact with
+// the blocks llama-quantize writes. Q8_0's file quantizer is separate from its activation quantizer.
+void quantize_row_q4_0_ref(const float *src, void *dst, int64_t n);
+void quantize_row_q4_1_ref(const float *src, void *dst, int64_t n);
+void quantize_row_q5_0_ref(const float *src, void *dst, int64_t n);
+void quantize_row_q5_1_ref(const float *src, void *dst, int64_t n);
+void quantize_row_q8_0_weights_ref(const float *src, void *dst, int64_t n);
+void quantize_row_q2_K_ref(const float *src, void *dst, int64_t n);
+void quantize_row_q3_K_ref(const float *src, void *dst, int64_t n);
+void quantize_row_q4_K_ref(const float *src, void *dst, int64_t n);
+void quantize_row_q5_K_ref(const float *src, void *dst, int64_t n);
+void quantize_row_q6_K_ref(const float *src, void *dst, int64_t n);
 
 // Dequantizers of the activation types (tests, debugging).
 void dequantize_row_q8_1_ref(const void *src, float *dst, int64_t n);

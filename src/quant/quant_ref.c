@@ -255,15 +255,6 @@ void dequantize_row_q6_K_ref(const void *src, float *dst, int64_t n) {
 
 // ---- activation quantizers ----
 
-// Round to nearest, ties to even, independent of the current rounding mode: adding 1.5 * 2^23 pushes
-// the fraction out of the mantissa, and the float addition itself rounds to even. Valid for |x| < 2^22.
-static inline int round_half_even(float x) {
-    float v = x + 12582912.0f;
-    int32_t i;
-    memcpy(&i, &v, sizeof(i));
-    return (i & 0x007fffff) - 0x00400000;
-}
-
 // Q8_0 as ggml's AVX2 path quantizes activations: d = amax/127 stored as fp16, the values multiplied by
 // the fp32 127/amax and rounded half to even (ggml's scalar _ref uses roundf; x86 llama.cpp does not).
 void quantize_row_q8_0_ref(const float *src, void *dst, int64_t n) {
@@ -278,7 +269,7 @@ void quantize_row_q8_0_ref(const float *src, void *dst, int64_t n) {
         float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         b[i].d = inf_fp32_to_fp16(d);
         for (int j = 0; j < QK8_0; j++) {
-            b[i].qs[j] = (int8_t)round_half_even(src[j] * id);
+            b[i].qs[j] = (int8_t)inf_nearest_int(src[j] * id);
         }
     }
 }
@@ -296,7 +287,7 @@ void quantize_row_q8_1_ref(const float *src, void *dst, int64_t n) {
         float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         int sum = 0;
         for (int j = 0; j < QK8_1; j++) {
-            int q = round_half_even(src[j] * id);
+            int q = inf_nearest_int(src[j] * id);
             b[i].qs[j] = (int8_t)q;
             sum += q;
         }
@@ -326,7 +317,7 @@ void quantize_row_q8_K_ref(const float *src, void *dst, int64_t n) {
         }
         float iscale = -127.0f / max;
         for (int j = 0; j < QK_K; j++) {
-            int v = round_half_even(iscale * src[j]);
+            int v = inf_nearest_int(iscale * src[j]);
             b[i].qs[j] = (int8_t)(v < 127 ? v : 127);
         }
         for (int j = 0; j < QK_K / 16; j++) {

@@ -70,13 +70,15 @@ static const inf_type_traits inf_type_table[INF_TYPE_COUNT] = {
     TRAITS(INF_TYPE_BF16, "BF16", 1, sizeof(uint16_t), INF_TYPE_BF16, dequantize_row_bf16_ref,
            quantize_row_bf16_ref, vec_dot_bf16_ref),
     TRAITS(INF_TYPE_Q4_0, "Q4_0", QK4_0, sizeof(block_q4_0), INF_TYPE_Q8_0, dequantize_row_q4_0_ref,
-           NULL, vec_dot_q4_0_q8_0_ref),
+           quantize_row_q4_0_ref, vec_dot_q4_0_q8_0_ref),
     TRAITS(INF_TYPE_Q4_1, "Q4_1", QK4_1, sizeof(block_q4_1), INF_TYPE_Q8_1, dequantize_row_q4_1_ref,
-           NULL, vec_dot_q4_1_q8_1_ref),
+           quantize_row_q4_1_ref, vec_dot_q4_1_q8_1_ref),
     TRAITS(INF_TYPE_Q5_0, "Q5_0", QK5_0, sizeof(block_q5_0), INF_TYPE_Q8_0, dequantize_row_q5_0_ref,
-           NULL, vec_dot_q5_0_q8_0_ref),
+           quantize_row_q5_0_ref, vec_dot_q5_0_q8_0_ref),
     TRAITS(INF_TYPE_Q5_1, "Q5_1", QK5_1, sizeof(block_q5_1), INF_TYPE_Q8_1, dequantize_row_q5_1_ref,
-           NULL, vec_dot_q5_1_q8_1_ref),
+           quantize_row_q5_1_ref, vec_dot_q5_1_q8_1_ref),
+    // Q8_0's quantize is the activation quantizer (it is also Q4_0/Q5_0's vec_dot type); model files use
+    // inf_type_weight_quantizer(), which rounds differently.
     TRAITS(INF_TYPE_Q8_0, "Q8_0", QK8_0, sizeof(block_q8_0), INF_TYPE_Q8_0, dequantize_row_q8_0_ref,
            quantize_row_q8_0_ref, vec_dot_q8_0_q8_0_ref),
     // Activation-only types: quantized into, never dotted as the left operand.
@@ -85,15 +87,15 @@ static const inf_type_traits inf_type_table[INF_TYPE_COUNT] = {
     TRAITS(INF_TYPE_Q8_K, "Q8_K", QK_K, sizeof(block_q8_K), INF_TYPE_Q8_K, dequantize_row_q8_K_ref,
            quantize_row_q8_K_ref, NULL),
     TRAITS(INF_TYPE_Q2_K, "Q2_K", QK_K, sizeof(block_q2_K), INF_TYPE_Q8_K, dequantize_row_q2_K_ref,
-           NULL, vec_dot_q2_K_q8_K_ref),
+           quantize_row_q2_K_ref, vec_dot_q2_K_q8_K_ref),
     TRAITS(INF_TYPE_Q3_K, "Q3_K", QK_K, sizeof(block_q3_K), INF_TYPE_Q8_K, dequantize_row_q3_K_ref,
-           NULL, vec_dot_q3_K_q8_K_ref),
+           quantize_row_q3_K_ref, vec_dot_q3_K_q8_K_ref),
     TRAITS(INF_TYPE_Q4_K, "Q4_K", QK_K, sizeof(block_q4_K), INF_TYPE_Q8_K, dequantize_row_q4_K_ref,
-           NULL, vec_dot_q4_K_q8_K_ref),
+           quantize_row_q4_K_ref, vec_dot_q4_K_q8_K_ref),
     TRAITS(INF_TYPE_Q5_K, "Q5_K", QK_K, sizeof(block_q5_K), INF_TYPE_Q8_K, dequantize_row_q5_K_ref,
-           NULL, vec_dot_q5_K_q8_K_ref),
+           quantize_row_q5_K_ref, vec_dot_q5_K_q8_K_ref),
     TRAITS(INF_TYPE_Q6_K, "Q6_K", QK_K, sizeof(block_q6_K), INF_TYPE_Q8_K, dequantize_row_q6_K_ref,
-           NULL, vec_dot_q6_K_q8_K_ref),
+           quantize_row_q6_K_ref, vec_dot_q6_K_q8_K_ref),
 };
 
 const inf_type_traits *inf_type_get(uint32_t type) {
