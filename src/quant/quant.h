@@ -42,7 +42,8 @@ typedef struct {
     size_t type_size;      // bytes per block
     inf_type vec_dot_type; // type activations are converted to for vec_dot
     inf_dequantize_fn dequantize;    // reference; NULL for ids without one
-    inf_quantize_fn quantize;        // reference quantizer (ggml's _ref algorithm); NULL if not provided
+    inf_quantize_fn quantize;        // reference quantizer (ggml's _ref algorithm); NULL if not provided.
+                                     // For Q8_0/Q8_1/Q8_K: the activation quantizer (see below)
     inf_vec_dot_fn vec_dot;          // reference; NULL for pure activation types (Q8_1, Q8_K)
 } inf_type_traits;
 
