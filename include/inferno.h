@@ -206,7 +206,7 @@ inf_sampler_params inf_sampler_default_params(void);
 inf_status inf_sampler_init(const inf_sampler_params *params, int n_vocab, inf_sampler **out);
 void inf_sampler_free(inf_sampler *smp);
 // Chooses a token from logits (n_vocab floats; not modified). Tokens for which banned[i] is nonzero are
-// never chosen (banned may be NULL).
+// never chosen (banned may be NULL). Returns -1 when every token is banned or NaN.
 inf_token inf_sampler_sample(inf_sampler *smp, const float *logits, const uint8_t *banned);
 void inf_sampler_accept(inf_sampler *smp, inf_token token); // record a token in the penalty history
 void inf_sampler_reset(inf_sampler *smp);                    // clear history; the RNG restarts from seed
@@ -225,6 +225,18 @@ void inf_stop_matcher_flush(inf_stop_matcher *m, const char **emit, size_t *n_em
 
 // ---------------------------------------------------------------------------------------------------------
 // Configuration: defaults < config files < INFERNO_* environment < flags. Each value remembers its source.
+//
+// Keys (type, default, environment variable):
+//   models_dir                  string, "~/.local/share/inferno/models" ("~" = $HOME)  INFERNO_MODELS_DIR
+//   backend_config.gpu_enabled  bool, true                                             INFERNO_GPU_ENABLED
+//   backend_config.gpu_layers   0..999 (999 = all) or "auto"; "auto"                   INFERNO_GPU_LAYERS
+//   backend_config.context_size 1..1048576, 2048                                       INFERNO_CONTEXT_SIZE
+//   backend_config.batch_size   1..65536, 512                                          INFERNO_BATCH_SIZE
+//   backend_config.threads      0..4096 (0 = all cores), 0                             INFERNO_THREADS
+//   server.host                 string, "127.0.0.1"                                    INFERNO_HOST
+//   server.port                 1..65535, 8080                                         INFERNO_PORT
+// In files a key "a.b" is key b of table [a]. From text (environment, flags) a bool is true/false/1/0/
+// yes/no and gpu_layers takes "auto" or an integer.
 // ---------------------------------------------------------------------------------------------------------
 typedef struct inf_config inf_config;
 
@@ -234,23 +246,34 @@ void inf_config_free(inf_config *cfg);
 
 // Layers the standard files in order: $XDG_CONFIG_HOME/inferno/config.toml (or ~/.config/inferno/
 // config.toml), ~/.inferno.toml, ./.inferno.toml; missing files are skipped. Unknown keys warn with
-// file:line through the log; a wrong type or bad value fails with file:line in the message.
+// file:line through the log; a wrong type or bad value fails with file:line in the message. A file that
+// fails changes nothing (files before it stay applied).
 inf_status inf_config_load_standard_files(inf_config *cfg);
 inf_status inf_config_load_file(inf_config *cfg, const char *path); // one file, must exist
-inf_status inf_config_load_env(inf_config *cfg);                   // INFERNO_* variables
+// INFERNO_* variables; empty ones are ignored. A bad value fails naming the variable and changes nothing.
+inf_status inf_config_load_env(inf_config *cfg);
 // Sets key ("backend_config.context_size", "models_dir", ...) from a string, as a flag would;
-// source names where it came from ("--ctx-size").
+// source names where it came from ("--ctx-size") and starts the error message of a bad value.
 inf_status inf_config_set(inf_config *cfg, const char *key, const char *value, const char *source);
 
 // Typed getters; the key must be a known key (asserts otherwise).
+// inf_config_get_int returns -1 for backend_config.gpu_layers = "auto". get_float reads integer keys
+// as doubles (there are no float keys yet). get_str works for every key: strings as they are (models_dir
+// with "~" expanded), other values as text ("2048", "auto", "true").
 int64_t inf_config_get_int(const inf_config *cfg, const char *key);
 double inf_config_get_float(const inf_config *cfg, const char *key);
 bool inf_config_get_bool(const inf_config *cfg, const char *key);
 const char *inf_config_get_str(const inf_config *cfg, const char *key); // borrowed
-const char *inf_config_source(const inf_config *cfg, const char *key);  // "default", "path:line", ...
+// "default", "<path>:<line>" (a path under $HOME shown as "~/..."), "env INFERNO_THREADS", or the
+// source given to inf_config_set. Borrowed, valid until the key is set again or cfg is freed.
+const char *inf_config_source(const inf_config *cfg, const char *key);
 
-// Prints every key, its value and its source, one per line.
+// Prints every key, its value and its source, one per line, as TOML ("key = value  # source").
 void inf_config_print(const inf_config *cfg, FILE *out);
+
+// The i-th standard file in load order, as inf_config_load_standard_files would read it now (a file is
+// left out when $HOME is unknown). Writes it to buf like snprintf and returns its length; 0 past the last.
+size_t inf_config_standard_path(int i, char *buf, size_t cap);
 
 // ---------------------------------------------------------------------------------------------------------
 // Misc

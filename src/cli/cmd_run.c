@@ -294,6 +294,11 @@ int cmd_run(int argc, char **argv) {
             break;
         }
         inf_token tok = inf_sampler_sample(smp, inf_session_logits(sess, -1), banned);
+        if (tok < 0) {
+            fprintf(stderr, "\ninferno run: no token can be sampled (every logit is banned or NaN)\n");
+            finish = "error";
+            break;
+        }
         if (inf_token_is_eog(model, tok)) {
             finish = "stop";
             break;

@@ -34,12 +34,12 @@ inf_status inf_fail(inf_status st, const char *fmt, ...) {
 }
 
 void inf_error_prefix(const char *fmt, ...) {
-    char prefix[512];
+    char prefix[256];
     char old[sizeof g_last_error];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, g_last_error, sizeof old);
-    snprintf(g_last_error, sizeof g_last_error, "%s: %s", prefix, old);
+    snprintf(g_last_error, sizeof g_last_error, "%s: %.*s", prefix, (int)(sizeof g_last_error - sizeof prefix - 4), old);
 }
