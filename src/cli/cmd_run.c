@@ -289,10 +289,6 @@ int cmd_run(int argc, char **argv) {
     }
     for (;;) {
         if (o.max_tokens >= 0 && n_gen >= o.max_tokens) break;
-        if (n_prompt + n_gen >= n_ctx) {
-            fprintf(stderr, "\ninferno run: context limit reached (%d tokens); stopping\n", n_ctx);
-            break;
-        }
         inf_token tok = inf_sampler_sample(smp, inf_session_logits(sess, -1), banned);
         if (tok < 0) {
             fprintf(stderr, "\ninferno run: no token can be sampled (every logit is banned or NaN)\n");
@@ -312,6 +308,12 @@ int cmd_run(int argc, char **argv) {
         if (stopped) {
             finish = "stop";
             stop_hit = true;
+            break;
+        }
+        // The token just sampled needs a KV cell to be decoded; stop when none is left.
+        if (o.max_tokens >= 0 && n_gen >= o.max_tokens) break;
+        if (n_prompt + n_gen > n_ctx) {
+            fprintf(stderr, "\ninferno run: context limit reached (%d tokens); stopping\n", n_ctx);
             break;
         }
         int32_t p = n_prompt + (int32_t)n_gen - 1, sq = 0;
