@@ -28,6 +28,11 @@ bool vocab_add_eos(const inf_vocab *v);
 bool vocab_is_eog(const inf_vocab *v, inf_token t);
 bool vocab_is_control(const inf_vocab *v, inf_token t);
 const char *vocab_token_text(const inf_vocab *v, inf_token t); // NULL when out of range
+// Additions beyond the first contract:
+int vocab_eot(const inf_vocab *v);                            // end-of-turn id, -1 when absent
+int vocab_unk(const inf_vocab *v);                            // unknown-token id, -1 when absent
+int vocab_n_merges(const inf_vocab *v);                       // BPE merges (0 for SentencePiece)
+float vocab_token_score(const inf_vocab *v, inf_token t);     // SentencePiece score, 0 when out of range
 
 // Same contracts as inf_tokenize / inf_token_to_piece / inf_detokenize in inferno.h.
 inf_status vocab_tokenize(const inf_vocab *v, const char *text, size_t len, bool add_special,
