@@ -42,7 +42,7 @@ typedef struct {
     long max_tokens, ctx, batch, threads, top_k, repeat_last_n;
     double temp, top_p, min_p, repeat_penalty, freq_penalty, presence_penalty;
     unsigned long long seed;
-    bool seed_set, no_stream, echo, verbose, ignore_eos;
+    bool seed_set, no_stream, echo, verbose, ignore_eos, ctx_default;
     const char *stops[RUN_MAX_STOPS];
     int n_stops;
 } run_opts;
@@ -58,7 +58,8 @@ static bool run_parse(int argc, char **argv, inf_config *cfg, run_opts *o) {
                     .temp = 0.8,
                     .top_p = 0.95,
                     .min_p = 0.05,
-                    .repeat_penalty = 1.0};
+                    .repeat_penalty = 1.0,
+                    .ctx_default = !strcmp(inf_config_source(cfg, "backend_config.context_size"), "default")};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         double d;
@@ -72,7 +73,7 @@ static bool run_parse(int argc, char **argv, inf_config *cfg, run_opts *o) {
         else if (IS("-p", "--prompt")) { VALUE(); o->prompt = v; }
         else if (IS("-f", "--file")) { VALUE(); o->file = v; }
         else if (IS("-n", "--max-tokens")) { VALUE(); if (!cli_parse_int(cmd, a, v, -1, 1L << 30, &o->max_tokens)) return false; }
-        else if (IS("-c", "--ctx-size")) { VALUE(); if (!cli_parse_int(cmd, a, v, 1, 1L << 22, &o->ctx)) return false; }
+        else if (IS("-c", "--ctx-size")) { VALUE(); if (!cli_parse_int(cmd, a, v, 1, 1L << 22, &o->ctx)) return false; o->ctx_default = false; }
         else if (IS("-b", "--batch-size")) { VALUE(); if (!cli_parse_int(cmd, a, v, 1, 1L << 16, &o->batch)) return false; }
         else if (IS("-t", "--threads")) { VALUE(); if (!cli_parse_int(cmd, a, v, 0, 4096, &o->threads)) return false; }
         else if (IS1("--top-k")) { VALUE(); if (!cli_parse_int(cmd, a, v, 0, 1L << 30, &o->top_k)) return false; }
@@ -214,6 +215,8 @@ int cmd_run(int argc, char **argv) {
     inf_model_info info;
     inf_model_get_info(model, &info);
 
+    // The default context never exceeds what the model was trained for; an explicit one may (with a warning).
+    if (o.ctx_default && o.ctx > info.n_ctx_train) o.ctx = info.n_ctx_train;
     int n_prompt = 0;
     if (inf_tokenize(model, prompt, prompt_len, true, true, NULL, 0, &n_prompt) != INF_OK ||
         !(toks = malloc(sizeof *toks * (size_t)(n_prompt + 1))) ||
