@@ -74,6 +74,7 @@ int cmd_perplexity(int argc, char **argv) {
         return 1;
     }
     printf("\nFinal estimate: PPL = %.4f +/- %.5f\n", r.ppl, r.ppl_stderr);
+    fflush(stdout);
     fprintf(stderr, "%d tokens, %d chunks of %ld, %d predictions scored, %.2f s (%.1f tok/s)\n", r.n_tokens,
             r.n_chunks, ctx, r.n_scored, r.seconds, r.seconds > 0 ? r.n_chunks * ctx / r.seconds : 0.0);
     inf_model_free(m);
