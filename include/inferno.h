@@ -38,6 +38,7 @@ typedef enum {
     INF_ERR_CONTEXT_FULL, // the session's context has no room for the batch
     INF_ERR_CONFIG,       // a configuration value has the wrong type or an impossible value
     INF_ERR_INTERNAL,     // a backend failed in a way that is not the caller's fault
+    INF_ERR_BUSY,         // a queue or pool is full; try again later
 } inf_status;
 
 // Static English name of a status ("ok", "invalid argument", ...). Never NULL.
@@ -222,6 +223,100 @@ bool inf_stop_matcher_feed(inf_stop_matcher *m, const char *piece, size_t len, c
                            size_t *n_emit);
 // At the end of generation: the text still held back.
 void inf_stop_matcher_flush(inf_stop_matcher *m, const char **emit, size_t *n_emit);
+
+// ---------------------------------------------------------------------------------------------------------
+// Engine: one model serving many concurrent requests. A scheduler thread owns a session and builds every
+// forward step from all running sequences (each one's next token plus a chunk of pending prompt), so
+// concurrent requests share the weight reads (continuous batching).
+// ---------------------------------------------------------------------------------------------------------
+typedef struct inf_engine inf_engine;
+
+typedef struct {
+    int n_ctx;         // KV cells shared by all sequences (0 = n_seq_max x the model's training context, capped)
+    int n_batch;       // most tokens per forward step (prompt chunks are cut to fit)
+    int n_seq_max;     // most sequences running at once
+    int max_queue;     // most requests waiting to start; inf_engine_submit returns INF_ERR_BUSY beyond
+    int n_threads;     // CPU threads (0 = the model's)
+} inf_engine_params;
+
+inf_engine_params inf_engine_default_params(void);
+
+typedef enum {
+    INF_FINISH_STOP,      // end-of-generation token or stop string
+    INF_FINISH_LENGTH,    // max_tokens or the context limit
+    INF_FINISH_CANCELLED, // inf_engine_cancel, or the engine shutting down
+    INF_FINISH_TIMEOUT,   // the request's timeout passed
+    INF_FINISH_ERROR,     // see result.error
+} inf_finish_reason;
+
+const char *inf_finish_reason_str(inf_finish_reason r); // "stop", "length", "cancelled", "timeout", "error"
+
+typedef struct {
+    inf_finish_reason finish;
+    int n_prompt;          // prompt tokens
+    int n_generated;       // tokens generated
+    double queue_seconds;  // submit to first scheduled step
+    double ttft_seconds;   // submit to first generated token (or to the embedding)
+    double total_seconds;  // submit to done
+    const float *embedding; // embeddings requests: mean-pooled, L2-normalized, n_embd floats (valid in on_done)
+    int n_embd;
+    char error[256];
+} inf_request_result;
+
+typedef struct {
+    const inf_token *prompt; // copied at submit
+    int n_prompt;
+    inf_sampler_params sampling;
+    int max_tokens;          // -1: until the context limit
+    const char *const *stops; // copied at submit (at most 16)
+    int n_stops;
+    bool ignore_eos;
+    bool embeddings;         // run the prompt and return its pooled embedding instead of generating
+    int n_top_logprobs;      // 0..20: alternatives reported with each token's log-probability
+    double timeout_seconds;  // 0 = none
+    // Callbacks run on the scheduler thread and must not block. on_token gets each token's text as it becomes
+    // safe to show (stop strings held back; may be empty), its log-probability and the top alternatives
+    // (n_top entries). on_done is called exactly once, last; after it the request is forgotten.
+    void (*on_token)(void *user, inf_token token, const char *text, size_t len, float logprob,
+                     const inf_token *top_ids, const float *top_logprobs, int n_top);
+    void (*on_done)(void *user, const inf_request_result *result);
+    void *user;
+} inf_request;
+
+inf_status inf_engine_init(inf_model *model, const inf_engine_params *params, inf_engine **out);
+// Cancels what is running or queued (each gets on_done with INF_FINISH_CANCELLED) and stops the thread.
+void inf_engine_free(inf_engine *e);
+// Queues a request; *id gets its id. INF_ERR_BUSY when the queue is full, INF_ERR_INVALID_ARG for a bad
+// request (prompt longer than the context, too many stops, ...), with nothing queued.
+inf_status inf_engine_submit(inf_engine *e, const inf_request *req, uint64_t *id);
+// Cancels a request (queued or running); its cells are freed at once. No-op for unknown or finished ids.
+void inf_engine_cancel(inf_engine *e, uint64_t id);
+
+typedef struct {
+    int running, queued;
+    int cells_used, cells_total;
+    uint64_t prompt_tokens, generated_tokens, steps, requests_done;
+} inf_engine_stats;
+void inf_engine_get_stats(inf_engine *e, inf_engine_stats *st);
+const inf_model *inf_engine_model(const inf_engine *e);
+
+// ---------------------------------------------------------------------------------------------------------
+// Chat templates: the model's tokenizer.chat_template is recognised as one of the common families and
+// rendered by Inferno's own code (no Jinja interpreter).
+// ---------------------------------------------------------------------------------------------------------
+typedef struct {
+    const char *role;    // "system", "user", "assistant"
+    const char *content;
+} inf_chat_message;
+
+// Renders messages into a prompt. template_name NULL: detect from the model's template (ChatML when the model
+// has none); otherwise one of "chatml", "llama2", "llama3", "zephyr", "mistral", "phi3", "gemma".
+// add_assistant_prefix ends the prompt with the assistant turn's opening. *out is malloc'd (caller frees).
+// INF_ERR_UNSUPPORTED names a template it cannot render.
+inf_status inf_chat_render(const inf_model *model, const char *template_name, const inf_chat_message *msgs, int n,
+                           bool add_assistant_prefix, char **out);
+// The family detected for the model ("chatml", ...), or NULL when its template is not recognised.
+const char *inf_chat_template_detect(const inf_model *model);
 
 // ---------------------------------------------------------------------------------------------------------
 // Configuration: defaults < config files < INFERNO_* environment < flags. Each value remembers its source.

@@ -17,6 +17,7 @@ const char *inf_status_str(inf_status st) {
     case INF_ERR_CONTEXT_FULL: return "context full";
     case INF_ERR_CONFIG: return "configuration error";
     case INF_ERR_INTERNAL: return "internal error";
+    case INF_ERR_BUSY: return "busy";
     }
     return "unknown status";
 }

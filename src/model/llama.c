@@ -190,5 +190,6 @@ void llama_forward(inf_session *s, const inf_batch *b) {
         rmsnorm(s->xb + (size_t)s->out_row[t] * E, s->x + (size_t)t * E, m->output_norm, E, hp->rms_eps);
         n_out++;
     }
+    if (n_out && s->embeddings) memcpy(s->embd, s->xb, (size_t)n_out * (size_t)E * sizeof(float));
     if (n_out) matmul(s, m->output, s->xb, n_out, s->logits);
 }

@@ -133,6 +133,7 @@ void inf_session_free(inf_session *s) {
     free(s->cells);
     free(s->out_row);
     free(s->logits);
+    free(s->embd);
     free(s);
 }
 
@@ -179,6 +180,12 @@ inf_status inf_session_decode(inf_session *s, const inf_batch *b) {
         s->logits = nl;
         s->logits_rows = (size_t)n_outputs;
     }
+    if (s->embeddings && (size_t)n_outputs > s->embd_rows) {
+        float *ne = realloc(s->embd, (size_t)n_outputs * (size_t)s->model->hp.n_embd * sizeof(float));
+        if (!ne) return inf_fail(INF_ERR_NOMEM, "out of memory for %d rows of embeddings", n_outputs);
+        s->embd = ne;
+        s->embd_rows = (size_t)n_outputs;
+    }
     int row = 0;
     for (int i = 0; i < b->n_tokens; i++) {
         int seq = b->seq_id[i];
@@ -203,6 +210,18 @@ const float *inf_session_logits(const inf_session *s, int i) {
     if (i >= s->n_last || s->out_row[i] < 0) return NULL;
     return s->logits + (size_t)s->out_row[i] * (size_t)s->model->hp.n_vocab;
 }
+
+void inf_session_set_embeddings(inf_session *s, bool on) { s->embeddings = on; }
+
+const float *inf_session_embedding(const inf_session *s, int i) {
+    if (!s->embeddings || !s->embd) return NULL;
+    const float *lg = inf_session_logits(s, i);
+    if (!lg) return NULL;
+    size_t row = (size_t)(lg - s->logits) / (size_t)s->model->hp.n_vocab;
+    return s->embd + row * (size_t)s->model->hp.n_embd;
+}
+
+int inf_model_n_embd(const inf_model *m) { return m->hp.n_embd; }
 
 int inf_session_n_ctx(const inf_session *s) { return s->n_ctx; }
 int inf_session_cells_used(const inf_session *s) { return s->n_ctx - s->n_free; }

@@ -39,6 +39,9 @@ struct inf_session {
     float *logits;      // (n_outputs, n_vocab)
     size_t logits_rows; // capacity in rows
     int32_t *out_row;   // (n_batch) output row of each batch token, -1 when none
+    bool embeddings;    // keep the final-norm hidden states of output rows
+    float *embd;        // (n_outputs, n_embd) when embeddings is on
+    size_t embd_rows;   // capacity in rows
     int n_last;         // tokens in the last batch
 };
 
