@@ -12,6 +12,11 @@ int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
 
 // Flag values: print "inferno <cmd>: <flag>: <problem>" to stderr and return false on a bad value.
 bool cli_parse_int(const char *cmd, const char *flag, const char *s, long min, long max, long *out);

@@ -14,6 +14,11 @@ static const struct {
     {"run", cmd_run, "generate text from a prompt and report the speed"},
     {"info", cmd_info, "describe a GGUF model: architecture, hyperparameters, tensors, memory"},
     {"perplexity", cmd_perplexity, "measure perplexity over a text file (llama.cpp's method)"},
+    {"chat", cmd_chat, "interactive chat in the terminal, using the model's chat template"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
+    {"bench", cmd_bench, "measure prompt processing and generation speed (llama-bench style)"},
+    {"quantize", cmd_quantize, "convert an F32/F16/BF16 GGUF to a quantized type"},
+    {"synth", cmd_synth, "generate a random-weight llama model of a named shape (for benchmarks)"},
     {"config", cmd_config, "show the merged configuration and where each value came from"},
 };
 

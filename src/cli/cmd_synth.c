@@ -1,0 +1,8 @@
+// cmd_synth.c: placeholder while the command is being written (replaced in this series of commits).
+#include "cli.h"
+#include <stdio.h>
+int cmd_synth(int argc, char **argv) {
+    (void)argc; (void)argv;
+    fprintf(stderr, "inferno synth: not available yet\n");
+    return 1;
+}
