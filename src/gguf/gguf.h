@@ -13,8 +13,10 @@
 // The reader treats the file as hostile: every count and length is checked against the bytes left
 // before anything is allocated; tensor extents are checked against the file size with overflow-safe
 // arithmetic; duplicate keys and tensor names, unknown value or tensor types, bad alignment and
-// offsets past the end are errors. It leaves out writing (see gguf_writer, later) and any notion of
-// model architecture.
+// offsets past the end are errors. Stricter than ggml, and never produced by its writers: zero
+// dimensions (the spec gives no meaning to them), overlapping tensor data, and bool bytes other than
+// 0/1 (the spec calls them invalid) are errors too. It leaves out writing (see gguf_writer, later) and
+// any notion of model architecture.
 #ifndef INFERNO_GGUF_H
 #define INFERNO_GGUF_H
 
@@ -41,6 +43,17 @@ typedef enum {
 #define GGUF_MAX_DIMS 4
 #define GGUF_DEFAULT_ALIGNMENT 32
 
+// Caps on hostile input (each also bounded by the bytes left in the file). Keys and tensor names follow
+// the spec's limits; string values allow a whole embedded tokenizer.json; string arrays allow any real
+// vocabulary or merge list (a few hundred thousand) with room to spare.
+#define GGUF_MAX_KEY_LEN 65535u           // bytes, spec limit
+#define GGUF_MAX_NAME_LEN 64u             // tensor name bytes, spec limit
+#define GGUF_MAX_STRING_LEN (16u << 20)   // bytes of one string value or array element
+#define GGUF_MAX_ARRAY_STRINGS (1u << 22) // elements of a top-level string array (views allocated)
+#define GGUF_MAX_ARRAY_DEPTH 8            // nesting of arrays inside arrays
+#define GGUF_MAX_KV (1u << 16)            // metadata entries (real files have under 100)
+#define GGUF_MAX_TENSORS (1u << 20)       // tensor infos
+
 // A string inside the mapping: not NUL-terminated.
 typedef struct {
     const char *ptr;
@@ -59,7 +72,7 @@ typedef struct {
     // ARRAY only:
     gguf_type arr_type;     // element type
     uint64_t arr_n;         // element count
-    const void *arr_data;   // first element in the mapping (for fixed-size element types)
+    const void *arr_data;   // first element in the mapping, unaligned (read with gguf_arr_* or memcpy)
     gguf_str *arr_strs;     // STRING arrays: arr_n views, owned by the file handle
 } gguf_kv;
 
@@ -86,9 +99,13 @@ void gguf_close(gguf_file *f);
 uint32_t gguf_version(const gguf_file *f);
 uint64_t gguf_file_size(const gguf_file *f);
 uint64_t gguf_alignment(const gguf_file *f);
-uint64_t gguf_data_offset(const gguf_file *f); // start of the tensor data section in the file
+// Start of the tensor data section in the file: the end of the tensor infos rounded up to the alignment.
+// A file without tensors may end before that point (vocab-only files carry no padding); then this is
+// the file size.
+uint64_t gguf_data_offset(const gguf_file *f);
 const void *gguf_base(const gguf_file *f);     // start of the mapping
 
+// Entries in file order; *_at returns NULL for an index out of range. Pointers live until gguf_close.
 int64_t gguf_n_kv(const gguf_file *f);
 const gguf_kv *gguf_kv_at(const gguf_file *f, int64_t i);
 const gguf_kv *gguf_find_kv(const gguf_file *f, const char *key); // NULL if absent
@@ -101,8 +118,19 @@ inf_status gguf_get_u32(const gguf_file *f, const char *key, uint32_t *out, bool
 inf_status gguf_get_i64(const gguf_file *f, const char *key, int64_t *out, bool *found_out);
 inf_status gguf_get_f32(const gguf_file *f, const char *key, float *out, bool *found_out);
 inf_status gguf_get_bool(const gguf_file *f, const char *key, bool *out, bool *found_out);
-// String value copied into a NUL-terminated buffer owned by the file handle (*out borrowed).
+// String value copied into a NUL-terminated buffer owned by the file handle (*out borrowed, valid until
+// gguf_close). A value with an embedded NUL byte is INF_ERR_FORMAT here (use kv->v.str for raw bytes).
 inf_status gguf_get_str(const gguf_file *f, const char *key, const char **out, bool *found_out);
+// Array lookup: *out is the entry when key is an array of elem_type; INF_ERR_FORMAT (key named) when it
+// exists as anything else. Same found_out contract as above.
+inf_status gguf_get_arr(const gguf_file *f, const char *key, gguf_type elem_type, const gguf_kv **out,
+                        bool *found_out);
+// Element i (< arr_n) of a fixed-size array, widened like scalar values; arr_data is not aligned, so
+// read elements through these (or memcpy). u64: unsigned and bool arrays; i64: signed; f64: float32/64.
+// Wrong kind or index out of range asserts.
+uint64_t gguf_arr_u64(const gguf_kv *kv, uint64_t i);
+int64_t gguf_arr_i64(const gguf_kv *kv, uint64_t i);
+double gguf_arr_f64(const gguf_kv *kv, uint64_t i);
 
 int64_t gguf_n_tensors(const gguf_file *f);
 const gguf_tensor *gguf_tensor_at(const gguf_file *f, int64_t i);
