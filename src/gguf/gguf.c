@@ -506,11 +506,18 @@ static inf_status parse_tensor_info(gguf_file *f, cursor *c, int64_t i) {
     uint64_t off_at = c->pos;
     if ((st = cur_u64(c, "tensor offset", &t->offset)) != INF_OK) return st;
 
+    bool flat = false;
     if (t->ne[0] % tr->block_size != 0) {
-        return inf_fail(INF_ERR_FORMAT,
-                        "%s: %s: row length %" PRId64 " is not a multiple of the %s block size %" PRId64
-                        " (tensor info at byte %" PRIu64 ")",
-                        c->label, cur_where(c), t->ne[0], tr->name, tr->block_size, e->pos);
+        // Legacy converters (GGUF v1/v2) quantized some tensors as one flat run of blocks.
+        uint64_t total = 1;
+        bool fits = true;
+        for (int d = 0; d < GGUF_MAX_DIMS && fits; d++) fits = inf_mul_u64(total, (uint64_t)t->ne[d], &total);
+        flat = f->version < 3 && fits && total % (uint64_t)tr->block_size == 0;
+        if (!flat)
+            return inf_fail(INF_ERR_FORMAT,
+                            "%s: %s: row length %" PRId64 " is not a multiple of the %s block size %" PRId64
+                            " (tensor info at byte %" PRIu64 ")",
+                            c->label, cur_where(c), t->ne[0], tr->name, tr->block_size, e->pos);
     }
     // Elements and bytes, with every product checked; n_elements must also fit int64 for callers.
     uint64_t n_el = 1, n_bytes = 0;
@@ -523,8 +530,10 @@ static inf_status parse_tensor_info(gguf_file *f, cursor *c, int64_t i) {
                         "] overflows 64-bit sizes (tensor info at byte %" PRIu64 ")",
                         c->label, cur_where(c), t->ne[0], t->ne[1], t->ne[2], t->ne[3], e->pos);
     }
+    if (flat) ok = inf_mul_u64(n_el / (uint64_t)tr->block_size, tr->type_size, &n_bytes);
     t->n_elements = n_el;
     t->n_bytes = n_bytes;
+    t->flat_blocks = flat;
     if (t->offset % f->alignment != 0) {
         return inf_fail(INF_ERR_FORMAT,
                         "%s: %s: offset %" PRIu64 " at byte %" PRIu64

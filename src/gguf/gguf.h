@@ -85,6 +85,10 @@ typedef struct {
     uint64_t n_elements;
     uint64_t n_bytes;
     const void *data;             // view into the mapping
+    // Legacy v1/v2 files may quantize a tensor as one flat run of blocks whose rows are not whole blocks
+    // (ne[0] % block_size != 0, n_elements % block_size == 0). Row-wise kernels cannot run such a tensor;
+    // the model loader dequantizes it whole. Never set for v3 files, which must have whole-block rows.
+    bool flat_blocks;
 } gguf_tensor;
 
 typedef struct gguf_file gguf_file;

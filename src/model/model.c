@@ -132,6 +132,27 @@ static inf_status bind_tensor(inf_model *m, const char *name, int64_t ne0, int64
         return inf_fail(INF_ERR_FORMAT, "tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]", name,
                         (long long)t->ne[0], (long long)(t->n_dims > 1 ? t->ne[1] : 0), (long long)ne0,
                         (long long)ne1);
+    if (t->flat_blocks) {
+        // A legacy tensor quantized as one flat run of blocks: dequantize it whole into an F32 tensor.
+        gguf_tensor **grown = realloc(m->converted, sizeof *grown * (size_t)(m->n_converted + 1));
+        gguf_tensor *ct = grown ? inf_malloc(sizeof *ct) : NULL;
+        float *data = ct ? inf_malloc_array((size_t)t->n_elements, sizeof(float)) : NULL;
+        if (grown) m->converted = grown;
+        if (!data) {
+            free(ct);
+            return inf_fail(INF_ERR_NOMEM, "out of memory converting tensor '%s'", name);
+        }
+        *ct = *t;
+        ct->name = NULL;
+        ct->type = INF_TYPE_F32;
+        ct->flat_blocks = false;
+        ct->n_bytes = t->n_elements * sizeof(float);
+        inf_type_get(t->type)->dequantize(t->data, data, (int64_t)t->n_elements);
+        ct->data = data;
+        m->converted[m->n_converted++] = ct;
+        inf_log(INF_LOG_DEBUG, "tensor '%s': legacy flat %s blocks, dequantized to F32", name, inf_type_name(t->type));
+        t = ct;
+    }
     const inf_type_traits *tr = inf_type_get(t->type);
     if (!tr || !tr->dequantize || (ne1 != 0 && !tr->vec_dot))
         return inf_fail(INF_ERR_UNSUPPORTED, "tensor '%s' has type %s, which this build cannot run", name,
@@ -281,6 +302,11 @@ void inf_model_free(inf_model *m) {
     gguf_close(m->gguf);
     free(m->layers);
     free(m->owned_floats);
+    for (int i = 0; i < m->n_converted; i++) {
+        free((void *)m->converted[i]->data);
+        free(m->converted[i]);
+    }
+    free(m->converted);
     free(m->arch);
     free(m->path);
     free(m);

@@ -54,6 +54,8 @@ struct inf_model {
     const float *rope_freqs;        // (n_rot/2) optional frequency factors, or NULL
     inf_layer *layers;              // (n_layer)
     float *owned_floats;            // backing store of the dequantized 1-D tensors above
+    gguf_tensor **converted;        // legacy flat-block tensors dequantized to F32 at load (owned, with data)
+    int n_converted;
     bool tied_output;
     int n_threads;
     uint64_t n_params, weights_bytes;
