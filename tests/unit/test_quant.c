@@ -2,9 +2,14 @@
 // handcrafted blocks with hand-computed values, the activation quantizers, and the reference dot products
 // against dequantize-then-multiply on random data.
 //
+// With the shared micro models present it also checks real files: every 2-D tensor of each llama-quantize
+// --pure output dequantizes close to the F32 original, and the reference weight quantizers reproduce
+// llama-quantize's blocks bit for bit.
+//
 // Handcrafted blocks pin the bit layouts (nibble order, Q5 high bits, the packed K scales, Q6_K's ql/qh
 // split, Q3_K's hmask and signed scales) with values worked out by hand, not by a second copy of the
 // decoding code.
+#include "gguf/gguf.h"
 #include "quant/quant.h"
 #include "test.h"
 
@@ -643,6 +648,184 @@ static void test_vec_dot_random(void) {
     }
 }
 
+// ---- weight quantizers ----
+
+static void test_weight_quantizers(void) {
+    // Q8_0 files round half away from zero; activations round half to even.
+    float x[32] = {0};
+    x[0] = 127.0f; // d = 1
+    x[1] = 0.5f;
+    x[2] = -2.5f;
+    x[3] = 1.5f;
+    block_q8_0 w, a;
+    quantize_row_q8_0_weights_ref(x, &w, 32);
+    quantize_row_q8_0_ref(x, &a, 32);
+    CHECK(inf_type_weight_quantizer(INF_TYPE_Q8_0) == quantize_row_q8_0_weights_ref);
+    CHECK(inf_type_weight_quantizer(INF_TYPE_Q4_K) == quantize_row_q4_K_ref);
+    CHECK(inf_type_weight_quantizer(INF_TYPE_Q8_K) == NULL);
+    CHECK(inf_type_weight_quantizer(16) == NULL);
+    CHECK_EQ_INT(w.qs[1], 1);
+    CHECK_EQ_INT(a.qs[1], 0);
+    CHECK_EQ_INT(w.qs[2], -3);
+    CHECK_EQ_INT(a.qs[2], -2);
+    CHECK_EQ_INT(w.qs[3], 2);
+
+    // Q4_0 by hand: extreme -8 gives d = 1; x + 8.5 truncated: 3.5 -> 12 (half up), -3.5 -> 5.
+    float y[32] = {0};
+    y[0] = -8.0f;
+    y[1] = 3.5f;
+    y[17] = -3.5f;
+    y[2] = 7.9f; // 16.4 -> 16, clamped to 15
+    block_q4_0 q;
+    quantize_row_q4_0_ref(y, &q, 32);
+    CHECK_EQ_INT(q.d, 0x3C00);
+    CHECK_EQ_INT(q.qs[0] & 0xF, 0);
+    CHECK_EQ_INT(q.qs[1] & 0xF, 12);
+    CHECK_EQ_INT(q.qs[1] >> 4, 5);
+    CHECK_EQ_INT(q.qs[2] & 0xF, 15);
+    CHECK_EQ_INT(q.qs[0] >> 4, 8);
+
+    // All-zero input gives all-zero values for every type, and a round trip on random data stays within
+    // each format's resolution (relative RMS error; bounds as in the file test below).
+    static const struct {
+        inf_type t;
+        double bound;
+    } types[] = {{INF_TYPE_Q4_0, 0.15}, {INF_TYPE_Q4_1, 0.15}, {INF_TYPE_Q5_0, 0.08}, {INF_TYPE_Q5_1, 0.08},
+                 {INF_TYPE_Q8_0, 0.01}, {INF_TYPE_Q2_K, 0.50}, {INF_TYPE_Q3_K, 0.25}, {INF_TYPE_Q4_K, 0.15},
+                 {INF_TYPE_Q5_K, 0.08}, {INF_TYPE_Q6_K, 0.04}};
+    enum { N = 2048 };
+    static float src[N], back[N];
+    static uint8_t buf[N * 2];
+    for (int i = 0; i < N; i++) {
+        src[i] = 0.02f * (rng_unit() + rng_unit() + rng_unit()); // roughly bell-shaped
+    }
+    for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
+        const inf_type_traits *t = inf_type_get(types[k].t);
+        inf_quantize_fn qf = inf_type_weight_quantizer(types[k].t);
+        float zero[256] = {0};
+        qf(zero, buf, 256);
+        fill_nan(back, 256);
+        t->dequantize(buf, back, 256);
+        int nz = 0;
+        for (int i = 0; i < 256; i++) {
+            nz += back[i] != 0.0f;
+        }
+        CHECK_MSG(nz == 0, "%s: zero input", t->name);
+        qf(src, buf, N);
+        fill_nan(back, N);
+        t->dequantize(buf, back, N);
+        double e2 = 0, s2 = 0;
+        for (int i = 0; i < N; i++) {
+            e2 += ((double)back[i] - src[i]) * ((double)back[i] - src[i]);
+            s2 += (double)src[i] * src[i];
+        }
+        CHECK_MSG(sqrt(e2 / s2) < types[k].bound, "%s: relative RMS error %.4f", t->name, sqrt(e2 / s2));
+    }
+}
+
+// ---- real files ----
+
+// Relative RMS error bounds for N(0, 0.02^2) weights. Uniform rounding with step s has RMS error s/sqrt(12)
+// and a block of 32 normals has |max| of about 2.1 sigma (range about 4.1 sigma), so: Q8_0 step 2.1/127
+// sigma -> 0.5%; Q5_0 2.1/16 -> 3.8%, Q5_1 4.1/31 -> 3.8%; Q4_0 2.1/8 -> 7.6%, Q4_1 4.1/15 -> 7.9%. The
+// K-quants fit per 16/32 elements; measured worst tensors: Q6_K 1.8%, Q5_K 3.6%, Q4_K 7.2%, Q3_K 15%,
+// Q2_K 30% (4 levels). F16 keeps 11 significant bits (~2e-4), BF16 8 (~1.7e-3). Bounds are about twice
+// these; a layout bug (wrong nibble, bit or scale) gives errors near or above 100%.
+static const struct {
+    const char *file;
+    inf_type type;
+    double bound;
+} micro_types[] = {
+    {"F16", INF_TYPE_F16, 1e-3},     {"BF16", INF_TYPE_BF16, 5e-3},  {"Q8_0", INF_TYPE_Q8_0, 0.01},
+    {"Q4_0", INF_TYPE_Q4_0, 0.15},   {"Q4_1", INF_TYPE_Q4_1, 0.15},  {"Q5_0", INF_TYPE_Q5_0, 0.08},
+    {"Q5_1", INF_TYPE_Q5_1, 0.08},   {"Q2_K", INF_TYPE_Q2_K, 0.50},  {"Q3_K_M", INF_TYPE_Q3_K, 0.30},
+    {"Q4_K_M", INF_TYPE_Q4_K, 0.15}, {"Q5_K_M", INF_TYPE_Q5_K, 0.08}, {"Q6_K", INF_TYPE_Q6_K, 0.04},
+};
+
+// Every 2-D tensor of micro-<TYPE>.gguf: dequantized close to micro-F32's, and requantized from F32
+// (every row_stride-th row: rows are independent, and the full check takes seconds in a sanitizer build)
+// identical block for block.
+static void test_micro_file(const gguf_file *f32, const char *dir, size_t k, int row_stride) {
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/models/synthetic/micro-%s.gguf", dir, micro_types[k].file);
+    gguf_file *f = NULL;
+    inf_status st = gguf_open(path, &f);
+    CHECK_MSG(st == INF_OK, "%s: %s", path, inf_last_error());
+    if (st != INF_OK) {
+        return;
+    }
+    const inf_type_traits *t = inf_type_get(micro_types[k].type);
+    inf_quantize_fn qf = inf_type_weight_quantizer(micro_types[k].type);
+    int64_t n_2d = 0, blocks = 0, same = 0;
+    double worst = 0;
+    for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
+        const gguf_tensor *q = gguf_tensor_at(f, i);
+        if (q->n_dims != 2) {
+            continue;
+        }
+        n_2d++;
+        const gguf_tensor *ref = gguf_find_tensor(f32, q->name);
+        CHECK_MSG(ref && ref->type == INF_TYPE_F32 && ref->n_elements == q->n_elements && ref->ne[0] == q->ne[0],
+                  "%s: %s has no F32 twin", path, q->name);
+        CHECK_MSG(q->type == micro_types[k].type, "%s: %s is %s", path, q->name, inf_type_name(q->type));
+        if (!ref || ref->n_elements != q->n_elements || ref->ne[0] != q->ne[0] || q->type != micro_types[k].type) {
+            continue;
+        }
+        const float *w = ref->data;
+        int64_t ne0 = q->ne[0], rows = (int64_t)q->n_elements / ne0;
+        size_t row_bytes = inf_row_size(q->type, ne0);
+        CHECK_EQ_INT(q->n_bytes, row_bytes * (size_t)rows);
+        float *deq = malloc((size_t)q->n_elements * sizeof(float));
+        uint8_t *requant = malloc(row_bytes);
+        fill_nan(deq, (int64_t)q->n_elements);
+        t->dequantize(q->data, deq, (int64_t)q->n_elements);
+        double e2 = 0, s2 = 0;
+        for (uint64_t j = 0; j < q->n_elements; j++) {
+            e2 += ((double)deq[j] - w[j]) * ((double)deq[j] - w[j]); // NaN (unwritten) fails the bound
+            s2 += (double)w[j] * w[j];
+        }
+        double rel = sqrt(e2 / s2);
+        worst = rel > worst || isnan(rel) ? rel : worst;
+        CHECK_MSG(rel < micro_types[k].bound, "%s: %s relative RMS error %.5f", path, q->name, rel);
+        for (int64_t r = 0; r < rows; r += row_stride) {
+            qf(w + r * ne0, requant, ne0);
+            const uint8_t *orig = (const uint8_t *)q->data + (size_t)r * row_bytes;
+            for (size_t b = 0; b < row_bytes / t->type_size; b++) {
+                same += memcmp(requant + b * t->type_size, orig + b * t->type_size, t->type_size) == 0;
+                blocks++;
+            }
+        }
+        free(deq);
+        free(requant);
+    }
+    CHECK_EQ_INT(n_2d, 30);
+    double frac = blocks ? (double)same / (double)blocks : 0;
+    printf("micro-%-7s %-4s: worst relative RMS error %.5f (bound %g); requantized %lld/%lld blocks "
+           "bit-identical (%.3f%%)\n",
+           micro_types[k].file, t->name, worst, micro_types[k].bound, (long long)same, (long long)blocks,
+           100 * frac);
+    CHECK_MSG(frac >= 0.99, "%s: only %.3f%% of blocks bit-identical", path, 100 * frac);
+    gguf_close(f);
+}
+
+static void test_micro_files(void) {
+    const char *dir = test_shared_dir();
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/models/synthetic/micro-F32.gguf", dir);
+    gguf_file *f32 = NULL;
+    if (gguf_open(path, &f32) != INF_OK) {
+        printf("skipping the file checks: %s: %s\n", path, inf_last_error());
+        return;
+    }
+    // INFERNO_QUANT_FULL=1 requantizes every row instead of every 4th.
+    const char *full = getenv("INFERNO_QUANT_FULL");
+    int stride = full && *full == '1' ? 1 : 4;
+    for (size_t k = 0; k < sizeof(micro_types) / sizeof(micro_types[0]); k++) {
+        test_micro_file(f32, dir, k, stride);
+    }
+    gguf_close(f32);
+}
+
 int main(void) {
     test_traits();
     test_fp16();
@@ -661,5 +844,7 @@ int main(void) {
     test_q8_zero();
     test_q8_error_bound();
     test_vec_dot_random();
+    test_weight_quantizers();
+    test_micro_files();
     return test_summary();
 }
