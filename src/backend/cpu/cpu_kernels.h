@@ -30,6 +30,7 @@ const inf_cpu_kernels *inf_cpu_kernels_variant(const char *isa);
 // CPU features found by CPUID (and enabled by the OS, XGETBV).
 typedef struct {
     bool avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avx512bf16, avx_vnni;
+    bool avx512dq; // the AVX-512 kernels are compiled with -mavx512dq, so the variant requires it
 } inf_cpu_features;
 const inf_cpu_features *inf_cpu_features_get(void);
 
