@@ -14,22 +14,47 @@
 #include <math.h>
 #include <string.h>
 
-// y (T, n_out) = x (T, n_in) · W^T, W stored as n_out rows of n_in elements in its block format.
-static void matmul(inf_session *s, const gguf_tensor *w, const float *x, int T, float *y) {
-    const inf_type_traits *tr = inf_type_get(w->type);
-    const inf_type_traits *vt = inf_type_get(tr->vec_dot_type);
+// ---- matmul in two phases, both split across the pool's threads ----
+// quantize_input: x (T, n_in) -> s->xq in the vec_dot_type of w (skipped when xq already holds x in that
+// type), then a barrier. matmul_rows: this thread's share of y (T, n_out) = x · W^T, W stored as n_out rows
+// of n_in elements in its block format. One token uses the dot-product kernel; more use GEMM tiles that
+// reuse each weight block across all tokens.
+typedef struct {
+    const float *x; // what xq currently holds, or NULL
+    inf_type type;
+} xq_state;
+
+static void quantize_input(inf_session *s, xq_state *qs, const gguf_tensor *w, const float *x, int T, int ith,
+                           int nth) {
+    inf_type vdt = inf_type_get(w->type)->vec_dot_type;
+    if (vdt == INF_TYPE_F32 || (qs->x == x && qs->type == vdt)) return;
+    int64_t n_in = w->ne[0];
+    size_t x_row = inf_row_size(vdt, n_in);
+    int64_t t0, t1;
+    inf_pool_share(T, ith, nth, 1, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) s->kern->quantize[vdt](x + t * n_in, (char *)s->xq + (size_t)t * x_row, n_in);
+    qs->x = x;
+    qs->type = vdt;
+    inf_pool_barrier(s->pool);
+}
+
+static void matmul_rows(inf_session *s, const gguf_tensor *w, const float *x, int T, float *y, int ith, int nth) {
+    inf_type vdt = inf_type_get(w->type)->vec_dot_type;
     int64_t n_in = w->ne[0], n_out = w->ne[1];
-    size_t w_row = inf_row_size(w->type, n_in);
-    size_t x_row = inf_row_size(tr->vec_dot_type, n_in);
-    const char *xq = (const char *)x;
-    if (tr->vec_dot_type != INF_TYPE_F32) {
-        for (int t = 0; t < T; t++) vt->quantize(x + (size_t)t * (size_t)n_in, (char *)s->xq + (size_t)t * x_row, n_in);
-        xq = s->xq;
-    }
+    size_t w_row = inf_row_size(w->type, n_in), x_row = inf_row_size(vdt, n_in);
+    const char *xq = vdt == INF_TYPE_F32 ? (const char *)x : (const char *)s->xq;
     const char *wd = w->data;
-    for (int64_t r = 0; r < n_out; r++) {
-        const void *wr = wd + (size_t)r * w_row;
-        for (int t = 0; t < T; t++) y[(size_t)t * (size_t)n_out + (size_t)r] = tr->vec_dot(n_in, wr, xq + (size_t)t * x_row);
+    int64_t r0, r1;
+    inf_pool_share(n_out, ith, nth, 16, &r0, &r1);
+    if (T == 1) {
+        inf_vec_dot_fn dot = s->kern->vec_dot[w->type];
+        for (int64_t r = r0; r < r1; r++) y[r] = dot(n_in, wd + (size_t)r * w_row, xq);
+        return;
+    }
+    inf_gemm_fn gemm = s->kern->gemm[w->type];
+    for (int64_t r = r0; r < r1; r += 16) {
+        int nr = (int)INF_MIN(16, r1 - r);
+        gemm(n_in, wd + (size_t)r * w_row, w_row, nr, xq, x_row, T, y + r, (size_t)n_out);
     }
 }
 
@@ -93,103 +118,164 @@ static void rope_apply(const inf_hparams *hp, float *x, int n_heads, const float
     }
 }
 
-// Causal grouped-query attention of token t (sequence seq, position pos) over the cached positions 0..pos
-// of its sequence; writes n_head*head_dim values to out.
-static void attention(inf_session *s, int layer, const float *q, int seq, int pos, float *out) {
+// Dot product and axpy with 8 independent accumulators, so the compiler vectorizes them.
+static float dot_f32(const float *a, const float *b, int n) {
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
+    float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+static void axpy_f32(float *y, float a, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+// Causal grouped-query attention of one query head of token t (sequence seq, position pos) over the cached
+// positions 0..pos of its sequence; writes head_dim values to out. scores has room for n_ctx floats.
+static void attention_head(inf_session *s, int layer, const float *qh, int h, int seq, int pos, float *scores,
+                           float *out) {
     const inf_hparams *hp = &s->model->hp;
     int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
     float scale = 1.0f / sqrtf((float)hd);
     size_t layer_off = (size_t)layer * (size_t)s->n_ctx * (size_t)s->kv_dim;
+    size_t kv_off = (size_t)(h / group) * (size_t)hd;
     const int32_t *cells = s->seq_cells + (size_t)seq * (size_t)s->n_ctx;
-    for (int h = 0; h < hp->n_head; h++) {
-        const float *qh = q + (size_t)h * (size_t)hd;
-        size_t kv_off = (size_t)(h / group) * (size_t)hd;
-        float mx = -INFINITY;
-        for (int j = 0; j <= pos; j++) {
-            const float *kj = s->k_cache + layer_off + (size_t)cells[j] * (size_t)s->kv_dim + kv_off;
-            float dot = 0.0f;
-            for (int i = 0; i < hd; i++) dot += qh[i] * kj[i];
-            s->scores[j] = dot * scale;
-            mx = INF_MAX(mx, s->scores[j]);
-        }
-        double sum = 0.0;
-        for (int j = 0; j <= pos; j++) {
-            float e = expf(s->scores[j] - mx);
-            s->scores[j] = e;
-            sum += (double)e;
-        }
-        float inv = (float)(1.0 / sum);
-        float *oh = out + (size_t)h * (size_t)hd;
-        for (int i = 0; i < hd; i++) oh[i] = 0.0f;
-        for (int j = 0; j <= pos; j++) {
-            const float *vj = s->v_cache + layer_off + (size_t)cells[j] * (size_t)s->kv_dim + kv_off;
-            float p = s->scores[j] * inv;
-            for (int i = 0; i < hd; i++) oh[i] += p * vj[i];
-        }
+    float mx = -INFINITY;
+    for (int j = 0; j <= pos; j++) {
+        const float *kj = s->k_cache + layer_off + (size_t)cells[j] * (size_t)s->kv_dim + kv_off;
+        scores[j] = dot_f32(qh, kj, hd) * scale;
+        mx = INF_MAX(mx, scores[j]);
+    }
+    double sum = 0.0;
+    for (int j = 0; j <= pos; j++) {
+        float e = expf(scores[j] - mx);
+        scores[j] = e;
+        sum += (double)e;
+    }
+    float inv = (float)(1.0 / sum);
+    for (int i = 0; i < hd; i++) out[i] = 0.0f;
+    for (int j = 0; j <= pos; j++) {
+        const float *vj = s->v_cache + layer_off + (size_t)cells[j] * (size_t)s->kv_dim + kv_off;
+        axpy_f32(out, scores[j] * inv, vj, hd);
     }
 }
 
-static void add_bias(float *x, const float *bias, int T, int n) {
-    if (!bias) return;
-    for (int t = 0; t < T; t++)
-        for (int i = 0; i < n; i++) x[(size_t)t * (size_t)n + (size_t)i] += bias[i];
-}
+typedef struct {
+    inf_session *s;
+    const inf_batch *b;
+} forward_ctx;
 
-void llama_forward(inf_session *s, const inf_batch *b) {
+// The whole forward pass, run by every thread of the pool at once; each step takes this thread's share and
+// the barriers order dependent steps. Every thread follows the same path, so the xq_state copies agree.
+static void forward_worker(void *arg, int ith, int nth) {
+    forward_ctx *fc = arg;
+    inf_session *s = fc->s;
+    const inf_batch *b = fc->b;
     const inf_model *m = s->model;
     const inf_hparams *hp = &m->hp;
     const int T = b->n_tokens, E = hp->n_embd, F = hp->n_ff;
     const int Q = hp->n_head * hp->head_dim, KV = s->kv_dim;
+    xq_state qs = {NULL, INF_TYPE_F32};
+    int64_t t0, t1;
+    inf_pool_share(T, ith, nth, 1, &t0, &t1);
 
-    // Embedding rows (dequantized from token_embd) and the RoPE table of each token's position.
+    // Embedding rows (dequantized from token_embd), the RoPE table of each token's position, and the first
+    // layer's attention norm.
     const inf_type_traits *et = inf_type_get(m->token_embd->type);
     size_t embd_row = inf_row_size(m->token_embd->type, E);
-    for (int t = 0; t < T; t++) {
-        et->dequantize((const char *)m->token_embd->data + (size_t)b->tokens[t] * embd_row, s->x + (size_t)t * E, E);
+    for (int64_t t = t0; t < t1; t++) {
+        et->dequantize((const char *)m->token_embd->data + (size_t)b->tokens[t] * embd_row, s->x + t * E, E);
         rope_table(m, b->pos[t], s->rope + (size_t)t * (size_t)hp->n_rot);
+        rmsnorm(s->xb + t * E, s->x + t * E, m->layers[0].attn_norm, E, hp->rms_eps);
     }
+    inf_pool_barrier(s->pool);
 
     for (int l = 0; l < hp->n_layer; l++) {
         const inf_layer *L = &m->layers[l];
-        // attention block
-        for (int t = 0; t < T; t++) rmsnorm(s->xb + (size_t)t * E, s->x + (size_t)t * E, L->attn_norm, E, hp->rms_eps);
-        matmul(s, L->wq, s->xb, T, s->q);
-        matmul(s, L->wk, s->xb, T, s->k);
-        matmul(s, L->wv, s->xb, T, s->v);
-        add_bias(s->q, L->bq, T, Q);
-        add_bias(s->k, L->bk, T, KV);
-        add_bias(s->v, L->bv, T, KV);
+        // attention block: Q, K, V projections (one quantization of the normed input when their types agree)
+        quantize_input(s, &qs, L->wq, s->xb, T, ith, nth);
+        matmul_rows(s, L->wq, s->xb, T, s->q, ith, nth);
+        quantize_input(s, &qs, L->wk, s->xb, T, ith, nth);
+        matmul_rows(s, L->wk, s->xb, T, s->k, ith, nth);
+        quantize_input(s, &qs, L->wv, s->xb, T, ith, nth);
+        matmul_rows(s, L->wv, s->xb, T, s->v, ith, nth);
+        inf_pool_barrier(s->pool);
+        // biases, RoPE and the KV-cache write, per token
         size_t layer_off = (size_t)l * (size_t)s->n_ctx * (size_t)KV;
-        for (int t = 0; t < T; t++) {
+        for (int64_t t = t0; t < t1; t++) {
+            float *q = s->q + t * Q, *k = s->k + t * KV, *v = s->v + t * KV;
             const float *cs = s->rope + (size_t)t * (size_t)hp->n_rot;
-            rope_apply(hp, s->q + (size_t)t * Q, hp->n_head, cs);
-            rope_apply(hp, s->k + (size_t)t * KV, hp->n_head_kv, cs);
-            memcpy(s->k_cache + layer_off + (size_t)s->cells[t] * KV, s->k + (size_t)t * KV, (size_t)KV * sizeof(float));
-            memcpy(s->v_cache + layer_off + (size_t)s->cells[t] * KV, s->v + (size_t)t * KV, (size_t)KV * sizeof(float));
+            if (L->bq) for (int i = 0; i < Q; i++) q[i] += L->bq[i];
+            if (L->bk) for (int i = 0; i < KV; i++) k[i] += L->bk[i];
+            if (L->bv) for (int i = 0; i < KV; i++) v[i] += L->bv[i];
+            rope_apply(hp, q, hp->n_head, cs);
+            rope_apply(hp, k, hp->n_head_kv, cs);
+            memcpy(s->k_cache + layer_off + (size_t)s->cells[t] * KV, k, (size_t)KV * sizeof(float));
+            memcpy(s->v_cache + layer_off + (size_t)s->cells[t] * KV, v, (size_t)KV * sizeof(float));
         }
-        for (int t = 0; t < T; t++) attention(s, l, s->q + (size_t)t * Q, b->seq_id[t], b->pos[t], s->xb + (size_t)t * Q);
-        matmul(s, L->wo, s->xb, T, s->xb2);
-        for (size_t i = 0; i < (size_t)T * E; i++) s->x[i] += s->xb2[i];
-
+        inf_pool_barrier(s->pool);
+        // attention, one (token, head) pair at a time
+        int64_t p0, p1;
+        inf_pool_share((int64_t)T * hp->n_head, ith, nth, 1, &p0, &p1);
+        float *scores = s->scores + (size_t)ith * (size_t)s->n_ctx;
+        for (int64_t p = p0; p < p1; p++) {
+            int t = (int)(p / hp->n_head), h = (int)(p % hp->n_head);
+            attention_head(s, l, s->q + (size_t)t * Q + (size_t)h * hp->head_dim, h, b->seq_id[t], b->pos[t], scores,
+                           s->xb + (size_t)t * Q + (size_t)h * hp->head_dim);
+        }
+        qs.x = NULL; // xb now holds the attention output
+        inf_pool_barrier(s->pool);
+        quantize_input(s, &qs, L->wo, s->xb, T, ith, nth);
+        matmul_rows(s, L->wo, s->xb, T, s->xb2, ith, nth);
+        inf_pool_barrier(s->pool);
+        // residual, then the feed-forward norm
+        for (int64_t t = t0; t < t1; t++) {
+            for (int i = 0; i < E; i++) s->x[t * E + i] += s->xb2[t * E + i];
+            rmsnorm(s->xb + t * E, s->x + t * E, L->ffn_norm, E, hp->rms_eps);
+        }
+        qs.x = NULL; // xb now holds the feed-forward input
+        inf_pool_barrier(s->pool);
         // feed-forward block: down(silu(gate(x)) * up(x))
-        for (int t = 0; t < T; t++) rmsnorm(s->xb + (size_t)t * E, s->x + (size_t)t * E, L->ffn_norm, E, hp->rms_eps);
-        matmul(s, L->ffn_gate, s->xb, T, s->hb);
-        matmul(s, L->ffn_up, s->xb, T, s->hb2);
-        for (size_t i = 0; i < (size_t)T * F; i++) {
-            float g = s->hb[i];
-            s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
+        quantize_input(s, &qs, L->ffn_gate, s->xb, T, ith, nth);
+        matmul_rows(s, L->ffn_gate, s->xb, T, s->hb, ith, nth);
+        quantize_input(s, &qs, L->ffn_up, s->xb, T, ith, nth);
+        matmul_rows(s, L->ffn_up, s->xb, T, s->hb2, ith, nth);
+        inf_pool_barrier(s->pool);
+        for (int64_t t = t0; t < t1; t++)
+            for (int i = 0; i < F; i++) {
+                float g = s->hb[t * F + i];
+                s->hb[t * F + i] = g / (1.0f + expf(-g)) * s->hb2[t * F + i];
+            }
+        inf_pool_barrier(s->pool);
+        quantize_input(s, &qs, L->ffn_down, s->hb, T, ith, nth);
+        matmul_rows(s, L->ffn_down, s->hb, T, s->xb2, ith, nth);
+        inf_pool_barrier(s->pool);
+        // residual, then the next layer's attention norm (or, after the last layer, the output norm of the
+        // tokens that asked for logits, packed in output-row order)
+        for (int64_t t = t0; t < t1; t++) {
+            for (int i = 0; i < E; i++) s->x[t * E + i] += s->xb2[t * E + i];
+            if (l + 1 < hp->n_layer) rmsnorm(s->xb + t * E, s->x + t * E, m->layers[l + 1].attn_norm, E, hp->rms_eps);
         }
-        matmul(s, L->ffn_down, s->hb, T, s->xb2);
-        for (size_t i = 0; i < (size_t)T * E; i++) s->x[i] += s->xb2[i];
+        qs.x = NULL; // xb is rewritten
+        inf_pool_barrier(s->pool);
     }
 
-    // Final norm and output head, only for the tokens that asked for logits (packed in output-row order).
+    for (int64_t t = t0; t < t1; t++)
+        if (s->out_row[t] >= 0)
+            rmsnorm(s->xb + (size_t)s->out_row[t] * E, s->x + t * E, m->output_norm, E, hp->rms_eps);
     int n_out = 0;
-    for (int t = 0; t < T; t++) {
-        if (s->out_row[t] < 0) continue;
-        rmsnorm(s->xb + (size_t)s->out_row[t] * E, s->x + (size_t)t * E, m->output_norm, E, hp->rms_eps);
-        n_out++;
-    }
-    if (n_out && s->embeddings) memcpy(s->embd, s->xb, (size_t)n_out * (size_t)E * sizeof(float));
-    if (n_out) matmul(s, m->output, s->xb, n_out, s->logits);
+    for (int t = 0; t < T; t++) n_out += s->out_row[t] >= 0;
+    inf_pool_barrier(s->pool);
+    if (!n_out) return;
+    if (s->embeddings && ith == 0) memcpy(s->embd, s->xb, (size_t)n_out * (size_t)E * sizeof(float));
+    quantize_input(s, &qs, m->output, s->xb, n_out, ith, nth);
+    matmul_rows(s, m->output, s->xb, n_out, s->logits, ith, nth);
+}
+
+void llama_forward(inf_session *s, const inf_batch *b) {
+    forward_ctx fc = {s, b};
+    inf_pool_run(s->pool, forward_worker, &fc);
 }

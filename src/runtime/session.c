@@ -11,14 +11,15 @@ inf_session_params inf_session_default_params(void) {
 }
 
 // Bytes of every buffer inf_session_init allocates for these sizes (the memory planner's figure).
-static uint64_t session_bytes(const inf_hparams *hp, int n_ctx, int n_batch, int n_seq, size_t xq_row) {
+static uint64_t session_bytes(const inf_hparams *hp, int n_ctx, int n_batch, int n_seq, int n_threads,
+                              size_t xq_row) {
     uint64_t kv_dim = (uint64_t)hp->n_head_kv * hp->head_dim, q_dim = (uint64_t)hp->n_head * hp->head_dim;
     uint64_t b = (uint64_t)n_batch, f = sizeof(float);
     uint64_t kv = 2ull * (uint64_t)hp->n_layer * (uint64_t)n_ctx * kv_dim * f;
     uint64_t tables = (uint64_t)n_ctx * 4 + (uint64_t)n_seq * ((uint64_t)n_ctx + 1) * 4;
     uint64_t scratch = b * f * (2 * (uint64_t)hp->n_embd + INF_MAX((uint64_t)hp->n_embd, q_dim) + q_dim +
                                 2 * kv_dim + 2 * (uint64_t)hp->n_ff + (uint64_t)hp->n_rot) +
-                       (uint64_t)n_ctx * f + b * xq_row + b * 8;
+                       (uint64_t)n_ctx * f * (uint64_t)n_threads + b * xq_row + b * 8;
     return kv + tables + scratch;
 }
 
@@ -44,7 +45,7 @@ uint64_t inf_model_session_bytes(const inf_model *m, int n_ctx, int n_batch, int
     if (n_batch <= 0) n_batch = 512;
     if (n_seq <= 0) n_seq = 1;
     n_batch = INF_MIN(n_batch, n_ctx);
-    return session_bytes(&m->hp, n_ctx, n_batch, n_seq, widest_activation_row(m));
+    return session_bytes(&m->hp, n_ctx, n_batch, n_seq, m->n_threads, widest_activation_row(m));
 }
 
 inf_status inf_session_init(inf_model *m, const inf_session_params *params, inf_session **out) {
@@ -67,10 +68,10 @@ inf_status inf_session_init(inf_model *m, const inf_session_params *params, inf_
     s->n_ctx = p.n_ctx;
     s->n_batch = p.n_batch;
     s->n_seq_max = p.n_seq_max;
-    s->n_threads = p.n_threads > 0 ? p.n_threads : m->n_threads;
+    s->n_threads = INF_MIN(p.n_threads > 0 ? p.n_threads : m->n_threads, 1024);
     s->kv_dim = hp->n_head_kv * hp->head_dim;
     s->xq_row_bytes = widest_activation_row(m);
-    uint64_t bytes = session_bytes(hp, s->n_ctx, s->n_batch, s->n_seq_max, s->xq_row_bytes);
+    uint64_t bytes = session_bytes(hp, s->n_ctx, s->n_batch, s->n_seq_max, s->n_threads, s->xq_row_bytes);
     if (bytes > SIZE_MAX / 2) {
         free(s);
         return inf_fail(INF_ERR_NOMEM, "a session of %d tokens would need %llu bytes", p.n_ctx, (unsigned long long)bytes);
@@ -90,14 +91,15 @@ inf_status inf_session_init(inf_model *m, const inf_session_params *params, inf_
     s->v = inf_malloc_array(B * (size_t)s->kv_dim, sizeof(float));
     s->hb = inf_malloc_array(B * (size_t)hp->n_ff, sizeof(float));
     s->hb2 = inf_malloc_array(B * (size_t)hp->n_ff, sizeof(float));
-    s->scores = inf_malloc_array((size_t)s->n_ctx, sizeof(float));
+    s->scores = inf_malloc_array((size_t)s->n_ctx * (size_t)s->n_threads, sizeof(float));
+    s->kern = inf_cpu_kernels_get();
     s->rope = inf_malloc_array(B * (size_t)hp->n_rot, sizeof(float));
     s->xq = inf_aligned_alloc(64, B * s->xq_row_bytes);
     s->cells = inf_malloc_array(B, sizeof(int32_t));
     s->out_row = inf_malloc_array(B, sizeof(int32_t));
     if (!s->k_cache || !s->v_cache || !s->free_cells || !s->seq_cells || !s->seq_len || !s->x || !s->xb ||
         !s->xb2 || !s->q || !s->k || !s->v || !s->hb || !s->hb2 || !s->scores || !s->rope || !s->xq || !s->cells ||
-        !s->out_row) {
+        !s->out_row || inf_pool_init(s->n_threads, &s->pool) != INF_OK) {
         inf_session_free(s);
         return inf_fail(INF_ERR_NOMEM, "out of memory allocating a session of %d tokens (%.1f MiB)", p.n_ctx,
                         (double)bytes / (1024.0 * 1024.0));
@@ -134,6 +136,7 @@ void inf_session_free(inf_session *s) {
     free(s->out_row);
     free(s->logits);
     free(s->embd);
+    inf_pool_free(s->pool);
     free(s);
 }
 

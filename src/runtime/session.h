@@ -7,6 +7,8 @@
 #ifndef INFERNO_SESSION_H
 #define INFERNO_SESSION_H
 
+#include "backend/cpu/cpu_kernels.h"
+#include "core/threadpool.h"
 #include "model/model.h"
 
 struct inf_session {
@@ -30,7 +32,7 @@ struct inf_session {
     float *v;      // (n_batch, kv_dim)
     float *hb;     // (n_batch, n_ff)
     float *hb2;    // (n_batch, n_ff)
-    float *scores; // (n_ctx) attention weights of one head
+    float *scores; // (n_threads, n_ctx) attention weights of one head, per thread
     float *rope;   // (n_batch, n_rot) cos/sin pairs per token
     void *xq;      // (n_batch, row bytes of the widest quantized activation)
     size_t xq_row_bytes;
@@ -43,6 +45,8 @@ struct inf_session {
     float *embd;        // (n_outputs, n_embd) when embeddings is on
     size_t embd_rows;   // capacity in rows
     int n_last;         // tokens in the last batch
+    inf_pool *pool;     // n_threads workers that run the forward pass together
+    const inf_cpu_kernels *kern;
 };
 
 // Runs the model over batch (already validated; cells[] assigned) and writes logits for requested tokens.

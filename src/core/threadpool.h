@@ -1,0 +1,33 @@
+// threadpool.h: a persistent pool of worker threads that run one function on every thread at once, with a
+// spinning barrier for the phases inside it. The forward pass runs on it: every thread walks the same
+// sequence of operations, each taking its share (rows, tokens, heads), with a barrier between dependent
+// steps. Nothing is created or allocated per run. Leaves out: task queues and work stealing.
+#ifndef INFERNO_THREADPOOL_H
+#define INFERNO_THREADPOOL_H
+
+#include "core/core.h"
+
+typedef struct inf_pool inf_pool;
+typedef void (*inf_pool_fn)(void *ctx, int ith, int nth);
+
+// Starts n_threads - 1 workers (the caller of inf_pool_run is thread 0). n_threads in [1, 1024].
+inf_status inf_pool_init(int n_threads, inf_pool **out);
+void inf_pool_free(inf_pool *p);
+int inf_pool_size(const inf_pool *p);
+// Runs fn(ctx, ith, nth) on all threads and returns when every one has returned. Not reentrant: one run at
+// a time per pool.
+void inf_pool_run(inf_pool *p, inf_pool_fn fn, void *ctx);
+// Inside fn: returns when all threads of the run have called it (memory written before is visible after).
+void inf_pool_barrier(inf_pool *p);
+
+// The [begin, end) share of thread ith out of nth for n items, in chunks aligned to `align` items.
+static inline void inf_pool_share(int64_t n, int ith, int nth, int64_t align, int64_t *begin, int64_t *end) {
+    int64_t chunks = (n + align - 1) / align;
+    int64_t per = chunks / nth, extra = chunks % nth;
+    int64_t c0 = ith * per + (ith < extra ? ith : extra);
+    int64_t c1 = c0 + per + (ith < extra ? 1 : 0);
+    *begin = INF_MIN(c0 * align, n);
+    *end = INF_MIN(c1 * align, n);
+}
+
+#endif // INFERNO_THREADPOOL_H
