@@ -225,7 +225,10 @@ int main(int argc, char **argv) {
         if (!root) continue;
         snprintf(path, sizeof path, "%s/%s", dir, gc->model);
         inf_model *m = NULL;
-        inf_status st = inf_model_load(path, NULL, &m);
+        // One thread: ctest runs tests in parallel on small machines; test_session covers the pool.
+        inf_model_params mp = inf_model_default_params();
+        mp.n_threads = 1;
+        inf_status st = inf_model_load(path, &mp, &m);
         CHECK_MSG(st == INF_OK, "%s: %s", gc->label, inf_last_error());
         if (st == INF_OK) {
             check_teacher_forced(gc, m, root);

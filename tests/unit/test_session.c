@@ -32,7 +32,8 @@ static void test_multi_sequence(inf_model *m, json_object *golden) {
         for (int i = 0; i < n_prompt[s]; i++) prompt[s][i] = json_object_get_int(json_object_array_get_idx(pt, i));
         for (int i = 0; i < n_gold[s]; i++) gold[s][i] = json_object_get_int(json_object_array_get_idx(gt, i));
     }
-    inf_session_params sp = {.n_ctx = 256, .n_batch = 64, .n_seq_max = 3};
+    // Three threads, so the pool's split of rows, tokens and heads is exercised.
+    inf_session_params sp = {.n_ctx = 256, .n_batch = 64, .n_seq_max = 3, .n_threads = 3};
     inf_session *sess = NULL;
     CHECK(inf_session_init(m, &sp, &sess) == INF_OK);
     if (!sess) return;
