@@ -4,7 +4,7 @@
 # seeds reproduce, stop strings, the context limit, and clear errors for bad flags, values and files.
 # usage: test_run.sh INFERNO_BINARY SHARED_DIR
 set -u
-bin="$1"; shared="$2"
+bin="$1"; shared="${INFERNO_SHARED:-$2}"
 model="$shared/models/stories260K.gguf"
 [ -x "$bin" ] || { echo "SKIP: $bin not built"; exit 77; }
 [ -f "$model" ] || { echo "SKIP: $model not found"; exit 77; }
