@@ -228,17 +228,29 @@ void inf_stop_matcher_flush(inf_stop_matcher *m, const char **emit, size_t *n_em
 // Engine: one model serving many concurrent requests. A scheduler thread owns a session and builds every
 // forward step from all running sequences (each one's next token plus a chunk of pending prompt), so
 // concurrent requests share the weight reads (continuous batching).
+//
+// Context: the pool has n_ctx KV cells; one sequence holds at most min(n_ctx, the model's training context)
+// positions (its prompt plus what it generates; longer prompts are refused, and reaching the limit ends a
+// generation with INF_FINISH_LENGTH). A request leaves the queue when a sequence slot is free and the
+// unreserved free cells cover its whole prompt (FIFO: the head waits, the others behind it too). A running
+// sequence that finds no cell for its next token is finished with INF_FINISH_LENGTH; when several lack
+// cells, the one holding the most goes first (its cells may let the others go on). Finished, cancelled and
+// timed-out sequences free their cells before the next step.
 // ---------------------------------------------------------------------------------------------------------
 typedef struct inf_engine inf_engine;
 
 typedef struct {
-    int n_ctx;         // KV cells shared by all sequences (0 = n_seq_max x the model's training context, capped)
-    int n_batch;       // most tokens per forward step (prompt chunks are cut to fit)
-    int n_seq_max;     // most sequences running at once
-    int max_queue;     // most requests waiting to start; inf_engine_submit returns INF_ERR_BUSY beyond
+    int n_ctx;         // KV cells shared by all sequences (0 = n_seq_max x the model's training context, capped
+                       // at the larger of 8192 and the training context)
+    int n_batch;       // most tokens per forward step (prompt chunks are cut to fit; may be < n_seq_max, then
+                       // the running sequences take turns)
+    int n_seq_max;     // most sequences running at once (1..4096)
+    int max_queue;     // most requests waiting to start (0..65536): submit returns INF_ERR_BUSY when running +
+                       // queued requests already number n_seq_max + max_queue
     int n_threads;     // CPU threads (0 = the model's)
 } inf_engine_params;
 
+// n_ctx 0, n_batch 512, n_seq_max 4, max_queue 64, n_threads 0.
 inf_engine_params inf_engine_default_params(void);
 
 typedef enum {
@@ -273,10 +285,18 @@ typedef struct {
     bool ignore_eos;
     bool embeddings;         // run the prompt and return its pooled embedding instead of generating
     int n_top_logprobs;      // 0..20: alternatives reported with each token's log-probability
-    double timeout_seconds;  // 0 = none
+    double timeout_seconds;  // 0 = none; counted from submit (queue time included), checked before every step
     // Callbacks run on the scheduler thread and must not block. on_token gets each token's text as it becomes
     // safe to show (stop strings held back; may be empty), its log-probability and the top alternatives
     // (n_top entries). on_done is called exactly once, last; after it the request is forgotten.
+    // Details: log-probabilities come from the softmax of the raw logits (temperature 1, no penalties); the
+    // top alternatives are best first and may include the chosen token. The token that completes a stop
+    // string is reported with the text before the stop string. End-of-generation tokens are not reported.
+    // When generation ends other than by a stop string, cancellation or an error, text still held back (a
+    // stop-string prefix that never completed, an unfinished UTF-8 character) comes in one last on_token
+    // call with token -1, logprob 0 and no alternatives. text, top_ids and top_logprobs are borrowed for
+    // the call; the result (and its embedding) for on_done. Callbacks may call submit, cancel and
+    // get_stats, never inf_engine_free. Embeddings requests finish with INF_FINISH_STOP.
     void (*on_token)(void *user, inf_token token, const char *text, size_t len, float logprob,
                      const inf_token *top_ids, const float *top_logprobs, int n_top);
     void (*on_done)(void *user, const inf_request_result *result);
@@ -286,17 +306,21 @@ typedef struct {
 inf_status inf_engine_init(inf_model *model, const inf_engine_params *params, inf_engine **out);
 // Cancels what is running or queued (each gets on_done with INF_FINISH_CANCELLED) and stops the thread.
 void inf_engine_free(inf_engine *e);
-// Queues a request; *id gets its id. INF_ERR_BUSY when the queue is full, INF_ERR_INVALID_ARG for a bad
-// request (prompt longer than the context, too many stops, ...), with nothing queued.
+// Queues a request; *id (may be NULL) gets its id, never 0. INF_ERR_BUSY when the queue is full,
+// INF_ERR_INVALID_ARG for a bad request (prompt longer than the context, too many stops, ...), with nothing
+// queued.
 inf_status inf_engine_submit(inf_engine *e, const inf_request *req, uint64_t *id);
 // Cancels a request (queued or running); its cells are freed at once. No-op for unknown or finished ids.
+// The scheduler acts on it before its next step: tokens of a step already in progress may still reach
+// on_token, and a request that finishes in that step keeps its own finish reason.
 void inf_engine_cancel(inf_engine *e, uint64_t id);
 
 typedef struct {
     int running, queued;
     int cells_used, cells_total;
-    uint64_t prompt_tokens, generated_tokens, steps, requests_done;
+    uint64_t prompt_tokens, generated_tokens, steps, requests_done; // totals since init
 } inf_engine_stats;
+// A snapshot taken at the start and end of each step (and at each submit for queued).
 void inf_engine_get_stats(inf_engine *e, inf_engine_stats *st);
 const inf_model *inf_engine_model(const inf_engine *e);
 
