@@ -170,6 +170,12 @@ void inf_session_seq_clear(inf_session *s, int seq_id); // forget a sequence; it
 // Drops the positions >= pos of a sequence (to rewind after a partial match, say).
 void inf_session_seq_truncate(inf_session *s, int seq_id, int pos);
 
+// Embeddings: when on, decode also keeps the final-norm hidden state (n_embd floats) of every token that asks
+// for logits; inf_session_embedding returns it (same indexing and lifetime as inf_session_logits).
+void inf_session_set_embeddings(inf_session *s, bool on);
+const float *inf_session_embedding(const inf_session *s, int i);
+int inf_model_n_embd(const inf_model *model);
+
 // Perplexity exactly as llama.cpp's perplexity tool computes it: the text is tokenized with BOS, cut into
 // n_tokens / n_ctx chunks of n_ctx tokens; each chunk starts with BOS (replacing its first token), goes
 // through a fresh cache in batches of n_batch, and only the second half is scored (n_ctx/2 - 1 predictions
@@ -399,6 +405,37 @@ size_t inf_config_standard_path(int i, char *buf, size_t cap);
 // ---------------------------------------------------------------------------------------------------------
 double inf_time_now(void); // monotonic seconds
 const char *inf_system_info(void); // CPU features and build options, one line
+
+// ---------------------------------------------------------------------------------------------------------
+// Model files: quantize an F32/F16/BF16 GGUF, or synthesize a random-weight llama model (benchmarks).
+// Both write "<out>.tmp" and rename it onto out at the end, so a failure never leaves a partial file.
+// Type names (case-insensitive, as llama-quantize takes them): F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
+// Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K; Q3_K, Q4_K and Q5_K mean the _M mixes.
+// ---------------------------------------------------------------------------------------------------------
+typedef struct {
+    const char *type; // target type name, e.g. "Q4_K_M"
+    int n_threads;    // 0 = all online cores
+    bool pure;        // every quantizable 2-D tensor gets the base type (llama-quantize --pure); otherwise
+                      // llama.cpp's per-tensor rules (Q6_K output, more bits in some attn_v/ffn_down, ...)
+} inf_quantize_params;
+
+inf_quantize_params inf_quantize_default_params(void); // Q4_K_M, all cores, not pure
+
+// Converts the model at in to out. The input must hold only F32, F16 and BF16 tensors (no requantizing).
+// Metadata is copied, general.file_type set to llama.cpp's id for the type, tensor order kept; 1-D tensors
+// and norms stay as they are. Fails with a message naming the file (and tensor) for a missing or malformed
+// input, an unknown type, rows that do not fit the type's blocks, out naming the input, or a write error.
+inf_status inf_quantize_file(const char *in, const char *out, const inf_quantize_params *params);
+
+// Writes a llama model of a named shape with random weights: every 2-D weight N(0, 0.02^2), norms 1.0,
+// quantized on the fly to type (NULL: "F16") with the same per-tensor rules as inf_quantize_file. The
+// tokenizer (every tokenizer.* key) is copied from the GGUF at vocab_path, and the vocabulary size is its
+// token count. The same seed gives the same file. Shapes: see inf_synth_shape_at.
+inf_status inf_synth_model(const char *shape, const char *vocab_path, const char *out, const char *type,
+                           uint64_t seed);
+
+// The i-th known shape (name and a one-line description, both static); false past the last.
+bool inf_synth_shape_at(int i, const char **name, const char **description);
 
 #ifdef __cplusplus
 }

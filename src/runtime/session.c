@@ -59,8 +59,10 @@ inf_status inf_session_init(inf_model *m, const inf_session_params *params, inf_
     if (p.n_seq_max <= 0 || p.n_seq_max > 4096)
         return inf_fail(INF_ERR_INVALID_ARG, "n_seq_max %d out of range [1, 4096]", p.n_seq_max);
     p.n_batch = INF_MIN(p.n_batch, p.n_ctx);
-    if (p.n_ctx > hp->n_ctx_train)
-        inf_log(INF_LOG_WARN, "context size %d exceeds the model's training context %d", p.n_ctx, hp->n_ctx_train);
+    // The pool is shared by n_seq_max sequences; warn when one sequence could outgrow the training context.
+    if (p.n_ctx / p.n_seq_max > hp->n_ctx_train)
+        inf_log(INF_LOG_WARN, "context size %d per sequence exceeds the model's training context %d",
+                p.n_ctx / p.n_seq_max, hp->n_ctx_train);
 
     inf_session *s = inf_calloc(1, sizeof *s);
     if (!s) return inf_fail(INF_ERR_NOMEM, "out of memory");
