@@ -1,4 +1,5 @@
-// engine_int.h: the engine's limits. Shared only by runtime/engine.c and tests/unit/test_engine.c; not part of the API.
+// engine_int.h: the engine's limits. Shared only by runtime/engine.c and tests/unit/test_engine.c;
+// not part of the API.
 #ifndef INFERNO_ENGINE_INT_H
 #define INFERNO_ENGINE_INT_H
 
