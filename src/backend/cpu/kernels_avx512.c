@@ -23,12 +23,6 @@ INF_INLINE uint32_t load_u32(const void *p) {
     return v;
 }
 
-INF_INLINE uint64_t load_u64(const void *p) {
-    uint64_t v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-
 // ---- activation quantizers ----
 
 static void quantize_row_f16_avx512(const float *src, void *dst, int64_t n) {
