@@ -63,8 +63,16 @@ typedef struct inf_model inf_model;
 typedef struct {
     int n_threads; // threads for the CPU backend (0 = all online cores)
     bool verbose;  // print the load log at INFO level (otherwise DEBUG)
+    // GPU placement (CUDA builds). The last n_gpu_layers layers run on the GPU, with the final norm and the
+    // output head; the first ones and the token embedding on the CPU (one hand-over of the hidden state per
+    // step). 0 = CPU only; >= n_layer (999) = all; -1 = auto: as many as fit in free VRAM, planned from
+    // exact buffer sizes with room for a session of min(n_ctx_train, 4096) tokens and a batch of 512.
+    // When CUDA is missing or fails, the load log says why and the model runs on the CPU.
+    bool gpu_enabled;  // false: CPU only, whatever n_gpu_layers says
+    int n_gpu_layers;
 } inf_model_params;
 
+// n_threads 0, verbose false, gpu_enabled true, n_gpu_layers 0 (CPU unless the caller asks).
 inf_model_params inf_model_default_params(void);
 
 // Opens and maps the GGUF at path, checks it, binds the tensors of its architecture.
@@ -86,6 +94,8 @@ typedef struct {
     const char *file_type;  // dominant tensor type name, e.g. "Q4_K"
     int bos, eos;           // -1 when absent
     bool add_bos;
+    int n_gpu_layers;       // layers placed on the GPU (0: CPU only)
+    const char *gpu;        // "CUDA0: <name> (cc X.Y, N MiB)", or why the GPU is not used ("" when not asked)
 } inf_model_info;
 
 // Fills *info with borrowed strings valid while the model lives.
@@ -340,13 +350,18 @@ typedef struct {
 } inf_chat_message;
 
 // Renders messages into a prompt. template_name NULL: detect from the model's template (ChatML when the model
-// has none); otherwise one of "chatml", "llama2", "llama3", "zephyr", "mistral", "phi3", "gemma".
+// has none); otherwise one of "chatml", "llama2", "llama3", "zephyr", "mistral", "mistral-v1", "mistral-v3",
+// "mistral-v3-tekken", "mistral-v7", "mistral-v7-tekken", "phi3", "gemma" (another name: INF_ERR_INVALID_ARG).
 // add_assistant_prefix ends the prompt with the assistant turn's opening. *out is malloc'd (caller frees).
-// INF_ERR_UNSUPPORTED names a template it cannot render.
+// INF_ERR_UNSUPPORTED names a model template it cannot recognise.
 inf_status inf_chat_render(const inf_model *model, const char *template_name, const inf_chat_message *msgs, int n,
                            bool add_assistant_prefix, char **out);
 // The family detected for the model ("chatml", ...), or NULL when its template is not recognised.
 const char *inf_chat_template_detect(const inf_model *model);
+// The text that ends an assistant turn in that template (template_name NULL: the detected one), e.g.
+// "<|im_end|>" for ChatML; the EOS token's text for families that end turns with EOS. Use it as a stop
+// string: models that lack it as a special token would otherwise print it. Static or model-owned string.
+const char *inf_chat_end_marker(const inf_model *model, const char *template_name);
 
 // ---------------------------------------------------------------------------------------------------------
 // Configuration: defaults < config files < INFERNO_* environment < flags. Each value remembers its source.

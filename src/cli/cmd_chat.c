@@ -244,21 +244,6 @@ static void chat_reset(chat_state *c) {
     inf_sampler_reset(c->smp);
 }
 
-// The template's end-of-turn text, for the families whose answers end with one; the others end answers
-// with EOS, which is an end-of-generation token anyway, so its text serves for models that lack it.
-static const char *chat_end_marker(const inf_model *model, const char *family) {
-    static const struct {
-        const char *family, *marker;
-    } markers[] = {
-        {"chatml", "<|im_end|>"}, {"llama3", "<|eot_id|>"}, {"phi3", "<|end|>"}, {"gemma", "<end_of_turn>"},
-    };
-    for (size_t i = 0; family && i < sizeof markers / sizeof markers[0]; i++)
-        if (!strcmp(family, markers[i].family)) return markers[i].marker;
-    int eos = inf_token_eos(model);
-    const char *text = eos >= 0 ? inf_token_text(model, eos) : NULL;
-    return text && text[0] ? text : "</s>";
-}
-
 typedef enum { CHAT_TURN_DONE, CHAT_TURN_SKIPPED, CHAT_TURN_FATAL } chat_turn_result;
 
 // Prints a piece of the answer and keeps it; false when the answer reached its cap.
@@ -486,7 +471,7 @@ int cmd_chat(int argc, char **argv) {
     }
     free(probe);
     const char *family = o.tmpl_name ? o.tmpl_name : inf_chat_template_detect(c.model);
-    c.end_marker = chat_end_marker(c.model, family);
+    c.end_marker = inf_chat_end_marker(c.model, family);
 
     if (o.ctx_default && o.ctx > info.n_ctx_train) o.ctx = info.n_ctx_train;
     inf_session_params sp = {.n_ctx = (int)o.ctx, .n_batch = (int)o.batch, .n_seq_max = 1, .n_threads = (int)o.threads};

@@ -524,3 +524,19 @@ const char *inf_chat_template_detect(const inf_model *model) {
     chat_family fam = chat_family_detect(tmpl);
     return fam == CHAT_FAMILY_UNKNOWN ? NULL : chat_family_name(fam);
 }
+
+// The end-of-turn text of a family, for the families whose answers end with one; the others end answers with
+// EOS, which is an end-of-generation token anyway, so its text serves for models that render it as text.
+const char *inf_chat_end_marker(const inf_model *model, const char *template_name) {
+    static const struct {
+        const char *family, *marker;
+    } markers[] = {
+        {"chatml", "<|im_end|>"}, {"llama3", "<|eot_id|>"}, {"phi3", "<|end|>"}, {"gemma", "<end_of_turn>"},
+    };
+    const char *family = template_name ? template_name : inf_chat_template_detect(model);
+    for (size_t i = 0; family && i < sizeof markers / sizeof markers[0]; i++)
+        if (!strcmp(family, markers[i].family)) return markers[i].marker;
+    int eos = inf_token_eos(model);
+    const char *text = eos >= 0 ? inf_token_text(model, eos) : NULL;
+    return text && text[0] ? text : "</s>";
+}
