@@ -31,6 +31,7 @@ static void run_usage(FILE *out) {
             "  -c, --ctx-size N         context size in tokens (default: config context_size, 2048)\n"
             "  -b, --batch-size N       prompt tokens per forward pass (default: config batch_size, 512)\n"
             "  -t, --threads N          CPU threads (default: config threads; 0 = all cores)\n"
+            "  -ngl, --gpu-layers N     layers on the GPU: 0..999 (999 = all) or auto (default: config gpu_layers)\n"
             "      --no-stream          print the text once generation ends instead of token by token\n"
             "      --echo               print the prompt before the generated text\n"
             "  -v, --verbose            print the load log, the prompt tokens and the seed\n"
@@ -39,10 +40,10 @@ static void run_usage(FILE *out) {
 
 typedef struct {
     const char *model, *prompt, *file;
-    long max_tokens, ctx, batch, threads, top_k, repeat_last_n;
+    long max_tokens, ctx, batch, threads, top_k, repeat_last_n, gpu_layers; // gpu_layers -1 = auto
     double temp, top_p, min_p, repeat_penalty, freq_penalty, presence_penalty;
     unsigned long long seed;
-    bool seed_set, no_stream, echo, verbose, ignore_eos, ctx_default;
+    bool seed_set, no_stream, echo, verbose, ignore_eos, ctx_default, gpu_enabled;
     const char *stops[RUN_MAX_STOPS];
     int n_stops;
 } run_opts;
@@ -53,6 +54,8 @@ static bool run_parse(int argc, char **argv, inf_config *cfg, run_opts *o) {
                     .ctx = inf_config_get_int(cfg, "backend_config.context_size"),
                     .batch = inf_config_get_int(cfg, "backend_config.batch_size"),
                     .threads = inf_config_get_int(cfg, "backend_config.threads"),
+                    .gpu_layers = inf_config_get_int(cfg, "backend_config.gpu_layers"),
+                    .gpu_enabled = inf_config_get_bool(cfg, "backend_config.gpu_enabled"),
                     .top_k = 40,
                     .repeat_last_n = 64,
                     .temp = 0.8,
@@ -76,7 +79,14 @@ static bool run_parse(int argc, char **argv, inf_config *cfg, run_opts *o) {
         else if (IS("-c", "--ctx-size")) { VALUE(); if (!cli_parse_int(cmd, a, v, 1, 1L << 22, &o->ctx)) return false; o->ctx_default = false; }
         else if (IS("-b", "--batch-size")) { VALUE(); if (!cli_parse_int(cmd, a, v, 1, 1L << 16, &o->batch)) return false; }
         else if (IS("-t", "--threads")) { VALUE(); if (!cli_parse_int(cmd, a, v, 0, 4096, &o->threads)) return false; }
-        else if (IS1("--top-k")) { VALUE(); if (!cli_parse_int(cmd, a, v, 0, 1L << 30, &o->top_k)) return false; }
+        else if (IS("-ngl", "--gpu-layers")) {
+            VALUE();
+            if (inf_config_set(cfg, "backend_config.gpu_layers", v, a) != INF_OK) {
+                fprintf(stderr, "inferno run: %s\n", inf_last_error());
+                return false;
+            }
+            o->gpu_layers = inf_config_get_int(cfg, "backend_config.gpu_layers");
+        } else if (IS1("--top-k")) { VALUE(); if (!cli_parse_int(cmd, a, v, 0, 1L << 30, &o->top_k)) return false; }
         else if (IS1("--repeat-last-n")) { VALUE(); if (!cli_parse_int(cmd, a, v, -1, 1L << 30, &o->repeat_last_n)) return false; }
         else if (IS("--temp", "--temperature")) { VALUE(); if (!cli_parse_float(cmd, a, v, 0, 100, &o->temp)) return false; }
         else if (IS1("--top-p")) { VALUE(); if (!cli_parse_float(cmd, a, v, 0, 1, &o->top_p)) return false; }
@@ -206,6 +216,8 @@ int cmd_run(int argc, char **argv) {
     inf_model_params mp = inf_model_default_params();
     mp.n_threads = (int)o.threads;
     mp.verbose = o.verbose;
+    mp.gpu_enabled = o.gpu_enabled;
+    mp.n_gpu_layers = (int)o.gpu_layers;
     double t_load = inf_time_now();
     if (inf_model_load(o.model, &mp, &model) != INF_OK) {
         fprintf(stderr, "inferno run: %s\n", inf_last_error());

@@ -200,7 +200,9 @@ static void forward_worker(void *arg, int ith, int nth) {
     }
     inf_pool_barrier(s->pool);
 
-    for (int l = 0; l < hp->n_layer; l++) {
+    // GPU hand-over: layers [gpu_layer0, n_layer) and the output head run on the GPU (llama_forward).
+    const int n_cpu_layers = s->gpu ? s->gpu_layer0 : hp->n_layer;
+    for (int l = 0; l < n_cpu_layers; l++) {
         const inf_layer *L = &m->layers[l];
         // attention block: Q, K, V projections (one quantization of the normed input when their types agree)
         quantize_input(s, &qs, L->wq, s->xb, T, ith, nth);
@@ -269,6 +271,7 @@ static void forward_worker(void *arg, int ith, int nth) {
         qs.x = NULL; // xb is rewritten
         inf_pool_barrier(s->pool);
     }
+    if (s->gpu) return; // GPU hand-over: s->x holds the residual stream entering layer gpu_layer0
 
     for (int64_t t = t0; t < t1; t++)
         if (s->out_row[t] >= 0)
@@ -282,7 +285,21 @@ static void forward_worker(void *arg, int ith, int nth) {
     matmul_rows(s, m->output, s->xb, n_out, s->logits, ith, nth);
 }
 
-void llama_forward(inf_session *s, const inf_batch *b) {
+inf_status llama_forward(inf_session *s, const inf_batch *b) {
     forward_ctx fc = {s, b};
     inf_pool_run(s->pool, forward_worker, &fc);
+#ifdef INFERNO_CUDA
+    // ---- GPU hand-over: one upload of the hidden state (with the RoPE table and the cells), one download of
+    // the logits ----
+    if (s->gpu) {
+        int n_out = 0;
+        for (int t = 0; t < b->n_tokens; t++) n_out += s->out_row[t] >= 0;
+        cuda_batch cb = {.n_tokens = b->n_tokens, .n_out = n_out, .x = s->x, .rope = s->rope, .pos = b->pos,
+                         .seq = b->seq_id, .cell = s->cells, .out_row = s->out_row};
+        char err[256];
+        if (!cuda_forward(s->gpu, &cb, s->logits, s->embeddings ? s->embd : NULL, err, sizeof err))
+            return inf_fail(INF_ERR_INTERNAL, "GPU forward step: %s", err);
+    }
+#endif
+    return INF_OK;
 }

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 inf_model_params inf_model_default_params(void) {
-    inf_model_params p = {.n_threads = 0, .verbose = false};
+    inf_model_params p = {.n_threads = 0, .verbose = false, .gpu_enabled = true, .n_gpu_layers = 0};
     return p;
 }
 
@@ -242,6 +242,233 @@ static void model_count(inf_model *m) {
     m->file_type = inf_type_name(best);
 }
 
+// ==== GPU placement (CUDA backend) =======================================================================
+// Which layers go to the GPU, the memory plan, the upload, and the registry that lets sessions find a
+// model's GPU state (model.h has no field for it yet). Everything the CUDA backend needs crosses the seam
+// in backend/cuda/cuda_backend.h; without INFERNO_CUDA only the "not built" message remains.
+#include "runtime/session.h"
+
+#include <pthread.h>
+
+#define GPU_MAX_MODELS 256
+#define GPU_PLAN_CTX 4096              // auto plans KV room for min(n_ctx_train, this) tokens
+#define GPU_PLAN_BATCH 512
+#define GPU_RESERVE (512ull << 20)     // VRAM left free by auto: CUDA context, allocator slack
+
+static pthread_mutex_t gpu_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    const inf_model *m;
+    inf_gpu_state *st;
+} gpu_table[GPU_MAX_MODELS];
+static const inf_gpu_state gpu_none;
+
+const inf_gpu_state *model_gpu(const inf_model *m) {
+    const inf_gpu_state *st = &gpu_none;
+    pthread_mutex_lock(&gpu_lock);
+    for (int i = 0; i < GPU_MAX_MODELS; i++)
+        if (gpu_table[i].m == m) st = gpu_table[i].st;
+    pthread_mutex_unlock(&gpu_lock);
+    return st;
+}
+
+static bool gpu_register(const inf_model *m, inf_gpu_state *st) {
+    bool ok = false;
+    pthread_mutex_lock(&gpu_lock);
+    for (int i = 0; i < GPU_MAX_MODELS && !ok; i++)
+        if (!gpu_table[i].m) {
+            gpu_table[i].m = m;
+            gpu_table[i].st = st;
+            ok = true;
+        }
+    pthread_mutex_unlock(&gpu_lock);
+    return ok;
+}
+
+static void gpu_unregister(const inf_model *m) {
+    inf_gpu_state *st = NULL;
+    pthread_mutex_lock(&gpu_lock);
+    for (int i = 0; i < GPU_MAX_MODELS; i++)
+        if (gpu_table[i].m == m) {
+            st = gpu_table[i].st;
+            gpu_table[i].m = NULL;
+            gpu_table[i].st = NULL;
+        }
+    pthread_mutex_unlock(&gpu_lock);
+    if (!st) return;
+#ifdef INFERNO_CUDA
+    cuda_model_free(st->model);
+#endif
+    free(st);
+}
+
+#ifdef INFERNO_CUDA
+// A weight as the GPU takes it: native types as they are, others (and gate/up pairs of different types)
+// as F16. With owned NULL only the type and shape are filled (planning); otherwise a converted copy is
+// made in *owned (caller frees) and data points at it.
+static bool gpu_matrix(const gguf_tensor *t, bool force_f16, cuda_matrix *out, void **owned) {
+    bool native = cuda_type_native((int)t->type) && !(force_f16 && t->type != INF_TYPE_F16);
+    *out = (cuda_matrix){.type = native ? (int)t->type : INF_TYPE_F16, .n_in = t->ne[0], .n_out = t->ne[1]};
+    if (native) {
+        out->data = t->data;
+        out->row_bytes = inf_row_size(t->type, t->ne[0]);
+        return true;
+    }
+    out->row_bytes = (size_t)t->ne[0] * 2;
+    if (!owned) return true;
+    uint16_t *h = inf_malloc_array((size_t)t->n_elements, 2);
+    float *row = inf_malloc_array((size_t)t->ne[0], sizeof(float));
+    if (!h || !row) {
+        free(h);
+        free(row);
+        return false;
+    }
+    const inf_type_traits *tr = inf_type_get(t->type);
+    size_t src_row = inf_row_size(t->type, t->ne[0]);
+    for (int64_t r = 0; r < t->ne[1]; r++) {
+        tr->dequantize((const char *)t->data + (size_t)r * src_row, row, t->ne[0]);
+        for (int64_t i = 0; i < t->ne[0]; i++) h[(size_t)r * (size_t)t->ne[0] + (size_t)i] = inf_fp32_to_fp16(row[i]);
+    }
+    free(row);
+    *owned = h;
+    out->data = h;
+    return true;
+}
+
+// Describes layers [layer0, n_layer) and the output head into d (layers has room for n_layer entries).
+// owned (room for 7 per layer + 1) gets the converted copies, or is NULL when planning.
+static bool gpu_describe(const inf_model *m, int layer0, cuda_model_desc *d, cuda_layer_desc *layers, void **owned,
+                         int *n_owned) {
+    const inf_hparams *hp = &m->hp;
+    *d = (cuda_model_desc){.n_embd = hp->n_embd, .n_layer = hp->n_layer, .n_head = hp->n_head,
+                           .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .n_ff = hp->n_ff,
+                           .n_rot = hp->n_rot, .n_vocab = hp->n_vocab, .rms_eps = hp->rms_eps,
+                           .rope_neox = hp->rope_mode == INF_ROPE_NEOX, .layer0 = layer0, .layers = layers,
+                           .output_norm = m->output_norm};
+#define GPU_MAT(t, f16, out) gpu_matrix(t, f16, out, owned ? &owned[(*n_owned)++] : NULL)
+    for (int l = layer0; l < hp->n_layer; l++) {
+        const inf_layer *L = &m->layers[l];
+        cuda_layer_desc *D = &layers[l - layer0];
+        bool pair_f16 = L->ffn_gate->type != L->ffn_up->type;
+        *D = (cuda_layer_desc){.attn_norm = L->attn_norm, .ffn_norm = L->ffn_norm, .bq = L->bq, .bk = L->bk,
+                               .bv = L->bv};
+        if (!GPU_MAT(L->wq, false, &D->wq) || !GPU_MAT(L->wk, false, &D->wk) || !GPU_MAT(L->wv, false, &D->wv) ||
+            !GPU_MAT(L->wo, false, &D->wo) || !GPU_MAT(L->ffn_gate, pair_f16, &D->gate) ||
+            !GPU_MAT(L->ffn_up, pair_f16, &D->up) || !GPU_MAT(L->ffn_down, false, &D->down))
+            return false;
+    }
+    return GPU_MAT(m->output, false, &d->output);
+#undef GPU_MAT
+}
+
+static double mib(uint64_t b) { return (double)b / (1024.0 * 1024.0); }
+#endif
+
+// Places the model per params->gpu_enabled / n_gpu_layers. Never fails the load: when the GPU cannot be
+// used the log says why (WARN) and the model runs on the CPU.
+static void gpu_place(inf_model *m, const inf_model_params *p, inf_log_level lvl) {
+    if (!p->gpu_enabled || p->n_gpu_layers == 0) {
+        inf_log(lvl, "GPU enabled: %s, GPU layers: 0 (CPU only)", p->gpu_enabled ? "true" : "false");
+        return;
+    }
+    char req[16];
+    if (p->n_gpu_layers < 0) snprintf(req, sizeof req, "auto");
+    else snprintf(req, sizeof req, "%d", p->n_gpu_layers);
+    inf_log(lvl, "GPU enabled: true, GPU layers: %s", req);
+    inf_gpu_state *st = inf_calloc(1, sizeof *st);
+    if (!st) return;
+    st->log_level = lvl;
+    if (!gpu_register(m, st)) {
+        inf_log(INF_LOG_WARN, "GPU: more than %d models loaded; this one runs on the CPU", GPU_MAX_MODELS);
+        free(st);
+        return;
+    }
+#ifndef INFERNO_CUDA
+    snprintf(st->desc, sizeof st->desc, "not used: this build has no CUDA backend (nvcc was not found)");
+    inf_log(p->n_gpu_layers < 0 ? lvl : INF_LOG_WARN,
+            "GPU: this build has no CUDA backend (nvcc was not found when it was built); running all %d layers "
+            "on the CPU", m->hp.n_layer);
+#else
+    const inf_hparams *hp = &m->hp;
+    cuda_device_info dev;
+    char err[256];
+    if (!cuda_device_probe(&dev, err, sizeof err)) {
+        snprintf(st->desc, sizeof st->desc, "not used: %s", err);
+        inf_log(INF_LOG_WARN, "GPU: CUDA could not start: %s (driver API %d.%d, runtime %d.%d); running all %d "
+                "layers on the CPU", err, dev.driver_version / 1000, dev.driver_version % 1000 / 10,
+                dev.runtime_version / 1000, dev.runtime_version % 1000 / 10, hp->n_layer);
+        return;
+    }
+    inf_log(lvl, "GPU: CUDA0: %s, compute capability %d.%d, VRAM %.0f MiB (%.0f MiB free), driver %d.%d, "
+            "runtime %d.%d", dev.name, dev.cc_major, dev.cc_minor, mib(dev.vram_total), mib(dev.vram_free),
+            dev.driver_version / 1000, dev.driver_version % 1000 / 10, dev.runtime_version / 1000,
+            dev.runtime_version % 1000 / 10);
+    cuda_layer_desc *layers = inf_calloc((size_t)hp->n_layer, sizeof *layers);
+    void **owned = inf_calloc((size_t)hp->n_layer * 7 + 1, sizeof *owned);
+    int n_owned = 0, n = 0;
+    cuda_model_desc d;
+    if (!layers || !owned) {
+        inf_log(INF_LOG_WARN, "GPU: out of host memory planning the upload; running on the CPU");
+        goto done;
+    }
+    // The plan: exact device bytes for k GPU layers (the last k), from the same walk the upload makes.
+    int plan_ctx = INF_MIN(hp->n_ctx_train, GPU_PLAN_CTX);
+    if (p->n_gpu_layers > 0) n = INF_MIN(p->n_gpu_layers, hp->n_layer);
+    for (int k = p->n_gpu_layers < 0 ? hp->n_layer : n; k >= 1; k--) {
+        gpu_describe(m, hp->n_layer - k, &d, layers, NULL, NULL);
+        uint64_t kv, compute, weights = cuda_model_bytes(&d);
+        cuda_session_bytes(&d, plan_ctx, GPU_PLAN_BATCH, 1, &kv, &compute);
+        uint64_t need = weights + kv + compute;
+        if (p->n_gpu_layers > 0 || need + GPU_RESERVE <= dev.vram_free) {
+            n = k;
+            inf_log(lvl, "GPU plan: %d layers: model buffer %.2f MiB + KV cache %.2f MiB + compute %.2f MiB (for "
+                    "%d tokens, batch %d) = %.2f MiB of %.2f MiB free", k, mib(weights), mib(kv), mib(compute),
+                    plan_ctx, GPU_PLAN_BATCH, mib(need), mib(dev.vram_free));
+            break;
+        }
+        n = 0;
+    }
+    if (n == 0) {
+        snprintf(st->desc, sizeof st->desc, "not used: not one layer fits in %.0f MiB of free VRAM",
+                 mib(dev.vram_free));
+        inf_log(INF_LOG_WARN, "GPU: not one layer fits in %.0f MiB of free VRAM; running on the CPU",
+                mib(dev.vram_free));
+        goto done;
+    }
+    if (!gpu_describe(m, hp->n_layer - n, &d, layers, owned, &n_owned)) {
+        inf_log(INF_LOG_WARN, "GPU: out of host memory converting weights; running on the CPU");
+        goto done;
+    }
+    double t0 = inf_time_now();
+    if (!cuda_model_upload(&d, &st->model, err, sizeof err)) {
+        snprintf(st->desc, sizeof st->desc, "not used: %s", err);
+        inf_log(INF_LOG_WARN, "GPU: upload failed: %s; running all %d layers on the CPU", err, hp->n_layer);
+        st->model = NULL;
+        goto done;
+    }
+    st->layer0 = hp->n_layer - n;
+    st->n_gpu_layers = n;
+    st->dims = d;
+    st->dims.layers = NULL;
+    st->dims.output_norm = NULL;
+    st->dims.output = (cuda_matrix){0};
+    snprintf(st->desc, sizeof st->desc, "CUDA0: %s (cc %d.%d, %.0f MiB)", dev.name, dev.cc_major, dev.cc_minor,
+             mib(dev.vram_total));
+    uint64_t cpu_bytes = m->token_embd->n_bytes;
+    for (int l = 0; l < st->layer0; l++) {
+        const inf_layer *L = &m->layers[l];
+        cpu_bytes += L->wq->n_bytes + L->wk->n_bytes + L->wv->n_bytes + L->wo->n_bytes + L->ffn_gate->n_bytes +
+                     L->ffn_up->n_bytes + L->ffn_down->n_bytes;
+    }
+    inf_log(lvl, "offloaded %d/%d layers to GPU (layers %d..%d; output head on GPU; %d weights converted to F16); "
+            "uploaded in %.1f ms", n, hp->n_layer, st->layer0, hp->n_layer - 1, n_owned, (inf_time_now() - t0) * 1e3);
+    inf_log(lvl, "model buffer: CPU %.2f MiB (mapped), CUDA0 %.2f MiB", mib(cpu_bytes), mib(cuda_model_bytes(&d)));
+done:
+    for (int i = 0; owned && i < n_owned; i++) free(owned[i]);
+    free(owned);
+    free(layers);
+#endif
+}
+
 inf_status inf_model_load(const char *path, const inf_model_params *params, inf_model **out) {
     *out = NULL;
     inf_model_params defaults = inf_model_default_params();
@@ -287,6 +514,7 @@ inf_status inf_model_load(const char *path, const inf_model_params *params, inf_
             m->tied_output ? "tied to token_embd" : "separate");
     inf_log(lvl, "model: tokenizer %s (pre %s), %d tokens; loaded in %.1f ms", vocab_model_name(m->vocab),
             vocab_pre_name(m->vocab), vocab_n_tokens(m->vocab), (inf_time_now() - t0) * 1e3);
+    gpu_place(m, params, lvl); // GPU hand-over: placement and upload (logs why when the GPU is not used)
     *out = m;
     return INF_OK;
 fail_named:
@@ -298,6 +526,7 @@ fail:
 
 void inf_model_free(inf_model *m) {
     if (!m) return;
+    gpu_unregister(m); // GPU hand-over
     vocab_free(m->vocab);
     gguf_close(m->gguf);
     free(m->layers);
@@ -343,6 +572,8 @@ void inf_model_get_info(const inf_model *m, inf_model_info *info) {
         .bos = vocab_bos(m->vocab),
         .eos = vocab_eos(m->vocab),
         .add_bos = vocab_add_bos(m->vocab),
+        .n_gpu_layers = model_gpu(m)->n_gpu_layers, // GPU hand-over
+        .gpu = model_gpu(m)->desc,
     };
 }
 

@@ -12,10 +12,10 @@ inf_session_params inf_session_default_params(void) {
 
 // Bytes of every buffer inf_session_init allocates for these sizes (the memory planner's figure).
 static uint64_t session_bytes(const inf_hparams *hp, int n_ctx, int n_batch, int n_seq, int n_threads,
-                              size_t xq_row) {
+                              size_t xq_row, int n_kv_layers) {
     uint64_t kv_dim = (uint64_t)hp->n_head_kv * hp->head_dim, q_dim = (uint64_t)hp->n_head * hp->head_dim;
     uint64_t b = (uint64_t)n_batch, f = sizeof(float);
-    uint64_t kv = 2ull * (uint64_t)hp->n_layer * (uint64_t)n_ctx * kv_dim * f;
+    uint64_t kv = 2ull * (uint64_t)n_kv_layers * (uint64_t)n_ctx * kv_dim * f; // CPU layers only
     uint64_t tables = (uint64_t)n_ctx * 4 + (uint64_t)n_seq * ((uint64_t)n_ctx + 1) * 4;
     uint64_t scratch = b * f * (2 * (uint64_t)hp->n_embd + INF_MAX((uint64_t)hp->n_embd, q_dim) + q_dim +
                                 2 * kv_dim + 2 * (uint64_t)hp->n_ff + (uint64_t)hp->n_rot) +
@@ -45,7 +45,8 @@ uint64_t inf_model_session_bytes(const inf_model *m, int n_ctx, int n_batch, int
     if (n_batch <= 0) n_batch = 512;
     if (n_seq <= 0) n_seq = 1;
     n_batch = INF_MIN(n_batch, n_ctx);
-    return session_bytes(&m->hp, n_ctx, n_batch, n_seq, m->n_threads, widest_activation_row(m));
+    return session_bytes(&m->hp, n_ctx, n_batch, n_seq, m->n_threads, widest_activation_row(m),
+                         model_gpu(m)->model ? INF_MAX(model_gpu(m)->layer0, 1) : m->hp.n_layer);
 }
 
 inf_status inf_session_init(inf_model *m, const inf_session_params *params, inf_session **out) {
@@ -73,12 +74,14 @@ inf_status inf_session_init(inf_model *m, const inf_session_params *params, inf_
     s->n_threads = INF_MIN(p.n_threads > 0 ? p.n_threads : m->n_threads, 1024);
     s->kv_dim = hp->n_head_kv * hp->head_dim;
     s->xq_row_bytes = widest_activation_row(m);
-    uint64_t bytes = session_bytes(hp, s->n_ctx, s->n_batch, s->n_seq_max, s->n_threads, s->xq_row_bytes);
+    const inf_gpu_state *gpu = model_gpu(m); // GPU hand-over: the CPU KV cache holds the CPU layers only
+    int cpu_layers = gpu->model ? INF_MAX(gpu->layer0, 1) : hp->n_layer; // >= 1 keeps the allocations non-empty
+    uint64_t bytes = session_bytes(hp, s->n_ctx, s->n_batch, s->n_seq_max, s->n_threads, s->xq_row_bytes, cpu_layers);
     if (bytes > SIZE_MAX / 2) {
         free(s);
         return inf_fail(INF_ERR_NOMEM, "a session of %d tokens would need %llu bytes", p.n_ctx, (unsigned long long)bytes);
     }
-    size_t kv_elems = (size_t)hp->n_layer * (size_t)s->n_ctx * (size_t)s->kv_dim;
+    size_t kv_elems = (size_t)cpu_layers * (size_t)s->n_ctx * (size_t)s->kv_dim;
     size_t B = (size_t)s->n_batch, q_dim = (size_t)hp->n_head * hp->head_dim;
     s->k_cache = inf_malloc_array(kv_elems, sizeof(float));
     s->v_cache = inf_malloc_array(kv_elems, sizeof(float));
@@ -106,6 +109,24 @@ inf_status inf_session_init(inf_model *m, const inf_session_params *params, inf_
         return inf_fail(INF_ERR_NOMEM, "out of memory allocating a session of %d tokens (%.1f MiB)", p.n_ctx,
                         (double)bytes / (1024.0 * 1024.0));
     }
+    // ---- GPU hand-over: the GPU layers' KV cache and compute buffers ----
+    if (gpu->model) {
+#ifdef INFERNO_CUDA
+        char err[256];
+        uint64_t g_kv = 0, g_compute = 0;
+        cuda_session_bytes(&gpu->dims, s->n_ctx, s->n_batch, s->n_seq_max, &g_kv, &g_compute);
+        if (!cuda_session_init(gpu->model, s->n_ctx, s->n_batch, s->n_seq_max, &s->gpu, err, sizeof err)) {
+            inf_session_free(s);
+            return inf_fail(INF_ERR_NOMEM, "GPU session of %d tokens: %s", p.n_ctx, err);
+        }
+        s->gpu_layer0 = gpu->layer0;
+        uint64_t c_kv = 2 * kv_elems * sizeof(float);
+        double M = 1024.0 * 1024.0;
+        inf_log(gpu->log_level, "session buffers: KV cache CPU %.2f MiB, CUDA0 %.2f MiB (F16); compute CPU %.2f MiB, "
+                "CUDA0 %.2f MiB; total CPU %.2f MiB, CUDA0 %.2f MiB", (double)c_kv / M, (double)g_kv / M,
+                (double)(bytes - c_kv) / M, (double)g_compute / M, (double)bytes / M, (double)(g_kv + g_compute) / M);
+#endif
+    }
     // Free cells are popped from the end: push them in reverse so the cache fills from cell 0.
     for (int i = 0; i < s->n_ctx; i++) s->free_cells[i] = s->n_ctx - 1 - i;
     s->n_free = s->n_ctx;
@@ -118,6 +139,9 @@ inf_status inf_session_init(inf_model *m, const inf_session_params *params, inf_
 
 void inf_session_free(inf_session *s) {
     if (!s) return;
+#ifdef INFERNO_CUDA
+    cuda_session_free(s->gpu); // GPU hand-over
+#endif
     free(s->k_cache);
     free(s->v_cache);
     free(s->free_cells);
@@ -202,8 +226,7 @@ inf_status inf_session_decode(inf_session *s, const inf_batch *b) {
         s->out_row[i] = want ? row++ : -1;
     }
     s->n_last = b->n_tokens;
-    llama_forward(s, b);
-    return INF_OK;
+    return llama_forward(s, b);
 }
 
 const float *inf_session_logits(const inf_session *s, int i) {

@@ -8,6 +8,7 @@
 #define INFERNO_SESSION_H
 
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cuda/cuda_backend.h"
 #include "core/threadpool.h"
 #include "model/model.h"
 
@@ -47,9 +48,27 @@ struct inf_session {
     int n_last;         // tokens in the last batch
     inf_pool *pool;     // n_threads workers that run the forward pass together
     const inf_cpu_kernels *kern;
+    // ---- GPU hand-over (CUDA backend) ----
+    struct cuda_session *gpu; // NULL: every layer on the CPU
+    int gpu_layer0;           // layers [gpu_layer0, n_layer) run on the GPU; the CPU KV cache holds the others
 };
 
 // Runs the model over batch (already validated; cells[] assigned) and writes logits for requested tokens.
-void llama_forward(inf_session *s, const inf_batch *b);
+// Fails (INF_ERR_INTERNAL, message from the GPU) only when a GPU step fails.
+inf_status llama_forward(inf_session *s, const inf_batch *b);
+
+// ---- GPU hand-over (CUDA backend) ----
+// A model's GPU placement, made at load (model.c) and read by sessions. model.h belongs to the model
+// loader, so the state lives in a table in model.c keyed by the model; model_gpu never returns NULL (a
+// model without GPU layers gets a state with model NULL).
+typedef struct {
+    struct cuda_model *model; // NULL: CPU only
+    int layer0;               // first GPU layer
+    int n_gpu_layers;
+    char desc[320];           // for inf_model_info.gpu
+    cuda_model_desc dims;     // sizes for session planning (layers, output: unset)
+    inf_log_level log_level;  // the model's load-log level (INFO when verbose), for the session's table
+} inf_gpu_state;
+const inf_gpu_state *model_gpu(const inf_model *m);
 
 #endif // INFERNO_SESSION_H

@@ -195,8 +195,10 @@ static void dot_case_init(dot_case *dc, const inf_cpu_kernels *ref, inf_type t, 
     const inf_type_traits *tr = inf_type_get(t), *xtr = inf_type_get(tr->vec_dot_type);
     dc->type = t;
     dc->n = n;
-    dc->rows = 13;
-    dc->cols = 5;
+    // 70 rows: several 16-row tiles, a partial one, and more than one 64-row group; 13 columns: every
+    // column-group width the tiles use (8 + 4 + 1) and the small-count path below 4.
+    dc->rows = 70;
+    dc->cols = 13;
     dc->w_stride = inf_row_size(t, n) + 12;
     dc->x_stride = inf_row_size(tr->vec_dot_type, n) + 20;
     // +4: rows start 4 bytes past the allocation, so no kernel can rely on 64-byte alignment.
@@ -270,8 +272,9 @@ static void test_dot_variant(const dot_case *dc, const inf_cpu_kernels *k) {
               dc->rows * dc->cols);
 
     // Sub-tiles: (first row, rows, first column, columns), odd sizes and offsets included.
-    static const int tiles[][4] = {{0, 13, 0, 5}, {0, 1, 0, 1}, {0, 4, 0, 4}, {1, 3, 2, 3},
-                                   {4, 9, 0, 5},  {0, 13, 4, 1}, {5, 8, 1, 4}, {2, 11, 0, 2}};
+    static const int tiles[][4] = {{0, 70, 0, 13}, {0, 1, 0, 1},  {0, 4, 0, 4},  {1, 3, 2, 3},  {4, 9, 0, 5},
+                                   {0, 13, 4, 1},  {5, 8, 1, 4},  {2, 11, 0, 2}, {17, 50, 2, 11}, {3, 64, 0, 9},
+                                   {6, 33, 1, 6},  {0, 16, 0, 8}, {1, 69, 3, 10}};
     for (size_t ti = 0; ti < ARRAY_LEN(tiles); ti++) {
         int r0 = tiles[ti][0], nr = tiles[ti][1], c0 = tiles[ti][2], nc = tiles[ti][3];
         size_t ys = (size_t)nr + 3;

@@ -11,6 +11,7 @@
 #include "backend/cpu/cpu_internal.h"
 
 #include <immintrin.h>
+#include <stddef.h>
 #include <string.h>
 
 #define INF_INLINE static inline __attribute__((always_inline))
@@ -438,30 +439,95 @@ INF_INLINE float hsum_ps256(__m256 v) {
     return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
 
+// Chunk decoders: 64 weights of a super-block (chunk k = elements 64k..64k+63) as unsigned bytes in
+// element order. Shared by vec_dot and the gemm repacking.
+
+INF_INLINE __m512i q4_K_chunk(const block_q4_K *b, int k) {
+    __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * k));
+    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1);
+    return _mm512_and_si512(z, _mm512_set1_epi8(0x0F));
+}
+
+// qh2 = [qh | qh]: sub-block 2k takes its 5th bit from bit 2k of qh[l], sub-block 2k+1 from bit 2k+1.
+INF_INLINE __m512i q5_K_chunk(const block_q5_K *b, __m512i qh2, int k) {
+    __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * k));
+    __m512i z = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1),
+                                 _mm512_set1_epi8(0x0F));
+    __mmask64 hk = _mm512_test_epi8_mask(qh2, set_halves_epi8((char)(1 << (2 * k)), (char)(1 << (2 * k + 1))));
+    return _mm512_mask_add_epi8(z, hk, z, _mm512_set1_epi8(16));
+}
+
+// Q6_K, per 128 elements (half h): 64 bytes of ql and 32 of qh. Chunk 2h takes ql's low nibbles and qh
+// bits 0-1 (first 32) and 2-3 (next 32); chunk 2h+1 the high nibbles and qh bits 4-5 and 6-7. Values 0..63,
+// offset 32. Imm 0xF8 is A | (B & C).
+INF_INLINE __m512i q6_K_chunk(const block_q6_K *b, int k) {
+    int h = k / 2;
+    __m512i ql = _mm512_loadu_si512(b->ql + 64 * h);
+    __m512i qh = bcast256(b->qh + 32 * h);
+    const __m512i lo4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30);
+    if (k % 2 == 0) {
+        return _mm512_ternarylogic_epi32(_mm512_and_si512(ql, lo4), _mm512_sllv_epi16(qh, set_halves_epi16(4, 2)),
+                                         hi2, 0xF8);
+    }
+    return _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(ql, 4), lo4),
+                                     _mm512_srlv_epi16(qh, set_halves_epi16(0, 2)), hi2, 0xF8);
+}
+
+// Q3_K and Q2_K: the 2 low bits of element 128h + 32s + l are bits 2s..2s+1 of qs[32h + l]; chunk k is half
+// k/2 with shifts 2(k%2) (first 32) and 2(k%2)+1 (next 32).
+INF_INLINE __m512i k2_low_bits(const uint8_t *qs, int k) {
+    int s0 = 2 * (k % 2);
+    __m512i q = bcast256(qs + 32 * (k / 2));
+    __m512i sh = set_halves_epi16((short)(2 * s0), (short)(2 * s0 + 2));
+    return _mm512_and_si512(_mm512_srlv_epi16(q, sh), _mm512_set1_epi8(3));
+}
+
+// Q3_K: value lo + 4*hi - 4, stored as lo + 4*hi (0..7) with offset 4; the high bit of element 32m + l
+// (m = 0..7) is bit m of hmask[l]. hm2 = [hmask | hmask].
+INF_INLINE __m512i q3_K_chunk(const block_q3_K *b, __m512i hm2, int k) {
+    int m0 = 4 * (k / 2) + 2 * (k % 2);
+    __m512i lo = k2_low_bits(b->qs, k);
+    __mmask64 hk = _mm512_test_epi8_mask(hm2, set_halves_epi8((char)(1 << m0), (char)(1 << (m0 + 1))));
+    return _mm512_mask_add_epi8(lo, hk, lo, _mm512_set1_epi8(4));
+}
+
+INF_INLINE __m512i q2_K_chunk(const block_q2_K *b, int k) { return k2_low_bits(b->qs, k); }
+
+// Q8_K quants of chunk k.
+INF_INLINE __m512i q8_K_chunk(const block_q8_K *b, int k) { return _mm512_loadu_si512(b->qs + 64 * k); }
+
+// Sum over 16-element groups of m16[g] * bsums[g] as 8 int32 lanes.
+INF_INLINE __m256i bsums_dot(__m256i m16, const block_q8_K *b) {
+    return _mm256_madd_epi16(m16, _mm256_loadu_si256((const __m256i *)b->bsums));
+}
+
+// Q4_K/Q5_K scales as 16-bit values broadcast to the four 128-bit lanes, mins duplicated per 16-group.
+INF_INLINE void k4_scales_vec(const uint8_t *scales, __m512i *sc, __m256i *m16) {
+    uint64_t sc8, m8;
+    k4_scales_unpack(scales, &sc8, &m8);
+    *sc = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc8)));
+    __m128i mb = _mm_cvtsi64_si128((long long)m8);
+    *m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mb, mb));
+}
+
 static float vec_dot_q4_K_avx512(int64_t n, const void *w, const void *x) {
     const block_q4_K *a = w;
     const block_q8_K *b = x;
-    const __m512i lo4 = _mm512_set1_epi8(0x0F);
     __m512 acc = _mm512_setzero_ps();
     __m256 accm = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++) {
-        uint64_t sc8, m8;
-        k4_scales_unpack(a[i].scales, &sc8, &m8);
-        __m512i sc = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc8)));
-        __m128i mb = _mm_cvtsi64_si128((long long)m8);
-        __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mb, mb)); // m_j at 16-element groups 2j, 2j+1
-        __m256i msum = _mm256_madd_epi16(m16, _mm256_loadu_si256((const __m256i *)b[i].bsums));
+        __m512i sc;
+        __m256i m16;
+        k4_scales_vec(a[i].scales, &sc, &m16);
         __m512i isum = _mm512_setzero_si512();
         for (int k = 0; k < 4; k++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * k));
-            __m512i wq = _mm512_and_si512(
-                _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), lo4);
-            __m512i p = _mm512_maddubs_epi16(wq, _mm512_loadu_si512(b[i].qs + 64 * k));
+            __m512i p = _mm512_maddubs_epi16(q4_K_chunk(&a[i], k), q8_K_chunk(&b[i], k));
             isum = _mm512_dpwssd_epi32(isum, p, k32_scale_chunk(sc, k));
         }
         float xd = b[i].d;
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(fp16_f32(a[i].d) * xd), acc);
-        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_set1_ps(fp16_f32(a[i].dmin) * xd), accm);
+        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(bsums_dot(m16, &b[i])), _mm256_set1_ps(fp16_f32(a[i].dmin) * xd),
+                               accm);
     }
     return _mm512_reduce_add_ps(acc) - hsum_ps256(accm);
 }
@@ -469,100 +535,72 @@ static float vec_dot_q4_K_avx512(int64_t n, const void *w, const void *x) {
 static float vec_dot_q5_K_avx512(int64_t n, const void *w, const void *x) {
     const block_q5_K *a = w;
     const block_q8_K *b = x;
-    const __m512i lo4 = _mm512_set1_epi8(0x0F), b16 = _mm512_set1_epi8(16);
     __m512 acc = _mm512_setzero_ps();
     __m256 accm = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++) {
-        uint64_t sc8, m8;
-        k4_scales_unpack(a[i].scales, &sc8, &m8);
-        __m512i sc = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc8)));
-        __m128i mb = _mm_cvtsi64_si128((long long)m8);
-        __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mb, mb));
-        __m256i msum = _mm256_madd_epi16(m16, _mm256_loadu_si256((const __m256i *)b[i].bsums));
-        __m512i qh = bcast256(a[i].qh);
+        __m512i sc;
+        __m256i m16;
+        k4_scales_vec(a[i].scales, &sc, &m16);
+        __m512i qh2 = bcast256(a[i].qh);
         __m512i isum = _mm512_setzero_si512();
         for (int k = 0; k < 4; k++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * k));
-            __m512i wq = _mm512_and_si512(
-                _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), lo4);
-            // Sub-block 2k takes its 5th bit from bit 2k of qh[l], sub-block 2k+1 from bit 2k+1.
-            __mmask64 hk = _mm512_test_epi8_mask(qh, set_halves_epi8((char)(1 << (2 * k)), (char)(1 << (2 * k + 1))));
-            wq = _mm512_mask_add_epi8(wq, hk, wq, b16);
-            __m512i p = _mm512_maddubs_epi16(wq, _mm512_loadu_si512(b[i].qs + 64 * k));
+            __m512i p = _mm512_maddubs_epi16(q5_K_chunk(&a[i], qh2, k), q8_K_chunk(&b[i], k));
             isum = _mm512_dpwssd_epi32(isum, p, k32_scale_chunk(sc, k));
         }
         float xd = b[i].d;
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(fp16_f32(a[i].d) * xd), acc);
-        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_set1_ps(fp16_f32(a[i].dmin) * xd), accm);
+        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(bsums_dot(m16, &b[i])), _mm256_set1_ps(fp16_f32(a[i].dmin) * xd),
+                               accm);
     }
     return _mm512_reduce_add_ps(acc) - hsum_ps256(accm);
 }
 
-// Q6_K: per 128 elements, 64 bytes of ql (low 4 bits) and 32 of qh (2 high bits each); see quant_ref.c.
+// The offset of Q6_K (32) and Q3_K (4): sum(sc * (q - off) * x) = sum(sc * q * x) - off * sum_g(sc_g * bsum_g).
 static float vec_dot_q6_K_avx512(int64_t n, const void *w, const void *x) {
     const block_q6_K *a = w;
     const block_q8_K *b = x;
-    const __m512i lo4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30);
-    const __m512i shl = set_halves_epi16(4, 2), shr = set_halves_epi16(0, 2);
     __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++) {
         __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a[i].scales));
-        // The -32 offset: sum(sc * (q - 32) * x) = sum(sc * q * x) - 32 * sum_g(sc_g * bsum_g).
-        __m256i corr = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)b[i].bsums));
         __m512i scz = _mm512_castsi256_si512(sc16);
         __m512i isum = _mm512_setzero_si512();
-        for (int h = 0; h < 2; h++) {
-            __m512i ql = _mm512_loadu_si512(a[i].ql + 64 * h);
-            __m512i qh = bcast256(a[i].qh + 32 * h);
-            // Imm 0xF8 is A | (B & C): the low nibble with the two high bits masked into place.
-            __m512i w0 = _mm512_ternarylogic_epi32(_mm512_and_si512(ql, lo4), _mm512_sllv_epi16(qh, shl), hi2, 0xF8);
-            __m512i w1 = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(ql, 4), lo4),
-                                                   _mm512_srlv_epi16(qh, shr), hi2, 0xF8);
-            __m512i p0 = _mm512_maddubs_epi16(w0, _mm512_loadu_si512(b[i].qs + 128 * h));
-            __m512i p1 = _mm512_maddubs_epi16(w1, _mm512_loadu_si512(b[i].qs + 128 * h + 64));
-            isum = _mm512_dpwssd_epi32(isum, p0, k16_scale_chunk(scz, 2 * h));
-            isum = _mm512_dpwssd_epi32(isum, p1, k16_scale_chunk(scz, 2 * h + 1));
+        for (int k = 0; k < 4; k++) {
+            __m512i p = _mm512_maddubs_epi16(q6_K_chunk(&a[i], k), q8_K_chunk(&b[i], k));
+            isum = _mm512_dpwssd_epi32(isum, p, k16_scale_chunk(scz, k));
         }
-        isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32(corr, 5)));
+        isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32(bsums_dot(sc16, &b[i]), 5)));
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(fp16_f32(a[i].d) * b[i].d), acc);
     }
     return _mm512_reduce_add_ps(acc);
 }
 
-// Q3_K and Q2_K: 2 low bits of element 128h + 32s + l at bits 2s..2s+1 of qs[32h + l]. A 64-element chunk k
-// is half k/2, shifts 2(k%2) (low 32 bytes) and 2(k%2)+1 (high 32 bytes).
-INF_INLINE __m512i k2_low_bits(__m512i qs2, int k) {
-    int s0 = 2 * (k % 2);
-    __m512i sh = set_halves_epi16((short)(2 * s0), (short)(2 * s0 + 2));
-    return _mm512_and_si512(_mm512_srlv_epi16(qs2, sh), _mm512_set1_epi8(3));
+INF_INLINE __m256i q3_K_scales16(const block_q3_K *b) {
+    return _mm256_cvtepi8_epi16(_mm_sub_epi8(k3_scales_unpack(b->scales), _mm_set1_epi8(32)));
 }
 
 static float vec_dot_q3_K_avx512(int64_t n, const void *w, const void *x) {
     const block_q3_K *a = w;
     const block_q8_K *b = x;
-    const __m512i four = _mm512_set1_epi8(4);
     __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++) {
-        __m128i sc8 = _mm_sub_epi8(k3_scales_unpack(a[i].scales), _mm_set1_epi8(32));
-        __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
-        // Stored as lo + 4*hi with value lo + 4*hi - 4: the offset 4 comes out through bsums.
-        __m256i corr = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)b[i].bsums));
+        __m256i sc16 = q3_K_scales16(&a[i]);
         __m512i scz = _mm512_castsi256_si512(sc16);
-        __m512i hm = bcast256(a[i].hmask);
+        __m512i hm2 = bcast256(a[i].hmask);
         __m512i isum = _mm512_setzero_si512();
         for (int k = 0; k < 4; k++) {
-            int h = k / 2, s0 = 2 * (k % 2);
-            __m512i wq = k2_low_bits(bcast256(a[i].qs + 32 * h), k);
-            __mmask64 hk = _mm512_test_epi8_mask(hm, set_halves_epi8((char)(1 << (4 * h + s0)),
-                                                                     (char)(1 << (4 * h + s0 + 1))));
-            wq = _mm512_mask_add_epi8(wq, hk, wq, four);
-            __m512i p = _mm512_maddubs_epi16(wq, _mm512_loadu_si512(b[i].qs + 64 * k));
+            __m512i p = _mm512_maddubs_epi16(q3_K_chunk(&a[i], hm2, k), q8_K_chunk(&b[i], k));
             isum = _mm512_dpwssd_epi32(isum, p, k16_scale_chunk(scz, k));
         }
-        isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32(corr, 2)));
+        isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32(bsums_dot(sc16, &b[i]), 2)));
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(fp16_f32(a[i].d) * b[i].d), acc);
     }
     return _mm512_reduce_add_ps(acc);
+}
+
+INF_INLINE void q2_K_scales16(const block_q2_K *b, __m256i *sc16, __m256i *m16) {
+    __m128i s8 = _mm_loadu_si128((const __m128i *)b->scales);
+    *sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(s8, _mm_set1_epi8(0x0F)));
+    *m16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s8, 4), _mm_set1_epi8(0x0F)));
 }
 
 static float vec_dot_q2_K_avx512(int64_t n, const void *w, const void *x) {
@@ -571,23 +609,612 @@ static float vec_dot_q2_K_avx512(int64_t n, const void *w, const void *x) {
     __m512 acc = _mm512_setzero_ps();
     __m256 accm = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++) {
-        __m128i s8 = _mm_loadu_si128((const __m128i *)a[i].scales);
-        __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(s8, _mm_set1_epi8(0x0F)));
-        __m256i m16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s8, 4), _mm_set1_epi8(0x0F)));
-        __m256i msum = _mm256_madd_epi16(m16, _mm256_loadu_si256((const __m256i *)b[i].bsums));
+        __m256i sc16, m16;
+        q2_K_scales16(&a[i], &sc16, &m16);
         __m512i scz = _mm512_castsi256_si512(sc16);
         __m512i isum = _mm512_setzero_si512();
         for (int k = 0; k < 4; k++) {
-            __m512i wq = k2_low_bits(bcast256(a[i].qs + 32 * (k / 2)), k);
-            __m512i p = _mm512_maddubs_epi16(wq, _mm512_loadu_si512(b[i].qs + 64 * k));
+            __m512i p = _mm512_maddubs_epi16(q2_K_chunk(&a[i], k), q8_K_chunk(&b[i], k));
             isum = _mm512_dpwssd_epi32(isum, p, k16_scale_chunk(scz, k));
         }
         float xd = b[i].d;
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(fp16_f32(a[i].d) * xd), acc);
-        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_set1_ps(fp16_f32(a[i].dmin) * xd), accm);
+        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(bsums_dot(m16, &b[i])), _mm256_set1_ps(fp16_f32(a[i].dmin) * xd),
+                               accm);
     }
     return _mm512_reduce_add_ps(acc) - hsum_ps256(accm);
 }
+
+// ---- gemm: 16 weight rows repacked one row per lane ----
+//
+// Prefill multiplies the same weights by many activation rows, so each tile of 16 weight rows is decoded
+// once per segment of K into bytes laid out one row per 32-bit lane: w[t] holds elements 4t..4t+3 of all
+// 16 rows. For each activation column, vpdpbusd(w[t], the column's 4 bytes broadcast) then advances 16 dot
+// products by 4 elements each: 64 multiply-adds per instruction, the broadcast folded into the instruction
+// as a memory operand, no horizontal sums. Per-row scales are vectors applied in float once per scale group.
+// A group of columns shares each loaded w[t] from a register. Small column counts do not pay for the
+// repacking and go through vec_dot instead.
+
+#define INF_UNROLL _Pragma("GCC unroll 16")
+
+enum { GEMM_TILE = 16, GEMM_MIN_COLS = 4 };
+
+// acc + dot of the 16 lanes' 4 unsigned bytes of a with the 4 signed bytes at p, broadcast. Written as asm
+// so the broadcast is the instruction's {1to16} memory operand (compilers emit a separate vpbroadcastd,
+// which doubles the front-end uops of the inner loop).
+INF_INLINE __m512i dpbusd_bcast(__m512i acc, __m512i a, const void *p) {
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(a), "m"(*(const uint32_t *)p));
+    return acc;
+}
+
+// Likewise for vpdpwssd: 16-bit pairs of a times the 16-bit pair at p.
+INF_INLINE __m512i dpwssd_bcast(__m512i acc, __m512i a, const void *p) {
+    __asm__("vpdpwssd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(a), "m"(*(const uint32_t *)p));
+    return acc;
+}
+
+// Transpose of a 16x16 matrix of 32-bit elements (row i at src + i * stride bytes): out[j] lane i = row i,
+// element j.
+INF_INLINE void transpose16x16(const void *src, size_t stride, __m512i out[16]) {
+    __m512i r[16], t[16];
+    INF_UNROLL for (int i = 0; i < 16; i++) {
+        r[i] = _mm512_loadu_si512((const uint8_t *)src + (size_t)i * stride);
+    }
+    INF_UNROLL for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    // r[4j+k], 128-bit lane L: rows 4j..4j+3, element 4L+k.
+    INF_UNROLL for (int j = 0; j < 4; j++) {
+        r[4 * j] = _mm512_unpacklo_epi64(t[4 * j], t[4 * j + 2]);
+        r[4 * j + 1] = _mm512_unpackhi_epi64(t[4 * j], t[4 * j + 2]);
+        r[4 * j + 2] = _mm512_unpacklo_epi64(t[4 * j + 1], t[4 * j + 3]);
+        r[4 * j + 3] = _mm512_unpackhi_epi64(t[4 * j + 1], t[4 * j + 3]);
+    }
+    INF_UNROLL for (int k = 0; k < 4; k++) {
+        __m512i ab_lo = _mm512_shuffle_i32x4(r[k], r[4 + k], 0x44), ab_hi = _mm512_shuffle_i32x4(r[k], r[4 + k], 0xEE);
+        __m512i cd_lo = _mm512_shuffle_i32x4(r[8 + k], r[12 + k], 0x44);
+        __m512i cd_hi = _mm512_shuffle_i32x4(r[8 + k], r[12 + k], 0xEE);
+        out[k] = _mm512_shuffle_i32x4(ab_lo, cd_lo, 0x88);
+        out[4 + k] = _mm512_shuffle_i32x4(ab_lo, cd_lo, 0xDD);
+        out[8 + k] = _mm512_shuffle_i32x4(ab_hi, cd_hi, 0x88);
+        out[12 + k] = _mm512_shuffle_i32x4(ab_hi, cd_hi, 0xDD);
+    }
+}
+
+// Writes (first segment) or adds (later segments) 16 rows of column results; lanes past the tile's rows
+// are masked off.
+INF_INLINE void gemm_store(float *y, __mmask16 km, __m512 v, bool first) {
+    if (!first) {
+        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(km, y));
+    }
+    _mm512_mask_storeu_ps(y, km, v);
+}
+
+// ---- K-quants against Q8_K ----
+//
+// Per row and 16-element group g: d*sc_g; per super-block the correction sum_g m_g * bsum_g (mins of
+// Q2_K/Q4_K/Q5_K with factor dmin, or the offsets 4*sc_g of Q3_K and 32*sc_g of Q6_K with factor d) is one
+// vpdpwssd per pair of groups against the Q8_K bsums, broadcast from memory like the quants.
+
+enum { KQ_SEG = 4 }; // super-blocks per repacked segment: 4 x 5.7 KB, L1-resident
+
+typedef struct {
+    __m512i w[QK_K / 4]; // unsigned quants, lane r = row r
+    __m512 scale[16];    // d * sc per 16-element group
+    __m512i mins[8];     // int16 pairs (m[2p], m[2p+1]) per row
+    __m512 dmin;         // float factor of the mins
+} kq_pack;
+
+typedef struct {
+    uint8_t q[GEMM_TILE][QK_K];
+    float scale[GEMM_TILE][16];
+    int32_t mins[GEMM_TILE][16]; // 8 used; 16 so the transpose can read a full row
+    float dmin[GEMM_TILE];
+} kq_rows;
+
+typedef void (*kq_decode_fn)(const void *block, kq_rows *o, int r);
+
+static void kq_decode_q4_K(const void *blk, kq_rows *o, int r) {
+    const block_q4_K *b = blk;
+    for (int k = 0; k < 4; k++) {
+        _mm512_storeu_si512(o->q[r] + 64 * k, q4_K_chunk(b, k));
+    }
+    uint64_t sc8, m8;
+    k4_scales_unpack(b->scales, &sc8, &m8);
+    float d = fp16_f32(b->d);
+    for (int j = 0; j < 8; j++) {
+        uint32_t m = (uint32_t)(m8 >> (8 * j)) & 0xFF;
+        o->scale[r][2 * j] = o->scale[r][2 * j + 1] = d * (float)((sc8 >> (8 * j)) & 0xFF);
+        o->mins[r][j] = (int32_t)(m | (m << 16));
+    }
+    o->dmin[r] = fp16_f32(b->dmin);
+}
+
+static void kq_decode_q5_K(const void *blk, kq_rows *o, int r) {
+    const block_q5_K *b = blk;
+    __m512i qh2 = bcast256(b->qh);
+    for (int k = 0; k < 4; k++) {
+        _mm512_storeu_si512(o->q[r] + 64 * k, q5_K_chunk(b, qh2, k));
+    }
+    uint64_t sc8, m8;
+    k4_scales_unpack(b->scales, &sc8, &m8);
+    float d = fp16_f32(b->d);
+    for (int j = 0; j < 8; j++) {
+        uint32_t m = (uint32_t)(m8 >> (8 * j)) & 0xFF;
+        o->scale[r][2 * j] = o->scale[r][2 * j + 1] = d * (float)((sc8 >> (8 * j)) & 0xFF);
+        o->mins[r][j] = (int32_t)(m | (m << 16));
+    }
+    o->dmin[r] = fp16_f32(b->dmin);
+}
+
+// Signed scales sc[16] with offset off: scale d*sc, correction pairs off*sc against the bsums, factor d.
+INF_INLINE void kq_signed_scales(const int8_t *sc, int off, float d, kq_rows *o, int r) {
+    for (int g = 0; g < 16; g++) {
+        o->scale[r][g] = d * (float)sc[g];
+    }
+    for (int p = 0; p < 8; p++) {
+        uint32_t lo = (uint16_t)(int16_t)(off * sc[2 * p]), hi = (uint16_t)(int16_t)(off * sc[2 * p + 1]);
+        o->mins[r][p] = (int32_t)(lo | (hi << 16));
+    }
+    o->dmin[r] = d;
+}
+
+static void kq_decode_q6_K(const void *blk, kq_rows *o, int r) {
+    const block_q6_K *b = blk;
+    for (int k = 0; k < 4; k++) {
+        _mm512_storeu_si512(o->q[r] + 64 * k, q6_K_chunk(b, k));
+    }
+    kq_signed_scales(b->scales, 32, fp16_f32(b->d), o, r);
+}
+
+static void kq_decode_q3_K(const void *blk, kq_rows *o, int r) {
+    const block_q3_K *b = blk;
+    __m512i hm2 = bcast256(b->hmask);
+    for (int k = 0; k < 4; k++) {
+        _mm512_storeu_si512(o->q[r] + 64 * k, q3_K_chunk(b, hm2, k));
+    }
+    int8_t sc[16];
+    _mm_storeu_si128((__m128i *)sc, _mm_sub_epi8(k3_scales_unpack(b->scales), _mm_set1_epi8(32)));
+    kq_signed_scales(sc, 4, fp16_f32(b->d), o, r);
+}
+
+static void kq_decode_q2_K(const void *blk, kq_rows *o, int r) {
+    const block_q2_K *b = blk;
+    for (int k = 0; k < 4; k++) {
+        _mm512_storeu_si512(o->q[r] + 64 * k, q2_K_chunk(b, k));
+    }
+    float d = fp16_f32(b->d);
+    for (int g = 0; g < 16; g++) {
+        o->scale[r][g] = d * (float)(b->scales[g] & 0xF);
+    }
+    for (int p = 0; p < 8; p++) {
+        o->mins[r][p] = (int32_t)((uint32_t)(b->scales[2 * p] >> 4) | ((uint32_t)(b->scales[2 * p + 1] >> 4) << 16));
+    }
+    o->dmin[r] = fp16_f32(b->dmin);
+}
+
+static void kq_pack_rows(const kq_rows *o, kq_pack *p) {
+    for (int t0 = 0; t0 < QK_K / 4; t0 += 16) {
+        transpose16x16(o->q[0] + 4 * t0, QK_K, p->w + t0);
+    }
+    __m512i t[16];
+    transpose16x16(o->scale, sizeof(o->scale[0]), t);
+    for (int g = 0; g < 16; g++) {
+        p->scale[g] = _mm512_castsi512_ps(t[g]);
+    }
+    transpose16x16(o->mins, sizeof(o->mins[0]), t);
+    for (int i = 0; i < 8; i++) {
+        p->mins[i] = t[i];
+    }
+    p->dmin = _mm512_loadu_ps(o->dmin);
+}
+
+// C activation columns (x at stride xs, positioned at the segment's first super-block) against ns packed
+// super-blocks; scale groups of G elements (32 for Q4_K/Q5_K, 16 for the others).
+INF_INLINE void kq_cols(const kq_pack *pk, int ns, const uint8_t *x, size_t xs, int C, int G, float *y, size_t ys,
+                        __mmask16 km, bool first) {
+    __m512 acc[8];
+    INF_UNROLL for (int c = 0; c < C; c++) {
+        acc[c] = _mm512_setzero_ps();
+    }
+    for (int s = 0; s < ns; s++) {
+        const kq_pack *p = pk + s;
+        const block_q8_K *xb[8];
+        __m512 sb[8];
+        INF_UNROLL for (int c = 0; c < C; c++) {
+            xb[c] = (const block_q8_K *)(x + (size_t)c * xs) + s;
+            sb[c] = _mm512_setzero_ps();
+        }
+        for (int g = 0; g < QK_K / G; g++) {
+            __m512i isum[8];
+            INF_UNROLL for (int c = 0; c < C; c++) {
+                isum[c] = _mm512_setzero_si512();
+            }
+            INF_UNROLL for (int t = 0; t < G / 4; t++) {
+                __m512i wv = p->w[g * (G / 4) + t];
+                INF_UNROLL for (int c = 0; c < C; c++) {
+                    isum[c] = dpbusd_bcast(isum[c], wv, xb[c]->qs + g * G + 4 * t);
+                }
+            }
+            __m512 sc = p->scale[g * (G / 16)];
+            INF_UNROLL for (int c = 0; c < C; c++) {
+                sb[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), sc, sb[c]);
+            }
+        }
+        INF_UNROLL for (int c = 0; c < C; c++) {
+            __m512i m = _mm512_setzero_si512();
+            INF_UNROLL for (int i = 0; i < 8; i++) {
+                m = dpwssd_bcast(m, p->mins[i], &xb[c]->bsums[2 * i]);
+            }
+            sb[c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), p->dmin, sb[c]);
+            acc[c] = _mm512_fmadd_ps(sb[c], _mm512_set1_ps(xb[c]->d), acc[c]);
+        }
+    }
+    INF_UNROLL for (int c = 0; c < C; c++) {
+        gemm_store(y + (size_t)c * ys, km, acc[c], first);
+    }
+}
+
+typedef void (*kq_cols_fn)(const kq_pack *pk, int ns, const uint8_t *x, size_t xs, float *y, size_t ys,
+                           __mmask16 km, bool first);
+
+#define KQ_COLS(G, C)                                                                                        \
+    static void kq_cols_g##G##_c##C(const kq_pack *pk, int ns, const uint8_t *x, size_t xs, float *y, size_t ys, \
+                                    __mmask16 km, bool first) {                                              \
+        kq_cols(pk, ns, x, xs, C, G, y, ys, km, first);                                                      \
+    }
+KQ_COLS(32, 8)
+KQ_COLS(32, 4)
+KQ_COLS(32, 2)
+KQ_COLS(32, 1)
+KQ_COLS(16, 8)
+KQ_COLS(16, 4)
+KQ_COLS(16, 2)
+KQ_COLS(16, 1)
+
+static void gemm_kq(int64_t n, const uint8_t *w, size_t ws, int nrows, const uint8_t *x, size_t xs, int ncols,
+                    float *y, size_t ys, kq_decode_fn decode, size_t bsize, int G) {
+    static const kq_cols_fn g32[4] = {kq_cols_g32_c8, kq_cols_g32_c4, kq_cols_g32_c2, kq_cols_g32_c1};
+    static const kq_cols_fn g16[4] = {kq_cols_g16_c8, kq_cols_g16_c4, kq_cols_g16_c2, kq_cols_g16_c1};
+    const kq_cols_fn *cols = G == 32 ? g32 : g16;
+    _Alignas(64) kq_pack pk[KQ_SEG];
+    _Alignas(64) kq_rows rows;
+    int64_t nsb = n / QK_K;
+    for (int r0 = 0; r0 < nrows; r0 += GEMM_TILE) {
+        int nr = nrows - r0 < GEMM_TILE ? nrows - r0 : GEMM_TILE;
+        __mmask16 km = (__mmask16)((1u << nr) - 1);
+        if (nr < GEMM_TILE) {
+            memset(&rows, 0, sizeof(rows)); // padding rows decode as zeros
+        }
+        for (int64_t s0 = 0; s0 < nsb; s0 += KQ_SEG) {
+            int ns = nsb - s0 < KQ_SEG ? (int)(nsb - s0) : KQ_SEG;
+            for (int s = 0; s < ns; s++) {
+                for (int r = 0; r < nr; r++) {
+                    decode(w + (size_t)(r0 + r) * ws + (size_t)(s0 + s) * bsize, &rows, r);
+                }
+                kq_pack_rows(&rows, &pk[s]);
+            }
+            const uint8_t *xs0 = x + (size_t)s0 * sizeof(block_q8_K);
+            int c0 = 0;
+            for (int v = 0, width = 8; v < 4; v++, width /= 2) {
+                for (; c0 + width <= ncols; c0 += width) {
+                    cols[v](pk, ns, xs0 + (size_t)c0 * xs, xs, y + (size_t)c0 * ys + r0, ys, km, s0 == 0);
+                }
+            }
+        }
+    }
+}
+
+// Few columns: the repacking would not pay for itself.
+INF_INLINE void gemm_by_vec_dot(inf_vec_dot_fn dot, int64_t n, const uint8_t *w, size_t ws, int nrows,
+                                const uint8_t *x, size_t xs, int ncols, float *y, size_t ys) {
+    for (int c = 0; c < ncols; c++) {
+        for (int r = 0; r < nrows; r++) {
+            y[(size_t)c * ys + (size_t)r] = dot(n, w + (size_t)r * ws, x + (size_t)c * xs);
+        }
+    }
+}
+
+#define GEMM_KQ(type, G)                                                                                      \
+    static void gemm_##type##_avx512(int64_t n, const void *w, size_t ws, int nrows, const void *x, size_t xs,  \
+                                     int ncols, float *y, size_t ys) {                                        \
+        if (ncols < GEMM_MIN_COLS) {                                                                          \
+            gemm_by_vec_dot(vec_dot_##type##_avx512, n, w, ws, nrows, x, xs, ncols, y, ys);                    \
+        } else {                                                                                              \
+            gemm_kq(n, w, ws, nrows, x, xs, ncols, y, ys, kq_decode_##type, sizeof(block_##type), G);          \
+        }                                                                                                     \
+    }
+GEMM_KQ(q2_K, 16)
+GEMM_KQ(q3_K, 16)
+GEMM_KQ(q4_K, 32)
+GEMM_KQ(q5_K, 32)
+GEMM_KQ(q6_K, 16)
+
+// ---- 32-element blocks against Q8_0 / Q8_1 ----
+//
+// Weights are unsigned here (Q4_0/Q5_0 quants as stored, Q8_0 + 128) so the activation bytes can be the
+// broadcast memory operand as for the K-quants. The offset (8, 16, 128) is taken back out by starting each
+// block's sum at -offset * sum(x), a value per activation block that does not depend on the row: the sums
+// (and the fp16 scales as floats) are computed once per row group, segment and column group.
+
+enum { B32_SEG = 16, B32_TILES = 4 }; // blocks per segment; 16-row tiles sharing one activation pass
+
+typedef struct {
+    __m512i w[8]; // unsigned quants, lane r = row r
+    __m512 d;     // weight scale per row
+    __m512 m;     // weight min per row (Q4_1, Q5_1)
+} b32_pack;
+
+typedef struct {
+    uint8_t q[GEMM_TILE][B32_SEG * 32];
+    float d[GEMM_TILE][B32_SEG];
+    float m[GEMM_TILE][B32_SEG];
+} b32_rows;
+
+// Decodes block b of a row into o->q[r] + 32b (unsigned bytes), o->d, o->m.
+typedef void (*b32_decode_fn)(const void *block, b32_rows *o, int r, int b);
+
+INF_INLINE void b32_put(b32_rows *o, int r, int b, __m256i q, float d, float m) {
+    _mm256_storeu_si256((__m256i *)(o->q[r] + 32 * b), q);
+    o->d[r][b] = d;
+    o->m[r][b] = m;
+}
+
+static void b32_decode_q4_0(const void *blk, b32_rows *o, int r, int b) {
+    const block_q4_0 *p = blk;
+    b32_put(o, r, b, nibbles_x1(p->qs), fp16_f32(p->d), 0.0f);
+}
+
+static void b32_decode_q4_1(const void *blk, b32_rows *o, int r, int b) {
+    const block_q4_1 *p = blk;
+    b32_put(o, r, b, nibbles_x1(p->qs), fp16_f32(p->d), fp16_f32(p->m));
+}
+
+static void b32_decode_q5_0(const void *blk, b32_rows *o, int r, int b) {
+    const block_q5_0 *p = blk;
+    __m256i q = nibbles_x1(p->qs);
+    b32_put(o, r, b, _mm256_mask_add_epi8(q, load_u32(p->qh), q, _mm256_set1_epi8(16)), fp16_f32(p->d), 0.0f);
+}
+
+static void b32_decode_q5_1(const void *blk, b32_rows *o, int r, int b) {
+    const block_q5_1 *p = blk;
+    __m256i q = nibbles_x1(p->qs);
+    b32_put(o, r, b, _mm256_mask_add_epi8(q, load_u32(p->qh), q, _mm256_set1_epi8(16)), fp16_f32(p->d),
+            fp16_f32(p->m));
+}
+
+static void b32_decode_q8_0(const void *blk, b32_rows *o, int r, int b) {
+    const block_q8_0 *p = blk;
+    __m256i q = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)p->qs), _mm256_set1_epi8((char)0x80));
+    b32_put(o, r, b, q, fp16_f32(p->d), 0.0f);
+}
+
+// Packs nb blocks (rounded up to even: the rows buffer holds zeros past the segment).
+static void b32_pack_rows(const b32_rows *o, int nb, b32_pack *p) {
+    __m512i t[16];
+    for (int b = 0; b < nb; b += 2) {
+        transpose16x16(o->q[0] + 32 * b, sizeof(o->q[0]), t);
+        for (int i = 0; i < 8; i++) {
+            p[b].w[i] = t[i];
+            p[b + 1].w[i] = t[8 + i];
+        }
+    }
+    transpose16x16(o->d, sizeof(o->d[0]), t);
+    for (int b = 0; b < nb; b++) {
+        p[b].d = _mm512_castsi512_ps(t[b]);
+    }
+    transpose16x16(o->m, sizeof(o->m[0]), t);
+    for (int b = 0; b < nb; b++) {
+        p[b].m = _mm512_castsi512_ps(t[b]);
+    }
+}
+
+typedef struct {
+    int32_t init[8][B32_SEG]; // -offset * sum(x)
+    float d[8][B32_SEG];
+    float s[8][B32_SEG]; // Q8_1's s = d * sum(x)
+} b32_xinfo;
+
+// Activation block layout: d (fp16) at 0, Q8_1's s at 2, the quants at qs_off.
+INF_INLINE void b32_x_info(const uint8_t *x, size_t xs, int C, int nb, size_t xbsize, size_t qs_off, int off,
+                           b32_xinfo *o) {
+    for (int c = 0; c < C; c++) {
+        const uint8_t *xc = x + (size_t)c * xs;
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *blk = xc + (size_t)b * xbsize;
+            uint16_t h[2];
+            memcpy(h, blk, sizeof(h));
+            o->d[c][b] = fp16_f32(h[0]);
+            o->s[c][b] = fp16_f32(h[1]);
+            if (off != 0) {
+                // sum of the signed bytes: sad of (x + 128) against zero, less 32 * 128.
+                __m256i q = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(blk + qs_off)),
+                                             _mm256_set1_epi8((char)0x80));
+                __m256i sad = _mm256_sad_epu8(q, _mm256_setzero_si256());
+                __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
+                int sum = (int)(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1)) - 32 * 128;
+                o->init[c][b] = -off * sum;
+            } else {
+                o->init[c][b] = 0;
+            }
+        }
+    }
+}
+
+INF_INLINE void b32_cols(const b32_pack *pk, int nb, const uint8_t *xq, size_t xs, size_t xbsize,
+                         const b32_xinfo *xi, int C, bool with_min, float *y, size_t ys, __mmask16 km, bool first) {
+    __m512 acc[8];
+    INF_UNROLL for (int c = 0; c < C; c++) {
+        acc[c] = _mm512_setzero_ps();
+    }
+    for (int b = 0; b < nb; b++) {
+        const b32_pack *p = pk + b;
+        __m512i isum[8];
+        INF_UNROLL for (int c = 0; c < C; c++) {
+            isum[c] = _mm512_set1_epi32(xi->init[c][b]);
+        }
+        INF_UNROLL for (int t = 0; t < 8; t++) {
+            __m512i wv = p->w[t];
+            INF_UNROLL for (int c = 0; c < C; c++) {
+                isum[c] = dpbusd_bcast(isum[c], wv, xq + (size_t)c * xs + (size_t)b * xbsize + 4 * t);
+            }
+        }
+        INF_UNROLL for (int c = 0; c < C; c++) {
+            __m512 s = _mm512_mul_ps(p->d, _mm512_set1_ps(xi->d[c][b]));
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), s, acc[c]);
+            if (with_min) {
+                acc[c] = _mm512_fmadd_ps(p->m, _mm512_set1_ps(xi->s[c][b]), acc[c]);
+            }
+        }
+    }
+    INF_UNROLL for (int c = 0; c < C; c++) {
+        gemm_store(y + (size_t)c * ys, km, acc[c], first);
+    }
+}
+
+typedef void (*b32_cols_fn)(const b32_pack *pk, int nb, const uint8_t *xq, size_t xs, size_t xbsize,
+                            const b32_xinfo *xi, float *y, size_t ys, __mmask16 km, bool first);
+
+#define B32_COLS(M, C)                                                                                        \
+    static void b32_cols_m##M##_c##C(const b32_pack *pk, int nb, const uint8_t *xq, size_t xs, size_t xbsize,   \
+                                     const b32_xinfo *xi, float *y, size_t ys, __mmask16 km, bool first) {      \
+        b32_cols(pk, nb, xq, xs, xbsize, xi, C, M, y, ys, km, first);                                         \
+    }
+B32_COLS(0, 8)
+B32_COLS(0, 4)
+B32_COLS(0, 2)
+B32_COLS(0, 1)
+B32_COLS(1, 8)
+B32_COLS(1, 4)
+B32_COLS(1, 2)
+B32_COLS(1, 1)
+
+static void gemm_b32(int64_t n, const uint8_t *w, size_t ws, int nrows, const uint8_t *x, size_t xs, int ncols,
+                     float *y, size_t ys, b32_decode_fn decode, size_t bsize, int off, bool with_min) {
+    static const b32_cols_fn m0[4] = {b32_cols_m0_c8, b32_cols_m0_c4, b32_cols_m0_c2, b32_cols_m0_c1};
+    static const b32_cols_fn m1[4] = {b32_cols_m1_c8, b32_cols_m1_c4, b32_cols_m1_c2, b32_cols_m1_c1};
+    const b32_cols_fn *cols = with_min ? m1 : m0;
+    size_t xbsize = with_min ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    size_t qs_off = with_min ? offsetof(block_q8_1, qs) : offsetof(block_q8_0, qs);
+    _Alignas(64) b32_pack pk[B32_TILES][B32_SEG];
+    _Alignas(64) b32_rows rows;
+    _Alignas(64) b32_xinfo xi;
+    int64_t nblk = n / 32;
+    for (int r0 = 0; r0 < nrows; r0 += GEMM_TILE * B32_TILES) {
+        int ntiles = (nrows - r0 + GEMM_TILE - 1) / GEMM_TILE;
+        ntiles = ntiles < B32_TILES ? ntiles : B32_TILES;
+        for (int64_t b0 = 0; b0 < nblk; b0 += B32_SEG) {
+            int nb = nblk - b0 < B32_SEG ? (int)(nblk - b0) : B32_SEG;
+            for (int tile = 0; tile < ntiles; tile++) {
+                int rt = r0 + GEMM_TILE * tile, nr = nrows - rt < GEMM_TILE ? nrows - rt : GEMM_TILE;
+                memset(&rows, 0, sizeof(rows));
+                for (int r = 0; r < nr; r++) {
+                    const uint8_t *wr = w + (size_t)(rt + r) * ws + (size_t)b0 * bsize;
+                    for (int b = 0; b < nb; b++) {
+                        decode(wr + (size_t)b * bsize, &rows, r, b);
+                    }
+                }
+                b32_pack_rows(&rows, (nb + 1) & ~1, pk[tile]);
+            }
+            int c0 = 0;
+            for (int v = 0, width = 8; v < 4; v++, width /= 2) {
+                for (; c0 + width <= ncols; c0 += width) {
+                    const uint8_t *xc = x + (size_t)c0 * xs + (size_t)b0 * xbsize;
+                    b32_x_info(xc, xs, width, nb, xbsize, qs_off, off, &xi);
+                    for (int tile = 0; tile < ntiles; tile++) {
+                        int rt = r0 + GEMM_TILE * tile, nr = nrows - rt < GEMM_TILE ? nrows - rt : GEMM_TILE;
+                        cols[v](pk[tile], nb, xc + qs_off, xs, xbsize, &xi, y + (size_t)c0 * ys + rt, ys,
+                                (__mmask16)((1u << nr) - 1), b0 == 0);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#define GEMM_B32(type, off, with_min)                                                                         \
+    static void gemm_##type##_avx512(int64_t n, const void *w, size_t ws, int nrows, const void *x, size_t xs,  \
+                                     int ncols, float *y, size_t ys) {                                        \
+        if (ncols < GEMM_MIN_COLS) {                                                                          \
+            gemm_by_vec_dot(vec_dot_##type##_avx512, n, w, ws, nrows, x, xs, ncols, y, ys);                    \
+        } else {                                                                                              \
+            gemm_b32(n, w, ws, nrows, x, xs, ncols, y, ys, b32_decode_##type, sizeof(block_##type), off,       \
+                     with_min);                                                                               \
+        }                                                                                                     \
+    }
+GEMM_B32(q4_0, 8, false)
+GEMM_B32(q4_1, 0, true)
+GEMM_B32(q5_0, 16, false)
+GEMM_B32(q5_1, 0, true)
+GEMM_B32(q8_0, 128, false)
+
+// ---- float weights: 4 rows x 4 columns of 16-lane accumulators ----
+
+typedef __m512 (*f_load_fn)(const void *p, int64_t i, __mmask16 k);
+
+INF_INLINE __m512 fload_f32(const void *p, int64_t i, __mmask16 k) { return _mm512_maskz_loadu_ps(k, (const float *)p + i); }
+INF_INLINE __m512 fload_f16(const void *p, int64_t i, __mmask16 k) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, (const uint16_t *)p + i));
+}
+INF_INLINE __m512 fload_bf16(const void *p, int64_t i, __mmask16 k) {
+    return bf16x16_widen(_mm256_maskz_loadu_epi16(k, (const uint16_t *)p + i));
+}
+
+INF_INLINE void gemm_float_tile(int64_t n, const uint8_t *w, size_t ws, int R, const uint8_t *x, size_t xs, int C,
+                                float *y, size_t ys, int kind) {
+    __m512 acc[4][4];
+    INF_UNROLL for (int r = 0; r < R; r++) {
+        INF_UNROLL for (int c = 0; c < C; c++) {
+            acc[r][c] = _mm512_setzero_ps();
+        }
+    }
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 xv[4];
+        INF_UNROLL for (int c = 0; c < C; c++) {
+            const uint8_t *xc = x + (size_t)c * xs;
+            xv[c] = kind == 0 ? fload_f32(xc, i, k) : kind == 1 ? fload_f16(xc, i, k) : fload_bf16(xc, i, k);
+        }
+        INF_UNROLL for (int r = 0; r < R; r++) {
+            const uint8_t *wr = w + (size_t)r * ws;
+            __m512 wv = kind == 0 ? fload_f32(wr, i, k) : kind == 1 ? fload_f16(wr, i, k) : fload_bf16(wr, i, k);
+            INF_UNROLL for (int c = 0; c < C; c++) {
+                acc[r][c] = _mm512_fmadd_ps(wv, xv[c], acc[r][c]);
+            }
+        }
+    }
+    INF_UNROLL for (int r = 0; r < R; r++) {
+        INF_UNROLL for (int c = 0; c < C; c++) {
+            y[(size_t)c * ys + (size_t)r] = _mm512_reduce_add_ps(acc[r][c]);
+        }
+    }
+}
+
+#define GEMM_FLOAT(type, kind)                                                                                \
+    static void gemm_##type##_tile4x4(int64_t n, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,       \
+                                      float *y, size_t ys) {                                                  \
+        gemm_float_tile(n, w, ws, 4, x, xs, 4, y, ys, kind);                                                  \
+    }                                                                                                         \
+    static void gemm_##type##_avx512(int64_t n, const void *w, size_t ws, int nrows, const void *x, size_t xs,  \
+                                     int ncols, float *y, size_t ys) {                                        \
+        const uint8_t *wb = w, *xb = x;                                                                       \
+        int r0 = 0;                                                                                           \
+        for (; r0 + 4 <= nrows; r0 += 4) {                                                                    \
+            int c0 = 0;                                                                                       \
+            for (; c0 + 4 <= ncols; c0 += 4) {                                                                \
+                gemm_##type##_tile4x4(n, wb + (size_t)r0 * ws, ws, xb + (size_t)c0 * xs, xs,                  \
+                                      y + (size_t)c0 * ys + r0, ys);                                          \
+            }                                                                                                 \
+            gemm_by_vec_dot(vec_dot_##type##_avx512, n, wb + (size_t)r0 * ws, ws, 4, xb + (size_t)c0 * xs, xs,  \
+                            ncols - c0, y + (size_t)c0 * ys + r0, ys);                                        \
+        }                                                                                                     \
+        gemm_by_vec_dot(vec_dot_##type##_avx512, n, wb + (size_t)r0 * ws, ws, nrows - r0, xb, xs, ncols,       \
+                        y + r0, ys);                                                                          \
+    }
+GEMM_FLOAT(f32, 0)
+GEMM_FLOAT(f16, 1)
+GEMM_FLOAT(bf16, 2)
 
 // ---- the table ----
 
@@ -612,4 +1239,18 @@ void inf_cpu_kernels_fill_avx512(inf_cpu_kernels *k, const inf_cpu_features *f) 
     k->vec_dot[INF_TYPE_Q4_K] = vec_dot_q4_K_avx512;
     k->vec_dot[INF_TYPE_Q5_K] = vec_dot_q5_K_avx512;
     k->vec_dot[INF_TYPE_Q6_K] = vec_dot_q6_K_avx512;
+
+    k->gemm[INF_TYPE_F32] = gemm_f32_avx512;
+    k->gemm[INF_TYPE_F16] = gemm_f16_avx512;
+    k->gemm[INF_TYPE_BF16] = gemm_bf16_avx512;
+    k->gemm[INF_TYPE_Q4_0] = gemm_q4_0_avx512;
+    k->gemm[INF_TYPE_Q4_1] = gemm_q4_1_avx512;
+    k->gemm[INF_TYPE_Q5_0] = gemm_q5_0_avx512;
+    k->gemm[INF_TYPE_Q5_1] = gemm_q5_1_avx512;
+    k->gemm[INF_TYPE_Q8_0] = gemm_q8_0_avx512;
+    k->gemm[INF_TYPE_Q2_K] = gemm_q2_K_avx512;
+    k->gemm[INF_TYPE_Q3_K] = gemm_q3_K_avx512;
+    k->gemm[INF_TYPE_Q4_K] = gemm_q4_K_avx512;
+    k->gemm[INF_TYPE_Q5_K] = gemm_q5_K_avx512;
+    k->gemm[INF_TYPE_Q6_K] = gemm_q6_K_avx512;
 }

@@ -1,0 +1,92 @@
+// cuda_backend.h: the C seam of the NVIDIA GPU backend. Everything else in src/backend/cuda/ is static.
+//
+// The C side (model.c, session.c, llama.c) describes the weights and each batch in plain structs; the
+// backend owns the device buffers and runs the layers placed on the GPU, the final norm and the output head.
+// The backend never calls back into the library (no inf_log, no inf_fail): every entry point that can fail
+// returns false and writes a one-line message into err (what was tried, the CUDA error), and the caller
+// logs or reports it. Leaves out: multi-GPU, the CPU layers, tokenization and sampling.
+//
+// Weight types the GPU runs natively: F32, F16, Q4_0, Q8_0, Q4_K, Q6_K (ggml ids, block layouts as in
+// quant/quant.h). The C side converts every other type to F16 before upload (cuda_type_native).
+#ifndef INFERNO_CUDA_BACKEND_H
+#define INFERNO_CUDA_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cuda_model cuda_model;
+typedef struct cuda_session cuda_session;
+
+typedef struct {
+    char name[256];
+    int cc_major, cc_minor;
+    uint64_t vram_total, vram_free; // bytes
+    int driver_version, runtime_version; // as cudaDriverGetVersion / cudaRuntimeGetVersion (13000 = 13.0)
+} cuda_device_info;
+
+// Initializes device 0 and reads its properties. False (with the CUDA call and its error in err) when the
+// runtime, the driver or a device is missing.
+bool cuda_device_probe(cuda_device_info *info, char *err, size_t cap);
+
+bool cuda_type_native(int type); // F32, F16, Q4_0, Q8_0, Q4_K, Q6_K
+// Bytes a (n_out rows x n_in cols) matrix of a native type takes on the device (rows padded to 16 bytes).
+uint64_t cuda_matrix_bytes(int type, int64_t n_in, int64_t n_out);
+
+// A weight matrix in host memory, already in a native type: n_out rows of n_in elements, row_bytes apart.
+typedef struct {
+    int type;
+    int64_t n_in, n_out;
+    const void *data;
+    size_t row_bytes;
+} cuda_matrix;
+
+typedef struct {
+    const float *attn_norm, *ffn_norm;  // (n_embd)
+    const float *bq, *bk, *bv;          // optional biases or NULL
+    cuda_matrix wq, wk, wv, wo, gate, up, down;
+} cuda_layer_desc;
+
+typedef struct {
+    int n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_rot, n_vocab;
+    float rms_eps;
+    bool rope_neox;
+    int layer0;                   // first layer on the GPU; layers [layer0, n_layer) are described
+    const cuda_layer_desc *layers; // (n_layer - layer0)
+    const float *output_norm;     // (n_embd)
+    cuda_matrix output;           // (n_vocab rows, n_embd cols)
+} cuda_model_desc;
+
+// Device bytes of the model buffer for this description (weights, norms, biases; exact, before upload).
+uint64_t cuda_model_bytes(const cuda_model_desc *d);
+// Device bytes of a session: KV cache (F16, layers [layer0, n_layer)) and compute buffers.
+void cuda_session_bytes(const cuda_model_desc *d, int n_ctx, int n_batch, int n_seq, uint64_t *kv_bytes,
+                        uint64_t *compute_bytes);
+
+// Uploads the described weights (the description's pointers are read during the call only).
+bool cuda_model_upload(const cuda_model_desc *d, cuda_model **out, char *err, size_t cap);
+void cuda_model_free(cuda_model *m);
+
+bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_seq, cuda_session **out, char *err,
+                       size_t cap);
+void cuda_session_free(cuda_session *s);
+
+// One forward step of the GPU layers. x: (n_tokens, n_embd) residual stream entering layer layer0; rope:
+// (n_tokens, n_rot) cos/sin pairs; pos/seq/cell: each token's position, sequence and KV cell; out_row: its
+// output row or -1. Writes n_out rows of logits (n_vocab floats each) and, when embd is not NULL, the
+// final-norm hidden states (n_out rows of n_embd). Tokens of a sequence must follow its cached positions.
+typedef struct {
+    int n_tokens, n_out;
+    const float *x, *rope;
+    const int32_t *pos, *seq, *cell, *out_row;
+} cuda_batch;
+bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits, float *embd, char *err, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif // INFERNO_CUDA_BACKEND_H

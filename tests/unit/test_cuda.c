@@ -1,0 +1,342 @@
+// test_cuda.c: the CUDA backend against the CPU backend. For every micro model type: the logits of a
+// 40-token prompt (one batch, every position) and of 8 single-token decode steps (the CUDA-graph path), as
+// normalized MSE against the CPU's logits under a per-type bound; llama.cpp's greedy tokens for stories260K
+// (every step) with all layers on the GPU and with a partial offload; partial offload close to full offload;
+// a 1,600-token prompt in a context of 2,048 (micro model, 4 batches) against the CPU; two sequences in one
+// batch. Skips (77) with the reason when the build has no CUDA backend or no device is found.
+//
+// Normalized MSE = sum((gpu - cpu)^2) / sum((cpu - mean(cpu))^2) over the compared logits: 0 is identical,
+// 1 is as far off as the logits' own spread. The CPU quantizes activations to 8 bits for quantized weights
+// and keeps an F32 KV cache; the GPU keeps activations in F32 and an F16 cache, so the bounds are loose
+// where the CPU rounds more.
+#include "test.h"
+
+#include "inferno.h"
+
+#include <json-c/json.h>
+#include <math.h>
+
+typedef struct {
+    const char *file; // under models/synthetic
+    double bound;     // normalized MSE bound against the CPU
+} type_case;
+
+// Bounds: about 10x the figures measured on an H100 (bench/NOTES.md, CUDA section).
+static const type_case cases[] = {
+    {"micro-F32.gguf", 1e-4},    {"micro-F16.gguf", 1e-3},    {"micro-BF16.gguf", 1e-3},
+    {"micro-Q8_0.gguf", 1e-3},   {"micro-Q4_0.gguf", 1e-2},   {"micro-Q4_1.gguf", 1e-2},
+    {"micro-Q5_0.gguf", 1e-2},   {"micro-Q5_1.gguf", 1e-2},   {"micro-Q2_K.gguf", 5e-2},
+    {"micro-Q3_K_M.gguf", 2e-2}, {"micro-Q4_K_M.gguf", 1e-2}, {"micro-Q5_K_M.gguf", 1e-2},
+    {"micro-Q6_K.gguf", 1e-2},   {"micro-Q4_K_M-mix.gguf", 1e-2},
+};
+
+static inf_model *load(const char *path, int n_gpu_layers) {
+    inf_model_params mp = inf_model_default_params();
+    mp.n_threads = 4;
+    mp.gpu_enabled = n_gpu_layers != 0;
+    mp.n_gpu_layers = n_gpu_layers;
+    inf_model *m = NULL;
+    if (inf_model_load(path, &mp, &m) != INF_OK) fprintf(stderr, "load %s: %s\n", path, inf_last_error());
+    return m;
+}
+
+static inf_session *session(inf_model *m, int n_ctx, int n_batch, int n_seq) {
+    inf_session_params sp = {.n_ctx = n_ctx, .n_batch = n_batch, .n_seq_max = n_seq, .n_threads = 4};
+    inf_session *s = NULL;
+    if (inf_session_init(m, &sp, &s) != INF_OK) fprintf(stderr, "session: %s\n", inf_last_error());
+    return s;
+}
+
+// Deterministic token ids in [3, n_vocab) (not BOS/EOS/UNK), after a BOS.
+static void make_tokens(inf_token *t, int n, int n_vocab, uint32_t seed) {
+    t[0] = 1;
+    for (int i = 1; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        t[i] = 3 + (inf_token)((seed >> 8) % (uint32_t)(n_vocab - 3));
+    }
+}
+
+// Runs toks[0..n) through s as sequence 0 in batches of n_batch, keeping the logits of the positions where
+// keep[i] (NULL: all) into out (rows in position order). Then greedy-free decode steps: steps more tokens
+// from extra[], one per step, each row appended. Returns rows written, -1 on failure.
+static int run_logits(inf_session *s, const inf_token *toks, int n, int n_batch, const int8_t *keep,
+                      const inf_token *extra, int steps, int n_vocab, float *out) {
+    int rows = 0;
+    int32_t pos[512], seq[512] = {0};
+    int8_t want[512];
+    for (int b0 = 0; b0 < n; b0 += n_batch) {
+        int nb = n - b0 < n_batch ? n - b0 : n_batch;
+        for (int i = 0; i < nb; i++) {
+            pos[i] = b0 + i;
+            want[i] = keep ? keep[b0 + i] : 1;
+        }
+        inf_batch b = {.n_tokens = nb, .tokens = toks + b0, .pos = pos, .seq_id = seq, .want_logits = want};
+        if (inf_session_decode(s, &b) != INF_OK) {
+            fprintf(stderr, "decode: %s\n", inf_last_error());
+            return -1;
+        }
+        for (int i = 0; i < nb; i++)
+            if (want[i]) memcpy(out + (size_t)rows++ * n_vocab, inf_session_logits(s, i), sizeof(float) * n_vocab);
+    }
+    for (int k = 0; k < steps; k++) {
+        int32_t p = n + k, sq = 0;
+        inf_batch b = {.n_tokens = 1, .tokens = &extra[k], .pos = &p, .seq_id = &sq};
+        if (inf_session_decode(s, &b) != INF_OK) {
+            fprintf(stderr, "decode step: %s\n", inf_last_error());
+            return -1;
+        }
+        memcpy(out + (size_t)rows++ * n_vocab, inf_session_logits(s, -1), sizeof(float) * n_vocab);
+    }
+    return rows;
+}
+
+static double nmse(const float *a, const float *ref, size_t n) {
+    double mean = 0, num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) mean += ref[i];
+    mean /= (double)n;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - ref[i], c = ref[i] - mean;
+        if (!isfinite(a[i])) return INFINITY;
+        num += d * d;
+        den += c * c;
+    }
+    return den > 0 ? num / den : num;
+}
+
+// CPU vs GPU (all layers) on one micro model: a 40-token batch and 8 decode steps.
+static void check_type(const char *dir, const type_case *tc) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/synthetic/%s", dir, tc->file);
+    inf_model *cpu = load(path, 0), *gpu = load(path, 999);
+    CHECK(cpu && gpu);
+    if (!cpu || !gpu) goto out;
+    inf_model_info info;
+    inf_model_get_info(gpu, &info);
+    CHECK_EQ_INT(info.n_gpu_layers, info.n_layer);
+    enum { N = 40, STEPS = 8 };
+    inf_token toks[N + STEPS];
+    make_tokens(toks, N + STEPS, info.n_vocab, 7);
+    size_t cells = (size_t)(N + STEPS) * (size_t)info.n_vocab;
+    float *lc = malloc(cells * sizeof(float)), *lg = malloc(cells * sizeof(float));
+    for (size_t i = 0; i < cells; i++) lg[i] = NAN;
+    inf_session *sc = session(cpu, 256, 64, 1), *sg = session(gpu, 256, 64, 1);
+    CHECK(sc && sg);
+    if (sc && sg) {
+        int rc = run_logits(sc, toks, N, 64, NULL, toks + N, STEPS, info.n_vocab, lc);
+        int rg = run_logits(sg, toks, N, 64, NULL, toks + N, STEPS, info.n_vocab, lg);
+        CHECK_EQ_INT(rc, N + STEPS);
+        CHECK_EQ_INT(rg, N + STEPS);
+        if (rc == N + STEPS && rg == N + STEPS) {
+            double e_batch = nmse(lg, lc, (size_t)N * info.n_vocab);
+            double e_step = nmse(lg + (size_t)N * info.n_vocab, lc + (size_t)N * info.n_vocab,
+                                 (size_t)STEPS * info.n_vocab);
+            printf("%-22s nmse batch %.3e, decode steps %.3e (bound %.0e)\n", tc->file, e_batch, e_step, tc->bound);
+            CHECK_MSG(e_batch <= tc->bound, "%s: batch logits nmse %.3e > %.0e", tc->file, e_batch, tc->bound);
+            CHECK_MSG(e_step <= tc->bound, "%s: decode logits nmse %.3e > %.0e", tc->file, e_step, tc->bound);
+        }
+    }
+    inf_session_free(sc);
+    inf_session_free(sg);
+    free(lc);
+    free(lg);
+out:
+    inf_model_free(cpu);
+    inf_model_free(gpu);
+}
+
+// Greedy continuation of llama.cpp's runs on stories260K, token for token (margins >= 0.13).
+static void check_greedy(const char *dir, int n_gpu_layers) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/golden/stories260K.json", dir);
+    json_object *root = json_object_from_file(path);
+    CHECK(root != NULL);
+    if (!root) return;
+    snprintf(path, sizeof path, "%s/models/stories260K.gguf", dir);
+    inf_model *m = load(path, n_gpu_layers);
+    CHECK(m != NULL);
+    json_object *greedy = NULL, *runs = NULL;
+    json_object_object_get_ex(root, "greedy", &greedy);
+    json_object_object_get_ex(greedy, "runs", &runs);
+    CHECK(runs != NULL);
+    for (size_t r = 0; m && runs && r < json_object_array_length(runs); r++) {
+        json_object *run = json_object_array_get_idx(runs, r), *pt = NULL, *gt = NULL;
+        json_object_object_get_ex(run, "prompt_tokens", &pt);
+        json_object_object_get_ex(run, "generated_tokens", &gt);
+        int np = (int)json_object_array_length(pt), ng = (int)json_object_array_length(gt);
+        inf_token toks[256];
+        for (int i = 0; i < np && i < 200; i++) toks[i] = json_object_get_int(json_object_array_get_idx(pt, i));
+        inf_session *s = session(m, 256, 64, 1);
+        CHECK(s != NULL);
+        if (!s) continue;
+        int32_t pos[200], seq[200] = {0};
+        for (int i = 0; i < np; i++) pos[i] = i;
+        inf_batch b = {.n_tokens = np, .tokens = toks, .pos = pos, .seq_id = seq};
+        bool ok = inf_session_decode(s, &b) == INF_OK;
+        int same = 0;
+        for (int k = 0; ok && k < ng; k++) {
+            const float *lg = inf_session_logits(s, -1);
+            inf_token best = 0;
+            for (int v = 1; v < 512; v++)
+                if (lg[v] > lg[best]) best = v;
+            inf_token want = json_object_get_int(json_object_array_get_idx(gt, k));
+            same += best == want;
+            if (best != want) break;
+            int32_t p = np + k, sq = 0;
+            inf_batch st = {.n_tokens = 1, .tokens = &best, .pos = &p, .seq_id = &sq};
+            ok = inf_session_decode(s, &st) == INF_OK;
+        }
+        CHECK(ok);
+        printf("stories260K ngl %3d   greedy run %zu: %d/%d tokens equal to llama.cpp\n", n_gpu_layers, r, same, ng);
+        CHECK_EQ_INT(same, ng);
+        inf_session_free(s);
+    }
+    inf_model_free(m);
+    json_object_put(root);
+}
+
+// Partial offload (first layers on the CPU) against full offload, on a micro model.
+static void check_partial(const char *dir) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/synthetic/micro-Q8_0.gguf", dir);
+    inf_model *full = load(path, 999), *part = load(path, 2);
+    CHECK(full && part);
+    if (!full || !part) goto out;
+    inf_model_info info;
+    inf_model_get_info(part, &info);
+    CHECK_EQ_INT(info.n_gpu_layers, 2);
+    enum { N = 32, STEPS = 4 };
+    inf_token toks[N + STEPS];
+    make_tokens(toks, N + STEPS, info.n_vocab, 11);
+    size_t cells = (size_t)(N + STEPS) * (size_t)info.n_vocab;
+    float *lf = malloc(cells * sizeof(float)), *lp = malloc(cells * sizeof(float));
+    inf_session *sf = session(full, 128, 16, 1), *sp = session(part, 128, 16, 1);
+    if (sf && sp) {
+        int rf = run_logits(sf, toks, N, 16, NULL, toks + N, STEPS, info.n_vocab, lf);
+        int rp = run_logits(sp, toks, N, 16, NULL, toks + N, STEPS, info.n_vocab, lp);
+        CHECK(rf == N + STEPS && rp == N + STEPS);
+        double e = nmse(lp, lf, cells);
+        printf("partial offload 2/4 vs full offload (micro-Q8_0): nmse %.3e (bound 1e-3)\n", e);
+        CHECK(e <= 1e-3);
+    } else {
+        CHECK(false);
+    }
+    inf_session_free(sf);
+    inf_session_free(sp);
+    free(lf);
+    free(lp);
+out:
+    inf_model_free(full);
+    inf_model_free(part);
+}
+
+// A 1,600-token prompt (4 batches of 512 with the last one short) in a context of 2,048 against the CPU:
+// logits of every 100th position and of the last one.
+static void check_long(const char *dir) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/synthetic/micro-F16.gguf", dir);
+    inf_model *cpu = load(path, 0), *gpu = load(path, 999);
+    CHECK(cpu && gpu);
+    enum { N = 1600 };
+    static inf_token toks[N];
+    static int8_t keep[N];
+    make_tokens(toks, N, 512, 3);
+    int n_keep = 0;
+    for (int i = 0; i < N; i++) n_keep += keep[i] = (i % 100 == 99) || i == N - 1;
+    float *lc = malloc((size_t)n_keep * 512 * sizeof(float)), *lg = malloc((size_t)n_keep * 512 * sizeof(float));
+    inf_session *sc = cpu ? session(cpu, 2048, 512, 1) : NULL, *sg = gpu ? session(gpu, 2048, 512, 1) : NULL;
+    if (sc && sg) {
+        int rc = run_logits(sc, toks, N, 512, keep, NULL, 0, 512, lc);
+        int rg = run_logits(sg, toks, N, 512, keep, NULL, 0, 512, lg);
+        CHECK(rc == n_keep && rg == n_keep);
+        double e_all = nmse(lg, lc, (size_t)n_keep * 512);
+        double e_last = nmse(lg + (size_t)(n_keep - 1) * 512, lc + (size_t)(n_keep - 1) * 512, 512);
+        printf("long prompt %d tokens (micro-F16, n_ctx 2048): nmse %.3e, last position %.3e (bound 1e-3)\n", N,
+               e_all, e_last);
+        CHECK(e_all <= 1e-3 && e_last <= 1e-3);
+    } else {
+        CHECK(false);
+    }
+    inf_session_free(sc);
+    inf_session_free(sg);
+    free(lc);
+    free(lg);
+    inf_model_free(cpu);
+    inf_model_free(gpu);
+}
+
+// Two sequences interleaved in one batch, then one decode step each in one batch: GPU against CPU.
+static void check_two_sequences(const char *dir) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/synthetic/micro-Q4_K_M.gguf", dir);
+    inf_model *cpu = load(path, 0), *gpu = load(path, 999);
+    CHECK(cpu && gpu);
+    inf_session *sc = cpu ? session(cpu, 128, 32, 2) : NULL, *sg = gpu ? session(gpu, 128, 32, 2) : NULL;
+    float lc[4][512], lg[4][512];
+    if (sc && sg) {
+        inf_token a[10], bt[10];
+        make_tokens(a, 10, 512, 21);
+        make_tokens(bt, 10, 512, 22);
+        inf_token toks[18];
+        int32_t pos[18], seq[18];
+        int8_t want[18] = {0};
+        for (int i = 0; i < 9; i++) {
+            toks[2 * i] = a[i], pos[2 * i] = i, seq[2 * i] = 0;
+            toks[2 * i + 1] = bt[i], pos[2 * i + 1] = i, seq[2 * i + 1] = 1;
+        }
+        want[16] = want[17] = 1;
+        inf_batch b = {.n_tokens = 18, .tokens = toks, .pos = pos, .seq_id = seq, .want_logits = want};
+        inf_token t2[2] = {a[9], bt[9]};
+        int32_t p2[2] = {9, 9}, s2[2] = {0, 1};
+        inf_batch b2 = {.n_tokens = 2, .tokens = t2, .pos = p2, .seq_id = s2};
+        int8_t w2[2] = {1, 1};
+        b2.want_logits = w2;
+        inf_session *ss[2] = {sc, sg};
+        float(*out[2])[512] = {lc, lg};
+        for (int k = 0; k < 2; k++) {
+            CHECK(inf_session_decode(ss[k], &b) == INF_OK);
+            memcpy(out[k][0], inf_session_logits(ss[k], 16), sizeof lc[0]);
+            memcpy(out[k][1], inf_session_logits(ss[k], 17), sizeof lc[0]);
+            CHECK(inf_session_decode(ss[k], &b2) == INF_OK);
+            memcpy(out[k][2], inf_session_logits(ss[k], 0), sizeof lc[0]);
+            memcpy(out[k][3], inf_session_logits(ss[k], 1), sizeof lc[0]);
+        }
+        double e = nmse(&lg[0][0], &lc[0][0], 4 * 512);
+        printf("two sequences in one batch (micro-Q4_K_M): nmse %.3e (bound 1e-2)\n", e);
+        CHECK(e <= 1e-2);
+    } else {
+        CHECK(false);
+    }
+    inf_session_free(sc);
+    inf_session_free(sg);
+    inf_model_free(cpu);
+    inf_model_free(gpu);
+}
+
+int main(void) {
+#ifndef INFERNO_CUDA
+    TEST_SKIP("this build has no CUDA backend (nvcc was not found at configure time)");
+#endif
+    const char *dir = test_shared_dir();
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/stories260K.gguf", dir);
+    inf_log_set_level(INF_LOG_WARN);
+    inf_model *probe = load(path, 999);
+    if (!probe) TEST_SKIP("%s not loadable", path);
+    inf_model_info info;
+    inf_model_get_info(probe, &info);
+    if (info.n_gpu_layers == 0) {
+        printf("SKIP: no usable CUDA device: %s\n", info.gpu);
+        inf_model_free(probe);
+        return 77;
+    }
+    printf("device: %s\n", info.gpu);
+    inf_model_free(probe);
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_type(dir, &cases[i]);
+    check_greedy(dir, 999);
+    check_greedy(dir, 3);
+    check_partial(dir);
+    check_two_sequences(dir);
+    check_long(dir);
+    return test_summary();
+}
