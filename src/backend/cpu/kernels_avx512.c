@@ -635,7 +635,13 @@ static float vec_dot_q2_K_avx512(int64_t n, const void *w, const void *x) {
 // A group of columns shares each loaded w[t] from a register. Small column counts do not pay for the
 // repacking and go through vec_dot instead.
 
+// Full unrolling keeps the per-column accumulators in registers. Not under sanitizers or -O0, where gcc
+// warns that it ignores the annotation (and speed does not matter).
+#if defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__)
 #define INF_UNROLL _Pragma("GCC unroll 16")
+#else
+#define INF_UNROLL
+#endif
 
 enum { GEMM_TILE = 16, GEMM_MIN_COLS = 4 };
 
