@@ -9,6 +9,8 @@ jobs=$(nproc)
 echo "== Release build and tests"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs"
+# The server's end-to-end tests (tests/cli/test_server.sh) drive it with the openai npm package.
+[ -d tests/server/node_modules ] || npm ci --prefix tests/server --no-audit --no-fund
 ctest --test-dir build --output-on-failure -j"$jobs"
 if [ "${INFERNO_TEST_QUICK:-0}" != 1 ]; then
   echo "== AddressSanitizer + UBSan build and tests"
