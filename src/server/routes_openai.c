@@ -80,7 +80,6 @@ bad:
 static bool srv_parse_stop(json_object *body, int max, srv_gen_params *p, srv_error *err) {
     json_object *v = NULL;
     if (!json_object_object_get_ex(body, "stop", &v) || json_object_is_type(v, json_type_null)) return true;
-    json_object *one[1] = {v};
     size_t n = 1;
     bool array = json_object_is_type(v, json_type_array);
     if (array) n = json_object_array_length(v);
@@ -89,7 +88,7 @@ static bool srv_parse_stop(json_object *body, int max, srv_gen_params *p, srv_er
         return false;
     }
     for (size_t i = 0; i < n; i++) {
-        json_object *s = array ? json_object_array_get_idx(v, i) : one[0];
+        json_object *s = array ? json_object_array_get_idx(v, i) : v;
         if (!json_object_is_type(s, json_type_string)) {
             srv_error_param(err, "stop", "'stop' must be a string or an array of strings, not %s%s",
                             array ? "an array holding " : "", srv_json_type_name(s));
@@ -111,8 +110,7 @@ static bool srv_parse_gen(srv_server *srv, json_object *body, srv_task_kind kind
     int64_t iv;
     double dv;
     int r;
-    size_t len;
-    if (srv_json_string(body, "model", &p->model, &len, err) < 0) return false;
+    if (srv_json_string(body, "model", &p->model, NULL, err) < 0) return false;
     if ((r = srv_parse_keep_alive(body, &p->keep_alive, err)) < 0) return false;
     p->has_keep_alive = r > 0;
     if (srv_json_bool(body, "stream", &p->stream, err) < 0) return false;
@@ -741,7 +739,6 @@ void srv_route_embeddings(srv_req *rq, srv_reply *out) {
 // ---------------------------------------------------------------------------------------------------------
 typedef struct {
     json_object *data;
-    srv_server *srv;
 } srv_models_ctx;
 
 static json_object *srv_model_entry(const char *name, long created, const char *state) {
@@ -762,7 +759,7 @@ static void srv_models_each(void *user, const srv_model *m, int refs) {
 }
 
 void srv_route_models(srv_req *rq, srv_reply *out) {
-    srv_models_ctx c = {.data = json_object_new_array(), .srv = rq->srv};
+    srv_models_ctx c = {.data = json_object_new_array()};
     srv_registry_each(rq->srv->reg, srv_models_each, &c);
     enum { SRV_MAX_LISTED = 1024 };
     char **names = calloc(SRV_MAX_LISTED, sizeof *names);

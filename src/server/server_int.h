@@ -285,7 +285,6 @@ typedef struct srv_task {
     size_t out_off;
     bool role_sent, end_queued;
     bool cancelled;            // cancel sent to the engine
-    bool counted;              // counted in srv->active
 } srv_task;
 
 // A task for n_jobs engine requests on model m (the task takes over the caller's reference to m).

@@ -46,8 +46,7 @@ srv_task *srv_task_new(srv_server *srv, srv_model *m, srv_task_kind kind, int n_
     srv_make_id(srv, kind == SRV_TASK_CHAT ? "chatcmpl" : kind == SRV_TASK_COMPLETION ? "cmpl" : "embd", t->id,
                 sizeof t->id);
     t->created = (long)time(NULL);
-    atomic_fetch_add(&srv->active, 1);
-    t->counted = true;
+    atomic_fetch_add(&srv->active, 1); // until srv_task_finish
     return t;
 }
 
@@ -230,14 +229,13 @@ void srv_task_finish(srv_task *t) {
     bool pending = t->n_done < t->n_submitted;
     pthread_mutex_unlock(&t->mu);
     if (pending) srv_task_cancel(t);
-    bool counted = t->counted;
     pthread_mutex_lock(&t->mu);
     bool last = --t->refs == 0;
     pthread_mutex_unlock(&t->mu);
     if (last) srv_task_destroy(t);
     // After this the registry may unload the model; jobs still running get on_done from inf_engine_free.
     srv_registry_release(srv->reg, m);
-    if (counted) atomic_fetch_sub(&srv->active, 1);
+    atomic_fetch_sub(&srv->active, 1);
 }
 
 json_object *srv_task_usage(const srv_task *t) {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test_server.sh: end-to-end tests of `inferno serve`: the Node.js suite in tests/server (the official openai
-# client against the real binary), then curl checks of what the suite leaves out: /health, the port from a
-# config file, on-demand models from --models-dir with --max-models and --keep-alive, a request during
-# shutdown, SIGTERM and SIGINT exiting 0, and start-up errors.
+# client against the real binary), then curl checks of what the suite leaves out: /health while loading and
+# after, --chat-template, --timeout, the port from a config file, on-demand models from --models-dir with
+# --max-models and --keep-alive, a request during shutdown, SIGTERM and SIGINT exiting 0, start-up errors.
 # The Node part is skipped when node or tests/server/node_modules is missing (tools/test.sh installs them
 # with `npm ci --prefix tests/server`); the script then exits 77 if the curl checks passed.
 # usage: test_server.sh INFERNO_BINARY SHARED_DIR   (KEEP_TMP=1 keeps the logs and replies for a look)
@@ -104,6 +104,24 @@ if start_server s1.log --model "$model" --chat-template llama2 --timeout 1; then
     expect_grep 'stopped' s1.log "stopped message"
 else
     bad "server 1 did not start: $(tail -n 5 s1.log)"
+fi
+
+# ---- /health while loading: a FIFO as the model holds the load in open() until a writer comes.
+mkfifo slow.gguf
+if start_server s0.log --model "$tmp/slow.gguf"; then
+    url="http://127.0.0.1:$port"
+    code=$(curl -s -o h0.json -D h0.hdr -w '%{http_code}' "$url/health")
+    expect_eq "$code" 503 "/health while loading"
+    expect_eq "$(cat h0.json)" '{"status":"loading"}' "/health body while loading"
+    expect_grep '^Retry-After: 1' h0.hdr "/health Retry-After while loading"
+    expect_eq "$(completion "$url" slow)" 503 "a completion while loading"
+    expect_grep '"code":"loading"' body.json "loading error code"
+    : >slow.gguf # the load goes on, finds no regular file, and the server gives up
+    wait "$pid"; rc=$?
+    expect_eq "$rc" 1 "exit code when a preloaded model fails"
+    expect_grep 'slow.gguf' s0.log "the failing model is named"
+else
+    bad "server 0 did not start: $(tail -n 5 s0.log)"
 fi
 
 # ---- [server] port from a config file (./.inferno.toml), host from the environment.

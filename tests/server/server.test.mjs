@@ -5,7 +5,7 @@
 // token, finish_reason, [DONE]); embeddings (unit norm, deterministic, float and base64 agree); 16 concurrent
 // streams each equal to a lone request; a client that disconnects mid-stream is cancelled and frees its KV
 // cells; malformed JSON, wrong field types, oversized bodies, unknown models; metrics that move; and, on a
-// second server, API keys, CORS and a full queue. Both servers must exit 0 on SIGTERM.
+// second server, API keys, CORS, --max-prompt-tokens and a full queue. Both servers must exit 0 on SIGTERM.
 //
 // Left out: load and latency figures (bench/loadgen.mjs), on-demand loading from models_dir (the shell test
 // covers it with curl), the shutdown sequence (tests/cli/test_server.sh).
@@ -366,6 +366,9 @@ test('bad requests: malformed JSON, bad UTF-8, wrong types, body and depth caps,
     await expectApiError(oa.completions.create({ model: MODEL, prompt: [1, 99999] }), 400, 'prompt');
     await expectApiError(oa.embeddings.create({ model: MODEL, input: {} }), 400, 'input');
     await expectApiError(oa.embeddings.create({ model: MODEL, input: 'x', encoding_format: 'hex' }), 400, 'encoding_format');
+    // A prompt longer than the model's context (2048 per sequence): 400 context_length_exceeded.
+    await assert.rejects(oa.completions.create({ model: MODEL, prompt: 'Once upon a time '.repeat(600), max_tokens: 1 }),
+        (e) => e.status === 400 && e.code === 'context_length_exceeded' && e.param === 'prompt');
     // Unknown fields are ignored.
     const ok = await oa.chat.completions.create({ model: MODEL, messages: msgs, max_tokens: 2, some_new_field: { a: 1 } });
     assert.equal(ok.choices.length, 1);
@@ -443,9 +446,9 @@ test('metrics counters move', opts, async () => {
 // ---------------------------------------------------------------------------------------------------------
 // A second server: API key, CORS, one sequence and no queue.
 // ---------------------------------------------------------------------------------------------------------
-test('API key, CORS and a full queue (second server)', opts, async () => {
+test('API key, CORS, prompt cap and a full queue (second server)', opts, async () => {
     const s2 = await startServer(['--api-key', 'sekrit', '--cors-origin', 'http://app.example', '--parallel', '1',
-        '--max-queue', '0']);
+        '--max-queue', '0', '--max-prompt-tokens', '64']);
     try {
         const msgs = [{ role: 'user', content: 'hi' }];
         await assert.rejects(client(s2.url, 'wrong').chat.completions.create({ model: MODEL, messages: msgs }),
@@ -458,6 +461,9 @@ test('API key, CORS and a full queue (second server)', opts, async () => {
         const good = client(s2.url, 'sekrit');
         const r = await good.chat.completions.create({ model: MODEL, messages: msgs, max_tokens: 4 });
         assert.equal(r.usage.completion_tokens, 4);
+        // --max-prompt-tokens 64.
+        await assert.rejects(good.completions.create({ model: MODEL, prompt: 'Once upon a time '.repeat(20) }),
+            (e) => e.status === 400 && e.code === 'context_length_exceeded' && /max-prompt-tokens/.test(e.message));
 
         // CORS: preflight without a key, and the allowed origin echoed on replies; others get nothing.
         const pre = await fetch(`${s2.url}/v1/chat/completions`, { method: 'OPTIONS', headers: {
