@@ -18,6 +18,13 @@
 
 INF_INLINE float fp16_f32(uint16_t h) { return _cvtsh_ss(h); }
 
+// The fp16 value at byte offset off of p.
+INF_INLINE float fp16_at(const void *p, size_t off) {
+    uint16_t h;
+    memcpy(&h, (const uint8_t *)p + off, sizeof(h));
+    return _cvtsh_ss(h);
+}
+
 INF_INLINE uint32_t load_u32(const void *p) {
     uint32_t v;
     memcpy(&v, p, sizeof(v));
@@ -216,16 +223,24 @@ static float vec_dot_bf16_avx512(int64_t n, const void *w, const void *x) {
 //
 // Weights become 64 unsigned bytes (block i in bytes 0-31, block i+1 in 32-63, element order), dotted with
 // the signed activation bytes by vpdpbusd; a constant offset (Q4_0's 8, Q5_0's 16) is taken back out with
-// a second vpdpbusd of the offset against the activations. Each int32 lane holds part of one block, so the
-// per-block scale is a vector with one value in lanes 0-7 and another in lanes 8-15.
+// a second vpdpbusd of the offset against the activations; Q8_0's signed weights use |w| and x with w's
+// sign. Each int32 lane holds part of one block. The fp16 block scales of 16 blocks are gathered at once
+// and their products spread to the lanes of each block pair by a permute.
+
+// 16 copies of p's 16 bytes in the low 256 bits and of q's in the high 256 bits (loads and one blend).
+INF_INLINE __m512i halves_x2(const void *p, const void *q) {
+    return _mm512_mask_blend_epi64(0xF0, _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p)),
+                                   _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)q)));
+}
 
 // Nibbles of two 16-byte qs arrays: [lo(p0) | hi(p0) | lo(p1) | hi(p1)], 16 bytes each.
 INF_INLINE __m512i nibbles_x2(const uint8_t *p0, const uint8_t *p1) {
-    __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p0)),
-                                        _mm_loadu_si128((const __m128i *)p1), 1);
-    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1);
-    z = _mm512_permutexvar_epi64(_mm512_set_epi64(7, 6, 3, 2, 5, 4, 1, 0), z);
-    return _mm512_and_si512(z, _mm512_set1_epi8(0x0F));
+    __m512i z = _mm512_mask_blend_epi32(0xFF00, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)p0)),
+                                        _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)p1)));
+    // 128-bit lanes 1 and 3 take the high nibbles.
+    const __m512i sh = _mm512_set_epi64(0x0004000400040004, 0x0004000400040004, 0, 0, 0x0004000400040004,
+                                        0x0004000400040004, 0, 0);
+    return _mm512_and_si512(_mm512_srlv_epi16(z, sh), _mm512_set1_epi8(0x0F));
 }
 
 // Q5 5th bits: bit j of a block's 32-bit qh goes to byte j of that block's half.
@@ -234,14 +249,7 @@ INF_INLINE __m512i add_qh_x2(__m512i v, const uint8_t *qh0, const uint8_t *qh1) 
     return _mm512_mask_add_epi8(v, k, v, _mm512_set1_epi8(16));
 }
 
-INF_INLINE __m512i s8_x2(const int8_t *p0, const int8_t *p1) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p0)),
-                              _mm256_loadu_si256((const __m256i *)p1), 1);
-}
-
-INF_INLINE __m512 scale_x2(float s0, float s1) {
-    return _mm512_insertf32x8(_mm512_set1_ps(s0), _mm256_set1_ps(s1), 1);
-}
+INF_INLINE __m512i s8_x2(const int8_t *p0, const int8_t *p1) { return halves_x2(p0, p1); }
 
 // One block with 256-bit registers, for an odd block count.
 INF_INLINE __m256i nibbles_x1(const uint8_t *p) {
@@ -257,121 +265,125 @@ INF_INLINE float hsum_i32x8_f(__m256i v, float s) {
     return (float)_mm_cvtsi128_si32(t) * s;
 }
 
-static float vec_dot_q4_0_avx512(int64_t n, const void *w, const void *x) {
-    const block_q4_0 *a = w;
-    const block_q8_0 *b = x;
-    int64_t nb = n / QK8_0, i = 0;
-    const __m512i zero = _mm512_setzero_si512(), off = _mm512_set1_epi8(8);
-    __m512 acc = _mm512_setzero_ps();
-    for (; i + 2 <= nb; i += 2) {
-        __m512i wq = nibbles_x2(a[i].qs, a[i + 1].qs);
-        __m512i xq = s8_x2(b[i].qs, b[i + 1].qs);
-        __m512i p = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, wq, xq), _mm512_dpbusd_epi32(zero, off, xq));
-        __m512 s = scale_x2(fp16_f32(a[i].d) * fp16_f32(b[i].d), fp16_f32(a[i + 1].d) * fp16_f32(b[i + 1].d));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, acc);
-    }
-    float sum = _mm512_reduce_add_ps(acc);
-    for (; i < nb; i++) {
-        __m256i xq = _mm256_loadu_si256((const __m256i *)b[i].qs), z = _mm256_setzero_si256();
-        __m256i p = _mm256_sub_epi32(_mm256_dpbusd_epi32(z, nibbles_x1(a[i].qs), xq),
-                                     _mm256_dpbusd_epi32(z, _mm256_set1_epi8(8), xq));
-        sum += hsum_i32x8_f(p, fp16_f32(a[i].d) * fp16_f32(b[i].d));
-    }
-    return sum;
+// The 32-bit words at the start of 16 consecutive blocks of `stride` bytes: fp16 d in the low half, and
+// for Q4_1/Q5_1/Q8_1 the fp16 m or s in the high half.
+INF_INLINE __m512i block_heads16(const void *p, int stride) {
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32(stride));
+    return _mm512_i32gather_epi32(idx, p, 1);
 }
 
-static float vec_dot_q4_1_avx512(int64_t n, const void *w, const void *x) {
-    const block_q4_1 *a = w;
-    const block_q8_1 *b = x;
-    int64_t nb = n / QK8_1, i = 0;
+INF_INLINE __m512 fp16_lo16(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)); }
+INF_INLINE __m512 fp16_hi16(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16))); }
+
+// Lanes 0-7 get s[2k], lanes 8-15 s[2k+1].
+INF_INLINE __m512 scale_pair(__m512 s, int k) {
+    const __m512i idx = _mm512_set_epi32(2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1,
+                                         2 * k + 1, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k);
+    return _mm512_permutexvar_ps(idx, s);
+}
+
+INF_INLINE __m512 scale_x2(float s0, float s1) {
+    return _mm512_insertf32x8(_mm512_set1_ps(s0), _mm256_set1_ps(s1), 1);
+}
+
+// Integer dot of blocks i and i+1 (int32 lanes 0-7 and 8-15), per weight type.
+INF_INLINE __m512i dot2_q4_0(const block_q4_0 *a, const block_q8_0 *b) {
     const __m512i zero = _mm512_setzero_si512();
-    __m512 acc = _mm512_setzero_ps();
-    float msum = 0.0f;
-    for (; i + 2 <= nb; i += 2) {
-        __m512i p = _mm512_dpbusd_epi32(zero, nibbles_x2(a[i].qs, a[i + 1].qs), s8_x2(b[i].qs, b[i + 1].qs));
-        __m512 s = scale_x2(fp16_f32(a[i].d) * fp16_f32(b[i].d), fp16_f32(a[i + 1].d) * fp16_f32(b[i + 1].d));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, acc);
-        msum += fp16_f32(a[i].m) * fp16_f32(b[i].s) + fp16_f32(a[i + 1].m) * fp16_f32(b[i + 1].s);
-    }
-    float sum = _mm512_reduce_add_ps(acc) + msum;
-    for (; i < nb; i++) {
-        __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles_x1(a[i].qs),
-                                        _mm256_loadu_si256((const __m256i *)b[i].qs));
-        sum += hsum_i32x8_f(p, fp16_f32(a[i].d) * fp16_f32(b[i].d)) + fp16_f32(a[i].m) * fp16_f32(b[i].s);
-    }
-    return sum;
+    __m512i xq = s8_x2(b[0].qs, b[1].qs);
+    return _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, nibbles_x2(a[0].qs, a[1].qs), xq),
+                            _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(8), xq));
 }
 
-static float vec_dot_q5_0_avx512(int64_t n, const void *w, const void *x) {
-    const block_q5_0 *a = w;
-    const block_q8_0 *b = x;
-    int64_t nb = n / QK8_0, i = 0;
-    const __m512i zero = _mm512_setzero_si512(), off = _mm512_set1_epi8(16);
-    __m512 acc = _mm512_setzero_ps();
-    for (; i + 2 <= nb; i += 2) {
-        __m512i wq = add_qh_x2(nibbles_x2(a[i].qs, a[i + 1].qs), a[i].qh, a[i + 1].qh);
-        __m512i xq = s8_x2(b[i].qs, b[i + 1].qs);
-        __m512i p = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, wq, xq), _mm512_dpbusd_epi32(zero, off, xq));
-        __m512 s = scale_x2(fp16_f32(a[i].d) * fp16_f32(b[i].d), fp16_f32(a[i + 1].d) * fp16_f32(b[i + 1].d));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, acc);
-    }
-    float sum = _mm512_reduce_add_ps(acc);
-    for (; i < nb; i++) {
-        __m256i wq = _mm256_mask_add_epi8(nibbles_x1(a[i].qs), load_u32(a[i].qh), nibbles_x1(a[i].qs),
-                                          _mm256_set1_epi8(16));
-        __m256i xq = _mm256_loadu_si256((const __m256i *)b[i].qs), z = _mm256_setzero_si256();
-        __m256i p = _mm256_sub_epi32(_mm256_dpbusd_epi32(z, wq, xq), _mm256_dpbusd_epi32(z, _mm256_set1_epi8(16), xq));
-        sum += hsum_i32x8_f(p, fp16_f32(a[i].d) * fp16_f32(b[i].d));
-    }
-    return sum;
-}
-
-static float vec_dot_q5_1_avx512(int64_t n, const void *w, const void *x) {
-    const block_q5_1 *a = w;
-    const block_q8_1 *b = x;
-    int64_t nb = n / QK8_1, i = 0;
+INF_INLINE __m512i dot2_q5_0(const block_q5_0 *a, const block_q8_0 *b) {
     const __m512i zero = _mm512_setzero_si512();
-    __m512 acc = _mm512_setzero_ps();
-    float msum = 0.0f;
-    for (; i + 2 <= nb; i += 2) {
-        __m512i wq = add_qh_x2(nibbles_x2(a[i].qs, a[i + 1].qs), a[i].qh, a[i + 1].qh);
-        __m512i p = _mm512_dpbusd_epi32(zero, wq, s8_x2(b[i].qs, b[i + 1].qs));
-        __m512 s = scale_x2(fp16_f32(a[i].d) * fp16_f32(b[i].d), fp16_f32(a[i + 1].d) * fp16_f32(b[i + 1].d));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, acc);
-        msum += fp16_f32(a[i].m) * fp16_f32(b[i].s) + fp16_f32(a[i + 1].m) * fp16_f32(b[i + 1].s);
-    }
-    float sum = _mm512_reduce_add_ps(acc) + msum;
-    for (; i < nb; i++) {
-        __m256i wq = _mm256_mask_add_epi8(nibbles_x1(a[i].qs), load_u32(a[i].qh), nibbles_x1(a[i].qs),
-                                          _mm256_set1_epi8(16));
-        __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wq, _mm256_loadu_si256((const __m256i *)b[i].qs));
-        sum += hsum_i32x8_f(p, fp16_f32(a[i].d) * fp16_f32(b[i].d)) + fp16_f32(a[i].m) * fp16_f32(b[i].s);
-    }
-    return sum;
+    __m512i xq = s8_x2(b[0].qs, b[1].qs);
+    __m512i wq = add_qh_x2(nibbles_x2(a[0].qs, a[1].qs), a[0].qh, a[1].qh);
+    return _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, wq, xq), _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(16), xq));
 }
 
-// Q8_0 weights are signed: vpdpbusd takes |w| as the unsigned operand and x with w's sign.
-static float vec_dot_q8_0_avx512(int64_t n, const void *w, const void *x) {
-    const block_q8_0 *a = w;
-    const block_q8_0 *b = x;
-    int64_t nb = n / QK8_0, i = 0;
+INF_INLINE __m512i dot2_q8_0(const block_q8_0 *a, const block_q8_0 *b) {
     const __m512i zero = _mm512_setzero_si512();
-    __m512 acc = _mm512_setzero_ps();
-    for (; i + 2 <= nb; i += 2) {
-        __m512i wq = s8_x2(a[i].qs, a[i + 1].qs), xq = s8_x2(b[i].qs, b[i + 1].qs);
-        __m512i xs = _mm512_mask_sub_epi8(xq, _mm512_movepi8_mask(wq), zero, xq);
-        __m512i p = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wq), xs);
-        __m512 s = scale_x2(fp16_f32(a[i].d) * fp16_f32(b[i].d), fp16_f32(a[i + 1].d) * fp16_f32(b[i + 1].d));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, acc);
-    }
-    float sum = _mm512_reduce_add_ps(acc);
-    for (; i < nb; i++) {
-        __m256i wq = _mm256_loadu_si256((const __m256i *)a[i].qs), xq = _mm256_loadu_si256((const __m256i *)b[i].qs);
-        __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(wq), _mm256_sign_epi8(xq, wq));
-        sum += hsum_i32x8_f(p, fp16_f32(a[i].d) * fp16_f32(b[i].d));
-    }
-    return sum;
+    __m512i wq = s8_x2(a[0].qs, a[1].qs), xq = s8_x2(b[0].qs, b[1].qs);
+    __m512i xs = _mm512_mask_sub_epi8(xq, _mm512_movepi8_mask(wq), zero, xq);
+    return _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wq), xs);
 }
+
+INF_INLINE __m512i dot2_q4_1(const block_q4_1 *a, const block_q8_1 *b) {
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), nibbles_x2(a[0].qs, a[1].qs), s8_x2(b[0].qs, b[1].qs));
+}
+
+INF_INLINE __m512i dot2_q5_1(const block_q5_1 *a, const block_q8_1 *b) {
+    __m512i wq = add_qh_x2(nibbles_x2(a[0].qs, a[1].qs), a[0].qh, a[1].qh);
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, s8_x2(b[0].qs, b[1].qs));
+}
+
+// One block with 256-bit registers (odd block counts).
+INF_INLINE __m256i dot1_q4_0(const block_q4_0 *a, const block_q8_0 *b) {
+    __m256i xq = _mm256_loadu_si256((const __m256i *)b->qs), z = _mm256_setzero_si256();
+    return _mm256_sub_epi32(_mm256_dpbusd_epi32(z, nibbles_x1(a->qs), xq), _mm256_dpbusd_epi32(z, _mm256_set1_epi8(8), xq));
+}
+
+INF_INLINE __m256i dot1_q5_0(const block_q5_0 *a, const block_q8_0 *b) {
+    __m256i q = nibbles_x1(a->qs), xq = _mm256_loadu_si256((const __m256i *)b->qs), z = _mm256_setzero_si256();
+    q = _mm256_mask_add_epi8(q, load_u32(a->qh), q, _mm256_set1_epi8(16));
+    return _mm256_sub_epi32(_mm256_dpbusd_epi32(z, q, xq), _mm256_dpbusd_epi32(z, _mm256_set1_epi8(16), xq));
+}
+
+INF_INLINE __m256i dot1_q8_0(const block_q8_0 *a, const block_q8_0 *b) {
+    __m256i wq = _mm256_loadu_si256((const __m256i *)a->qs), xq = _mm256_loadu_si256((const __m256i *)b->qs);
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(wq), _mm256_sign_epi8(xq, wq));
+}
+
+INF_INLINE __m256i dot1_q4_1(const block_q4_1 *a, const block_q8_1 *b) {
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles_x1(a->qs), _mm256_loadu_si256((const __m256i *)b->qs));
+}
+
+INF_INLINE __m256i dot1_q5_1(const block_q5_1 *a, const block_q8_1 *b) {
+    __m256i q = nibbles_x1(a->qs);
+    q = _mm256_mask_add_epi8(q, load_u32(a->qh), q, _mm256_set1_epi8(16));
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, _mm256_loadu_si256((const __m256i *)b->qs));
+}
+
+// with_min: Q4_1/Q5_1 against Q8_1, adding m * s per block.
+#define VEC_DOT_B32(name, wtype, xtype, with_min)                                                             \
+    static float vec_dot_##name##_avx512(int64_t n, const void *w, const void *x) {                           \
+        const wtype *a = w;                                                                                    \
+        const xtype *b = x;                                                                                    \
+        int64_t nb = n / 32, i = 0;                                                                            \
+        __m512 acc = _mm512_setzero_ps(), macc = _mm512_setzero_ps();                                          \
+        for (; i + 16 <= nb; i += 16) {                                                                        \
+            __m512i hw = block_heads16(a + i, (int)sizeof(wtype)), hx = block_heads16(b + i, (int)sizeof(xtype)); \
+            __m512 s = _mm512_mul_ps(fp16_lo16(hw), fp16_lo16(hx));                                            \
+            if (with_min) {                                                                                    \
+                macc = _mm512_fmadd_ps(fp16_hi16(hw), fp16_hi16(hx), macc);                                    \
+            }                                                                                                  \
+            for (int k = 0; k < 8; k++) {                                                                      \
+                __m512i p = dot2_##name(a + i + 2 * k, b + i + 2 * k);                                         \
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale_pair(s, k), acc);                           \
+            }                                                                                                  \
+        }                                                                                                      \
+        for (; i + 2 <= nb; i += 2) {                                                                          \
+            __m512 s = scale_x2(fp16_f32(a[i].d) * fp16_f32(b[i].d), fp16_f32(a[i + 1].d) * fp16_f32(b[i + 1].d)); \
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot2_##name(a + i, b + i)), s, acc);                     \
+        }                                                                                                      \
+        float sum = _mm512_reduce_add_ps(acc) + _mm512_reduce_add_ps(macc);                                    \
+        for (; i < nb; i++) {                                                                                  \
+            sum += hsum_i32x8_f(dot1_##name(a + i, b + i), fp16_f32(a[i].d) * fp16_f32(b[i].d));              \
+        }                                                                                                      \
+        if (with_min) {                                                                                        \
+            for (int64_t j = nb - nb % 16; j < nb; j++) {                                                      \
+                sum += fp16_at(a + j, 2) * fp16_at(b + j, 2); /* m (Q4_1/Q5_1) times s (Q8_1) */               \
+            }                                                                                                  \
+        }                                                                                                      \
+        return sum;                                                                                            \
+    }
+
+VEC_DOT_B32(q4_0, block_q4_0, block_q8_0, 0)
+VEC_DOT_B32(q5_0, block_q5_0, block_q8_0, 0)
+VEC_DOT_B32(q8_0, block_q8_0, block_q8_0, 0)
+VEC_DOT_B32(q4_1, block_q4_1, block_q8_1, 1)
+VEC_DOT_B32(q5_1, block_q5_1, block_q8_1, 1)
 
 // ---- K-quants: 64 elements per 512-bit register, natural element order ----
 //
