@@ -454,17 +454,17 @@ INF_INLINE float hsum_ps256(__m256 v) {
 // Chunk decoders: 64 weights of a super-block (chunk k = elements 64k..64k+63) as unsigned bytes in
 // element order. Shared by vec_dot and the gemm repacking.
 
-INF_INLINE __m512i q4_K_chunk(const block_q4_K *b, int k) {
-    __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * k));
-    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1);
-    return _mm512_and_si512(z, _mm512_set1_epi8(0x0F));
+// [low nibbles | high nibbles] of 32 bytes: the broadcast is a plain load, the per-half shift one op.
+INF_INLINE __m512i k4_nibbles(const uint8_t *qs) {
+    __m512i z = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qs));
+    return _mm512_and_si512(_mm512_srlv_epi16(z, set_halves_epi16(0, 4)), _mm512_set1_epi8(0x0F));
 }
+
+INF_INLINE __m512i q4_K_chunk(const block_q4_K *b, int k) { return k4_nibbles(b->qs + 32 * k); }
 
 // qh2 = [qh | qh]: sub-block 2k takes its 5th bit from bit 2k of qh[l], sub-block 2k+1 from bit 2k+1.
 INF_INLINE __m512i q5_K_chunk(const block_q5_K *b, __m512i qh2, int k) {
-    __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * k));
-    __m512i z = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1),
-                                 _mm512_set1_epi8(0x0F));
+    __m512i z = k4_nibbles(b->qs + 32 * k);
     __mmask64 hk = _mm512_test_epi8_mask(qh2, set_halves_epi8((char)(1 << (2 * k)), (char)(1 << (2 * k + 1))));
     return _mm512_mask_add_epi8(z, hk, z, _mm512_set1_epi8(16));
 }
@@ -927,8 +927,8 @@ static void gemm_kq(int64_t n, const uint8_t *w, size_t ws, int nrows, const uin
 // Few columns: the repacking would not pay for itself.
 INF_INLINE void gemm_by_vec_dot(inf_vec_dot_fn dot, int64_t n, const uint8_t *w, size_t ws, int nrows,
                                 const uint8_t *x, size_t xs, int ncols, float *y, size_t ys) {
-    for (int c = 0; c < ncols; c++) {
-        for (int r = 0; r < nrows; r++) {
+    for (int r = 0; r < nrows; r++) { // rows outer: a weight row is read from memory once, then from L1
+        for (int c = 0; c < ncols; c++) {
             y[(size_t)c * ys + (size_t)r] = dot(n, w + (size_t)r * ws, x + (size_t)c * xs);
         }
     }
