@@ -8,7 +8,7 @@
 # the context-full messages, Ctrl-C at the prompt, and bad flags named in errors.
 # usage: test_chat.sh INFERNO_BINARY SHARED_DIR
 set -u
-bin="$1"; shared="$2"
+bin="$1"; shared="${INFERNO_SHARED:-$2}"
 model="$shared/models/stories260K.gguf"
 [ -x "$bin" ] || { echo "SKIP: $bin not built"; exit 77; }
 [ -f "$model" ] || { echo "SKIP: $model not found"; exit 77; }
