@@ -239,8 +239,9 @@ int cmd_serve(int argc, char **argv) {
         inf_config_free(cfg);
         return 1;
     }
-    fprintf(stderr, "inferno serve: ready (%d model%s preloaded%s)\n", o.opt.n_preload, o.opt.n_preload == 1 ? "" : "s",
-            o.opt.models_dir && *o.opt.models_dir ? ", others on demand" : "");
+    bool on_demand = o.opt.models_dir && *o.opt.models_dir;
+    fprintf(stderr, "inferno serve: ready (%d model%s preloaded%s%s)\n", o.opt.n_preload, o.opt.n_preload == 1 ? "" : "s",
+            on_demand ? "; others on demand from " : "", on_demand ? o.opt.models_dir : "");
 
     int sig = 0;
     while (!(sig = serve_wait_signal(&set, 1000))) srv_maintain(srv);
