@@ -33,6 +33,7 @@ typedef struct {
     srv_piece *pieces; // the tokens since the last take
     int n_pieces;
     bool done;
+    bool overflow;     // the job's text passed its cap (we cancelled it)
     inf_request_result res;
 } srv_delta;
 
@@ -121,6 +122,7 @@ static bool srv_sse_take(srv_task *t, srv_delta *d) {
         // Done only once everything before it is taken, so the finish chunk comes last.
         d[i].done = j->done && j->sent == j->text.len && j->ev_sent == j->n_ev;
         d[i].res = j->res;
+        d[i].overflow = j->text.failed;
         any = any || d[i].len || d[i].n_ev || (d[i].done && !j->final_sent);
     }
     pthread_mutex_unlock(&t->mu);
@@ -159,7 +161,7 @@ static bool srv_sse_fill(srv_task *t) {
             srv_sse_tokens(t, i, &d[i]);
             if (d[i].done && !j->final_sent) {
                 inf_finish_reason f = d[i].res.finish;
-                if (f == INF_FINISH_ERROR || (f == INF_FINISH_CANCELLED && !j->text.failed)) srv_sse_error(t, &d[i].res);
+                if (f == INF_FINISH_ERROR || (f == INF_FINISH_CANCELLED && !d[i].overflow)) srv_sse_error(t, &d[i].res);
                 else srv_sse_choice(t, i, "", 0, false, NULL, srv_finish_str(f == INF_FINISH_CANCELLED ? INF_FINISH_LENGTH : f));
                 j->final_sent = true;
             }
