@@ -459,8 +459,11 @@ static void gpu_place(inf_model *m, const inf_model_params *p, inf_log_level lvl
         cpu_bytes += L->wq->n_bytes + L->wk->n_bytes + L->wv->n_bytes + L->wo->n_bytes + L->ffn_gate->n_bytes +
                      L->ffn_up->n_bytes + L->ffn_down->n_bytes;
     }
+    int n_converted = 0;
+    for (int i = 0; i < n_owned; i++) n_converted += owned[i] != NULL;
     inf_log(lvl, "offloaded %d/%d layers to GPU (layers %d..%d; output head on GPU; %d weights converted to F16); "
-            "uploaded in %.1f ms", n, hp->n_layer, st->layer0, hp->n_layer - 1, n_owned, (inf_time_now() - t0) * 1e3);
+            "uploaded in %.1f ms", n, hp->n_layer, st->layer0, hp->n_layer - 1, n_converted,
+            (inf_time_now() - t0) * 1e3);
     inf_log(lvl, "model buffer: CPU %.2f MiB (mapped), CUDA0 %.2f MiB", mib(cpu_bytes), mib(cuda_model_bytes(&d)));
 done:
     for (int i = 0; owned && i < n_owned; i++) free(owned[i]);

@@ -21,13 +21,14 @@ typedef struct {
     double bound;     // normalized MSE bound against the CPU
 } type_case;
 
-// Bounds: about 10x the figures measured on an H100 (bench/NOTES.md, CUDA section).
+// Bounds: about 10x the figures measured on an H100 (bench/NOTES.md, CUDA section); the CPU's 8-bit
+// activations dominate the quantized types' figures (Q8_0 1.1e-4, Q4_K 2.7e-4).
 static const type_case cases[] = {
-    {"micro-F32.gguf", 1e-4},    {"micro-F16.gguf", 1e-3},    {"micro-BF16.gguf", 1e-3},
-    {"micro-Q8_0.gguf", 1e-3},   {"micro-Q4_0.gguf", 1e-2},   {"micro-Q4_1.gguf", 1e-2},
-    {"micro-Q5_0.gguf", 1e-2},   {"micro-Q5_1.gguf", 1e-2},   {"micro-Q2_K.gguf", 5e-2},
-    {"micro-Q3_K_M.gguf", 2e-2}, {"micro-Q4_K_M.gguf", 1e-2}, {"micro-Q5_K_M.gguf", 1e-2},
-    {"micro-Q6_K.gguf", 1e-2},   {"micro-Q4_K_M-mix.gguf", 1e-2},
+    {"micro-F32.gguf", 1e-6},    {"micro-F16.gguf", 3e-6},    {"micro-BF16.gguf", 1.5e-4},
+    {"micro-Q8_0.gguf", 1.5e-3}, {"micro-Q4_0.gguf", 2e-3},   {"micro-Q4_1.gguf", 2e-3},
+    {"micro-Q5_0.gguf", 2e-3},   {"micro-Q5_1.gguf", 2e-3},   {"micro-Q2_K.gguf", 3e-3},
+    {"micro-Q3_K_M.gguf", 3e-3}, {"micro-Q4_K_M.gguf", 3e-3}, {"micro-Q5_K_M.gguf", 3e-3},
+    {"micro-Q6_K.gguf", 3e-3},   {"micro-Q4_K_M-mix.gguf", 3e-3},
 };
 
 static inf_model *load(const char *path, int n_gpu_layers) {
@@ -215,8 +216,8 @@ static void check_partial(const char *dir) {
         int rp = run_logits(sp, toks, N, 16, NULL, toks + N, STEPS, info.n_vocab, lp);
         CHECK(rf == N + STEPS && rp == N + STEPS);
         double e = nmse(lp, lf, cells);
-        printf("partial offload 2/4 vs full offload (micro-Q8_0): nmse %.3e (bound 1e-3)\n", e);
-        CHECK(e <= 1e-3);
+        printf("partial offload 2/4 vs full offload (micro-Q8_0): nmse %.3e (bound 4e-4)\n", e);
+        CHECK(e <= 4e-4);
     } else {
         CHECK(false);
     }
@@ -250,9 +251,9 @@ static void check_long(const char *dir) {
         CHECK(rc == n_keep && rg == n_keep);
         double e_all = nmse(lg, lc, (size_t)n_keep * 512);
         double e_last = nmse(lg + (size_t)(n_keep - 1) * 512, lc + (size_t)(n_keep - 1) * 512, 512);
-        printf("long prompt %d tokens (micro-F16, n_ctx 2048): nmse %.3e, last position %.3e (bound 1e-3)\n", N,
+        printf("long prompt %d tokens (micro-F16, n_ctx 2048): nmse %.3e, last position %.3e (bound 3e-6)\n", N,
                e_all, e_last);
-        CHECK(e_all <= 1e-3 && e_last <= 1e-3);
+        CHECK(e_all <= 3e-6 && e_last <= 3e-6);
     } else {
         CHECK(false);
     }
@@ -301,8 +302,8 @@ static void check_two_sequences(const char *dir) {
             memcpy(out[k][3], inf_session_logits(ss[k], 1), sizeof lc[0]);
         }
         double e = nmse(&lg[0][0], &lc[0][0], 4 * 512);
-        printf("two sequences in one batch (micro-Q4_K_M): nmse %.3e (bound 1e-2)\n", e);
-        CHECK(e <= 1e-2);
+        printf("two sequences in one batch (micro-Q4_K_M): nmse %.3e (bound 3e-3)\n", e);
+        CHECK(e <= 3e-3);
     } else {
         CHECK(false);
     }

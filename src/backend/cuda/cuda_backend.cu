@@ -34,7 +34,7 @@ enum { T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q8_0 = 8, T_Q4_K = 12, T_Q6_K = 14 };
 #define MV_WARPS 8     // rows per matrix-vector block (one warp per row)
 #define MV_MAX_T 8     // tokens per matrix-vector launch; longer batches loop
 #define ATT_WARPS 4    // warps per attention block
-#define ATT_MAX_HD 256 // head_dim limit of the attention kernel (8 values per lane)
+#define ATT_MAX_HD 256 // head_dim limit of the attention kernel (8 values per lane, 32 lanes)
 #define ALIGN 256      // sub-allocation alignment inside device buffers
 
 static bool cu_ok(cudaError_t e, const char *what, char *err, size_t cap) {
@@ -213,8 +213,10 @@ extern "C" bool cuda_model_upload(const cuda_model_desc *d, cuda_model **out, ch
             cuda_model_free(m);
             return false;
         }
-    if (d->head_dim > ATT_MAX_HD) {
-        snprintf(err, cap, "head_dim %d exceeds the GPU attention kernel's limit %d", d->head_dim, ATT_MAX_HD);
+    int hd8 = d->head_dim / 8;
+    if (d->head_dim > ATT_MAX_HD || d->head_dim % 8 || (hd8 & (hd8 - 1))) {
+        snprintf(err, cap, "head_dim %d is not one the GPU attention kernel takes (8 x a power of two, <= %d)",
+                 d->head_dim, ATT_MAX_HD);
         cuda_model_free(m);
         return false;
     }
@@ -360,7 +362,23 @@ template <int TYPE> __global__ void __launch_bounds__(MV_WARPS * 32) k_matvec(mv
     float acc[MV_MAX_T], acc2[MV_MAX_T];
 #pragma unroll
     for (int t = 0; t < MV_MAX_T; t++) acc[t] = acc2[t] = 0.0f;
-    int n_chunks = a.n_in >> 5;
+    // Rows whose width is not a multiple of 32 (F32/F16 only; stories260K's n_ff = 172) take the scalar
+    // path below for every element, which also keeps the float4 loads of x aligned.
+    int n_chunks = (a.n_in & 31) ? 0 : a.n_in >> 5;
+    if (TYPE == T_F32 || TYPE == T_F16) {
+        for (int i = (n_chunks << 5) + lane; i < a.n_in; i += 32) {
+            float wv = TYPE == T_F32 ? ((const float *)row)[i] : __half2float(((const __half *)row)[i]);
+            float wu = 0.0f;
+            if (a.swiglu) wu = TYPE == T_F32 ? ((const float *)row2)[i] : __half2float(((const __half *)row2)[i]);
+#pragma unroll
+            for (int t = 0; t < MV_MAX_T; t++) {
+                if (t >= a.T) break;
+                float xv = a.x[(size_t)t * a.n_in + i];
+                acc[t] += wv * xv;
+                acc2[t] += wu * xv;
+            }
+        }
+    }
     for (int c = lane; c < n_chunks; c += 32) {
         float w[32];
         load_chunk<TYPE>(row, c, w);
@@ -476,70 +494,113 @@ __global__ void k_rope_kv(float *q, const float *k, const float *v, const float 
     }
 }
 
-// Causal attention of query head blockIdx.x of token blockIdx.y over positions 0..pos of its sequence.
-// Each warp takes every ATT_WARPS-th position with an online softmax; lanes split the head dimension;
-// the warps' partial results are merged at the end.
+// Causal attention, phase 1: query head blockIdx.x of token blockIdx.y over split blockIdx.z of the positions
+// 0..pos of its sequence (S splits of equal length, computed from pos so a captured graph stays valid).
+// A key is handled by lpk = head_dim / 8 lanes holding 8 dimensions each (one 16-byte load of K and of V),
+// so a warp works on 32 / lpk keys at once, each group with its own online softmax; the groups are merged
+// in shared memory and the split's (max, sum, unnormalized output) goes to part.
 __global__ void __launch_bounds__(ATT_WARPS * 32)
     k_attention(const float *q, const __half *kc, const __half *vc, const int32_t *seq_cells, const int32_t *ints,
-                int T, float *out, int n_head, int n_head_kv, int hd, int n_ctx, float scale) {
-    int h = blockIdx.x, t = blockIdx.y;
+                int T, float *part, int n_head, int n_head_kv, int hd, int n_ctx, float scale) {
+    int h = blockIdx.x, t = blockIdx.y, split = blockIdx.z, S = gridDim.z;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int lpk = hd >> 3, gpw = 32 / lpk, sub = lane % lpk, gid = warp * gpw + lane / lpk, G = ATT_WARPS * gpw;
     int pos = ints[t], seq = ints[T + t];
-    int KV = n_head_kv * hd, kvh = h / (n_head / n_head_kv);
-    const float *qh = q + (size_t)t * n_head * hd + (size_t)h * hd;
+    int n_kv = pos + 1, chunk = (n_kv + S - 1) / S, j0 = split * chunk, j1 = min(j0 + chunk, n_kv);
+    int KV = n_head_kv * hd;
+    size_t head_off = (size_t)(h / (n_head / n_head_kv)) * hd + 8 * sub;
+    const float *qh = q + (size_t)t * n_head * hd + (size_t)h * hd + 8 * sub;
     const int32_t *cells = seq_cells + (size_t)seq * n_ctx;
-    float qv[ATT_MAX_HD / 32], acc[ATT_MAX_HD / 32];
+    float qv[8], acc[8];
 #pragma unroll
-    for (int i = 0; i < ATT_MAX_HD / 32; i++) {
-        int d = lane + 32 * i;
-        qv[i] = d < hd ? qh[d] * scale : 0.0f;
-        acc[i] = 0.0f;
-    }
+    for (int i = 0; i < 8; i++) qv[i] = qh[i] * scale, acc[i] = 0.0f;
     float m = -INFINITY, l = 0.0f;
-    for (int j = warp; j <= pos; j += ATT_WARPS) {
-        size_t off = (size_t)cells[j] * KV + (size_t)kvh * hd;
-        const __half *kr = kc + off, *vr = vc + off;
+    // Every lane of a warp runs the same iterations (the shuffles need the whole warp); lanes past the
+    // split's end take part in the shuffles only.
+    for (int jb = j0 + warp * gpw; jb < j1; jb += G) {
+        int j = jb + lane / lpk;
+        bool valid = j < j1;
         float s = 0.0f;
+        uint4 vraw = make_uint4(0, 0, 0, 0);
+        if (valid) {
+            size_t off = (size_t)cells[j] * KV + head_off;
+            uint4 kraw = *(const uint4 *)(kc + off);
+            vraw = *(const uint4 *)(vc + off);
+            const __half2 *k2 = (const __half2 *)&kraw;
 #pragma unroll
-        for (int i = 0; i < ATT_MAX_HD / 32; i++) {
-            int d = lane + 32 * i;
-            if (d < hd) s += qv[i] * __half2float(kr[d]);
+            for (int i = 0; i < 4; i++) {
+                float2 kf = __half22float2(k2[i]);
+                s += qv[2 * i] * kf.x + qv[2 * i + 1] * kf.y;
+            }
         }
-        s = warp_sum(s);
+        for (int o = lpk >> 1; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o, lpk);
+        if (!valid) continue;
+        const __half2 *v2 = (const __half2 *)&vraw;
         float m_new = fmaxf(m, s);
         float corr = expf(m - m_new), p = expf(s - m_new);
         l = l * corr + p;
 #pragma unroll
-        for (int i = 0; i < ATT_MAX_HD / 32; i++) {
-            int d = lane + 32 * i;
-            if (d < hd) acc[i] = acc[i] * corr + p * __half2float(vr[d]);
+        for (int i = 0; i < 4; i++) {
+            float2 vf = __half22float2(v2[i]);
+            acc[2 * i] = acc[2 * i] * corr + p * vf.x;
+            acc[2 * i + 1] = acc[2 * i + 1] * corr + p * vf.y;
         }
         m = m_new;
     }
-    __shared__ float sm_m[ATT_WARPS], sm_l[ATT_WARPS], sm_acc[ATT_WARPS][ATT_MAX_HD];
-    if (lane == 0) sm_m[warp] = m, sm_l[warp] = l;
+    // G * hd = ATT_WARPS * 32 * 8 for every head size
+    __shared__ float sm_m[ATT_WARPS * 32], sm_l[ATT_WARPS * 32], sm_acc[ATT_WARPS * 32 * 8];
+    if (sub == 0) sm_m[gid] = m, sm_l[gid] = l;
 #pragma unroll
-    for (int i = 0; i < ATT_MAX_HD / 32; i++) {
-        int d = lane + 32 * i;
-        if (d < hd) sm_acc[warp][d] = acc[i];
-    }
+    for (int i = 0; i < 8; i++) sm_acc[gid * hd + 8 * sub + i] = acc[i];
     __syncthreads();
+    float *o = part + (((size_t)t * n_head + h) * S + split) * (size_t)(hd + 2);
     float M = -INFINITY;
-    for (int w = 0; w < ATT_WARPS; w++) M = fmaxf(M, sm_m[w]);
-    float L = 0.0f;
-    for (int w = 0; w < ATT_WARPS; w++) L += sm_m[w] == -INFINITY ? 0.0f : sm_l[w] * expf(sm_m[w] - M);
-    float *o = out + (size_t)t * n_head * hd + (size_t)h * hd;
+    for (int g = 0; g < G; g++) M = fmaxf(M, sm_m[g]);
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float v = 0.0f;
-        for (int w = 0; w < ATT_WARPS; w++)
-            if (sm_m[w] != -INFINITY) v += sm_acc[w][d] * expf(sm_m[w] - M);
-        o[d] = v / L;
+        float v = 0.0f, L = 0.0f;
+        for (int g = 0; g < G; g++)
+            if (sm_l[g] > 0.0f) {
+                float e = expf(sm_m[g] - M);
+                v += sm_acc[g * hd + d] * e;
+                L += sm_l[g] * e;
+            }
+        o[2 + d] = v;
+        if (d == 0) o[0] = M, o[1] = L;
     }
 }
+
+// Attention, phase 2: merges the S splits of head blockIdx.x of token blockIdx.y into out (hd threads).
+__global__ void k_attn_combine(const float *part, int S, float *out, int n_head, int hd) {
+    int h = blockIdx.x, t = blockIdx.y, d = threadIdx.x;
+    const float *p = part + ((size_t)t * n_head + h) * S * (size_t)(hd + 2);
+    float M = -INFINITY;
+    for (int k = 0; k < S; k++)
+        if (p[k * (hd + 2) + 1] > 0.0f) M = fmaxf(M, p[k * (hd + 2)]);
+    float v = 0.0f, L = 0.0f;
+    for (int k = 0; k < S; k++) {
+        const float *pk = p + k * (hd + 2);
+        if (pk[1] > 0.0f) {
+            float e = expf(pk[0] - M);
+            v += pk[2 + d] * e;
+            L += pk[1] * e;
+        }
+    }
+    if (d < hd) out[(size_t)t * n_head * hd + (size_t)h * hd + d] = v / L;
+}
+
+// Key splits per (token, head): many for a decode step (few blocks otherwise), one for long batches.
+// T * att_splits(T) <= max(32, T) bounds the partials buffer.
+static int att_splits(int T) { return T == 1 ? 16 : T <= 8 ? 4 : 1; }
 
 // ---------------------------------------------------------------------------------------------------------
 // Session
 // ---------------------------------------------------------------------------------------------------------
+enum { OP_START, OP_UPLOAD, OP_NORM, OP_QKV, OP_ROPE_KV, OP_ATTENTION, OP_WO, OP_GATE_UP, OP_DOWN, OP_HEAD,
+       OP_COUNT };
+static const char *const op_names[OP_COUNT] = {"start", "upload", "norm", "qkv", "rope+kv", "attention", "wo",
+                                               "gate/up", "down", "head"};
+#define PROF_MAX_EVENTS 2048
+
 struct cuda_session {
     cuda_model *m;
     int n_ctx, n_batch, n_seq;
@@ -547,17 +608,51 @@ struct cuda_session {
     void *kv_buf, *buf;  // device: KV cache; compute buffers
     void *host;          // pinned staging: x, rope, ints of one batch
     __half *k_cache, *v_cache; // (gpu layers, n_ctx, kv_dim)
-    float *x, *xb, *q, *k, *v, *hb, *rope, *logits;
+    float *x, *xb, *q, *k, *v, *hb, *rope, *logits, *att;
     int32_t *ints, *seq_cells;
     float *h_x, *h_rope;
     int32_t *h_ints;
     cudaGraphExec_t graph; // decode step of one token with one output row
     bool graph_tried, use_graph;
+    // INFERNO_CUDA_PROFILE=1: an event after every op of every step (graphs off), summed per op
+    bool prof;
+    cudaEvent_t ev[PROF_MAX_EVENTS];
+    int ev_op[PROF_MAX_EVENTS], n_ev;
+    double op_ms[OP_COUNT];
+    long prof_steps;
 };
+
+static void prof_mark(cuda_session *s, int op) {
+    if (!s->prof || s->n_ev >= PROF_MAX_EVENTS) return;
+    if (!s->ev[s->n_ev]) cudaEventCreate(&s->ev[s->n_ev]);
+    s->ev_op[s->n_ev] = op;
+    cudaEventRecord(s->ev[s->n_ev++], s->stream);
+}
+
+// After a synchronized step: adds each op's time (from the previous event to its own).
+static void prof_collect(cuda_session *s) {
+    for (int i = 1; i < s->n_ev; i++) {
+        float ms = 0.0f;
+        if (cudaEventElapsedTime(&ms, s->ev[i - 1], s->ev[i]) == cudaSuccess) s->op_ms[s->ev_op[i]] += ms;
+    }
+    s->n_ev = 0;
+    s->prof_steps++;
+}
+
+extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t cap) {
+    if (!s || !s->prof || !s->prof_steps) return false;
+    double total = 0.0;
+    for (int i = 0; i < OP_COUNT; i++) total += s->op_ms[i];
+    int n = snprintf(buf, cap, "GPU profile, %ld steps, %.3f ms:", s->prof_steps, total);
+    for (int i = 1; i < OP_COUNT && n > 0 && (size_t)n < cap; i++)
+        n += snprintf(buf + n, cap - (size_t)n, " %s %.3f ms (%.1f%%)%s", op_names[i], s->op_ms[i],
+                      total > 0 ? 100.0 * s->op_ms[i] / total : 0.0, i + 1 < OP_COUNT ? "," : "");
+    return true;
+}
 
 // Sizes of the compute buffers, in the order session_init lays them out.
 typedef struct {
-    uint64_t x, xb, q, kv, hb, rope, logits, ints, seq_cells;
+    uint64_t x, xb, q, kv, hb, rope, logits, ints, seq_cells, att;
 } compute_sizes;
 
 static compute_sizes compute_sizes_of(const cuda_model_desc *d, int n_ctx, int n_batch, int n_seq) {
@@ -573,11 +668,12 @@ static compute_sizes compute_sizes_of(const cuda_model_desc *d, int n_ctx, int n
     c.logits = align_up(B * (uint64_t)d->n_vocab * 4, ALIGN);
     c.ints = align_up(B * 4 * 4, ALIGN);
     c.seq_cells = align_up((uint64_t)n_seq * (uint64_t)n_ctx * 4, ALIGN);
+    c.att = align_up((B > 32 ? B : 32) * (uint64_t)d->n_head * ((uint64_t)d->head_dim + 2) * 4, ALIGN);
     return c;
 }
 
 static uint64_t compute_total(const compute_sizes *c) {
-    return c->x + c->xb + c->q + 2 * c->kv + c->hb + c->rope + c->logits + c->ints + c->seq_cells;
+    return c->x + c->xb + c->q + 2 * c->kv + c->hb + c->rope + c->logits + c->ints + c->seq_cells + c->att;
 }
 
 extern "C" void cuda_session_bytes(const cuda_model_desc *d, int n_ctx, int n_batch, int n_seq, uint64_t *kv_bytes,
@@ -591,6 +687,8 @@ extern "C" void cuda_session_bytes(const cuda_model_desc *d, int n_ctx, int n_ba
 extern "C" void cuda_session_free(cuda_session *s) {
     if (!s) return;
     if (s->graph) cudaGraphExecDestroy(s->graph);
+    for (int i = 0; i < PROF_MAX_EVENTS; i++)
+        if (s->ev[i]) cudaEventDestroy(s->ev[i]);
     if (s->stream) cudaStreamDestroy(s->stream);
     if (s->kv_buf) cudaFree(s->kv_buf);
     if (s->buf) cudaFree(s->buf);
@@ -610,8 +708,9 @@ extern "C" bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_s
     s->n_ctx = n_ctx;
     s->n_batch = n_batch;
     s->n_seq = n_seq;
-    const char *g = getenv("INFERNO_CUDA_GRAPH");
-    s->use_graph = !(g && !strcmp(g, "0"));
+    const char *g = getenv("INFERNO_CUDA_GRAPH"), *pr = getenv("INFERNO_CUDA_PROFILE");
+    s->prof = pr && !strcmp(pr, "1");
+    s->use_graph = !(g && !strcmp(g, "0")) && !s->prof;
     cuda_model_desc d = {};
     d.n_embd = m->n_embd, d.n_layer = m->n_layer, d.n_head = m->n_head, d.n_head_kv = m->n_head_kv;
     d.head_dim = m->head_dim, d.n_ff = m->n_ff, d.n_rot = m->n_rot, d.n_vocab = m->n_vocab, d.layer0 = m->layer0;
@@ -646,6 +745,7 @@ extern "C" bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_s
     s->logits = (float *)p, p += c.logits;
     s->ints = (int32_t *)p, p += c.ints;
     s->seq_cells = (int32_t *)p, p += c.seq_cells;
+    s->att = (float *)p, p += c.att;
     s->h_x = (float *)s->host;
     s->h_rope = s->h_x + B * (uint64_t)m->n_embd;
     s->h_ints = (int32_t *)(s->h_rope + B * (uint64_t)m->n_rot);
@@ -708,10 +808,12 @@ static void enqueue_step(cuda_session *s, int T, int n_out) {
     cudaStream_t st = s->stream;
     int E = m->n_embd, hd = m->head_dim, KV = m->n_head_kv * hd;
     k_scatter_cells<<<(T + 255) / 256, 256, 0, st>>>(s->ints, T, s->seq_cells, s->n_ctx);
+    prof_mark(s, OP_UPLOAD);
     for (int l = m->layer0; l < m->n_layer; l++) {
         const dlayer *L = &m->layers[l - m->layer0];
         size_t layer_off = (size_t)(l - m->layer0) * (size_t)s->n_ctx * (size_t)KV;
         k_rmsnorm<<<T, 256, 0, st>>>(s->x, L->attn_norm, s->xb, E, m->rms_eps, NULL);
+        prof_mark(s, OP_NORM);
         if (L->wq.type == L->wk.type && L->wq.type == L->wv.type) {
             const dmat *w[3] = {&L->wq, &L->wk, &L->wv};
             float *y[3] = {s->q, s->k, s->v};
@@ -722,21 +824,32 @@ static void enqueue_step(cuda_session *s, int T, int n_out) {
             matvec1(st, &L->wk, s->k, L->bk, s->xb, T, false);
             matvec1(st, &L->wv, s->v, L->bv, s->xb, T, false);
         }
+        prof_mark(s, OP_QKV);
         k_rope_kv<<<T, 128, 0, st>>>(s->q, s->k, s->v, s->rope, s->ints, T, s->k_cache + layer_off,
                                      s->v_cache + layer_off, m->n_head, m->n_head_kv, hd, m->n_rot, m->rope_neox);
-        k_attention<<<dim3((unsigned)m->n_head, (unsigned)T), ATT_WARPS * 32, 0, st>>>(
-            s->q, s->k_cache + layer_off, s->v_cache + layer_off, s->seq_cells, s->ints, T, s->xb, m->n_head,
+        prof_mark(s, OP_ROPE_KV);
+        int S = att_splits(T);
+        k_attention<<<dim3((unsigned)m->n_head, (unsigned)T, (unsigned)S), ATT_WARPS * 32, 0, st>>>(
+            s->q, s->k_cache + layer_off, s->v_cache + layer_off, s->seq_cells, s->ints, T, s->att, m->n_head,
             m->n_head_kv, hd, s->n_ctx, 1.0f / sqrtf((float)hd));
+        k_attn_combine<<<dim3((unsigned)m->n_head, (unsigned)T), (unsigned)hd, 0, st>>>(s->att, S, s->xb, m->n_head,
+                                                                                       hd);
+        prof_mark(s, OP_ATTENTION);
         matvec1(st, &L->wo, s->x, NULL, s->xb, T, true);
+        prof_mark(s, OP_WO);
         k_rmsnorm<<<T, 256, 0, st>>>(s->x, L->ffn_norm, s->xb, E, m->rms_eps, NULL);
+        prof_mark(s, OP_NORM);
         const dmat *gu[2] = {&L->gate, &L->up}; // one type: the upload checked
         float *hy[2] = {s->hb, s->hb};
         matvec(st, gu, hy, NULL, 2, s->xb, T, false, true);
+        prof_mark(s, OP_GATE_UP);
         matvec1(st, &L->down, s->x, NULL, s->hb, T, true);
+        prof_mark(s, OP_DOWN);
     }
     if (n_out > 0) {
         k_rmsnorm<<<T, 256, 0, st>>>(s->x, m->output_norm, s->xb, E, m->rms_eps, s->ints + 3 * T);
         matvec1(st, &m->output, s->logits, NULL, s->xb, n_out, false);
+        prof_mark(s, OP_HEAD);
     }
 }
 
@@ -790,6 +903,7 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
     if (graphable && s->graph) {
         if (!cu_ok(cudaGraphLaunch(s->graph, s->stream), "cudaGraphLaunch", err, cap)) return false;
     } else {
+        prof_mark(s, OP_START);
         enqueue_uploads(s, T);
         enqueue_step(s, T, b->n_out);
         if (!cu_ok(cudaGetLastError(), "kernel launch", err, cap)) return false;
@@ -804,5 +918,7 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
                            "cudaMemcpy (embeddings)", err, cap))
             return false;
     }
-    return cu_ok(cudaStreamSynchronize(s->stream), "GPU forward step", err, cap);
+    if (!cu_ok(cudaStreamSynchronize(s->stream), "GPU forward step", err, cap)) return false;
+    if (s->prof) prof_collect(s);
+    return true;
 }

@@ -86,6 +86,10 @@ typedef struct {
 } cuda_batch;
 bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits, float *embd, char *err, size_t cap);
 
+// With INFERNO_CUDA_PROFILE=1 in the environment (graphs then off), each op of each step is timed with
+// events; this writes the per-op totals as one line. False when profiling is off or nothing ran.
+bool cuda_session_profile(const cuda_session *s, char *buf, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif
