@@ -248,52 +248,17 @@ static void model_count(inf_model *m) {
 // in backend/cuda/cuda_backend.h; without INFERNO_CUDA only the "not built" message remains.
 #include "runtime/session.h"
 
-#include <pthread.h>
-
-#define GPU_MAX_MODELS 256
 #define GPU_PLAN_CTX 4096              // auto plans KV room for min(n_ctx_train, this) tokens
 #define GPU_PLAN_BATCH 512
 #define GPU_RESERVE (512ull << 20)     // VRAM left free by auto: CUDA context, allocator slack
 
-static pthread_mutex_t gpu_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-    const inf_model *m;
-    inf_gpu_state *st;
-} gpu_table[GPU_MAX_MODELS];
 static const inf_gpu_state gpu_none;
 
-const inf_gpu_state *model_gpu(const inf_model *m) {
-    const inf_gpu_state *st = &gpu_none;
-    pthread_mutex_lock(&gpu_lock);
-    for (int i = 0; i < GPU_MAX_MODELS; i++)
-        if (gpu_table[i].m == m) st = gpu_table[i].st;
-    pthread_mutex_unlock(&gpu_lock);
-    return st;
-}
+const inf_gpu_state *model_gpu(const inf_model *m) { return m->gpu ? m->gpu : &gpu_none; }
 
-static bool gpu_register(const inf_model *m, inf_gpu_state *st) {
-    bool ok = false;
-    pthread_mutex_lock(&gpu_lock);
-    for (int i = 0; i < GPU_MAX_MODELS && !ok; i++)
-        if (!gpu_table[i].m) {
-            gpu_table[i].m = m;
-            gpu_table[i].st = st;
-            ok = true;
-        }
-    pthread_mutex_unlock(&gpu_lock);
-    return ok;
-}
-
-static void gpu_unregister(const inf_model *m) {
-    inf_gpu_state *st = NULL;
-    pthread_mutex_lock(&gpu_lock);
-    for (int i = 0; i < GPU_MAX_MODELS; i++)
-        if (gpu_table[i].m == m) {
-            st = gpu_table[i].st;
-            gpu_table[i].m = NULL;
-            gpu_table[i].st = NULL;
-        }
-    pthread_mutex_unlock(&gpu_lock);
+static void gpu_unregister(inf_model *m) {
+    inf_gpu_state *st = m->gpu;
+    m->gpu = NULL;
     if (!st) return;
 #ifdef INFERNO_CUDA
     cuda_model_free(st->model);
@@ -377,11 +342,7 @@ static void gpu_place(inf_model *m, const inf_model_params *p, inf_log_level lvl
     inf_gpu_state *st = inf_calloc(1, sizeof *st);
     if (!st) return;
     st->log_level = lvl;
-    if (!gpu_register(m, st)) {
-        inf_log(INF_LOG_WARN, "GPU: more than %d models loaded; this one runs on the CPU", GPU_MAX_MODELS);
-        free(st);
-        return;
-    }
+    m->gpu = st;
 #ifndef INFERNO_CUDA
     snprintf(st->desc, sizeof st->desc, "not used: this build has no CUDA backend (nvcc was not found)");
     inf_log(p->n_gpu_layers < 0 ? lvl : INF_LOG_WARN,
@@ -393,9 +354,13 @@ static void gpu_place(inf_model *m, const inf_model_params *p, inf_log_level lvl
     char err[256];
     if (!cuda_device_probe(&dev, err, sizeof err)) {
         snprintf(st->desc, sizeof st->desc, "not used: %s", err);
-        inf_log(INF_LOG_WARN, "GPU: CUDA could not start: %s (driver API %d.%d, runtime %d.%d); running all %d "
-                "layers on the CPU", err, dev.driver_version / 1000, dev.driver_version % 1000 / 10,
-                dev.runtime_version / 1000, dev.runtime_version % 1000 / 10, hp->n_layer);
+        if (dev.driver_version == 0) // the usual case on a machine without an NVIDIA GPU
+            inf_log(INF_LOG_WARN, "GPU: no NVIDIA driver found (%s); running all %d layers on the CPU", err,
+                    hp->n_layer);
+        else
+            inf_log(INF_LOG_WARN, "GPU: CUDA could not start: %s (driver API %d.%d, runtime %d.%d); running all %d "
+                    "layers on the CPU", err, dev.driver_version / 1000, dev.driver_version % 1000 / 10,
+                    dev.runtime_version / 1000, dev.runtime_version % 1000 / 10, hp->n_layer);
         return;
     }
     inf_log(lvl, "GPU: CUDA0: %s, compute capability %d.%d, VRAM %.0f MiB (%.0f MiB free), driver %d.%d, "

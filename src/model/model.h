@@ -58,6 +58,7 @@ struct inf_model {
     int n_converted;
     bool tied_output;
     int n_threads;
+    struct inf_gpu_state *gpu;      // GPU placement (runtime/session.h), NULL when all layers run on the CPU
     uint64_t n_params, weights_bytes;
     const char *file_type;
 };

@@ -58,10 +58,9 @@ struct inf_session {
 inf_status llama_forward(inf_session *s, const inf_batch *b);
 
 // ---- GPU hand-over (CUDA backend) ----
-// A model's GPU placement, made at load (model.c) and read by sessions. model.h belongs to the model
-// loader, so the state lives in a table in model.c keyed by the model; model_gpu never returns NULL (a
-// model without GPU layers gets a state with model NULL).
-typedef struct {
+// A model's GPU placement, made at load (model.c, owned by the model as m->gpu) and read by sessions;
+// model_gpu never returns NULL (a model without GPU layers gets a state with model NULL).
+typedef struct inf_gpu_state {
     struct cuda_model *model; // NULL: CPU only
     int layer0;               // first GPU layer
     int n_gpu_layers;
