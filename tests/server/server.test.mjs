@@ -116,6 +116,11 @@ async function readChat(stream) {
     return { chunks, text };
 }
 
+function assertClose(a, b, tol) {
+    assert.equal(a.length, b.length);
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= tol, `element ${i}: ${a[i]} vs ${b[i]}`);
+}
+
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
 
 // ---------------------------------------------------------------------------------------------------------
@@ -277,18 +282,20 @@ test('embeddings: unit norm, same input same vector, float and base64 agree', op
             const norm = Math.sqrt(d.embedding.reduce((s, x) => s + x * x, 0));
             assert.ok(Math.abs(norm - 1) < 1e-3, `norm ${norm}`);
         }
-        assert.deepEqual(r.data[0].embedding, r.data[1].embedding);
+        // Same input, same vector, up to the last bits: the two may share a forward step with different
+        // neighbours, and batch shape changes the order of float sums.
+        assertClose(r.data[0].embedding, r.data[1].embedding, 1e-5);
         const dot = r.data[0].embedding.reduce((s, x, i) => s + x * r.data[2].embedding[i], 0);
         assert.ok(dot < 0.9999, 'different inputs give different vectors');
     }
-    for (let i = 0; i < 64; i++) assert.ok(Math.abs(b.data[0].embedding[i] - f.data[0].embedding[i]) < 1e-6);
+    assertClose(b.data[0].embedding, f.data[0].embedding, 1e-5);
     const t3 = await postRaw(srv.url, '/tokenize', JSON.stringify({ content: input[2], add_special: true }));
     assert.equal(f.usage.prompt_tokens, 5 + 5 + t3.json.tokens.length);
     assert.equal(f.usage.total_tokens, f.usage.prompt_tokens);
     // A single string; and the same vector whatever else is in the batch.
     const one = await oa.embeddings.create({ model: MODEL, input: 'Once upon a time', encoding_format: 'float' });
     assert.equal(one.data.length, 1);
-    for (let i = 0; i < 64; i++) assert.ok(Math.abs(one.data[0].embedding[i] - f.data[0].embedding[i]) < 1e-6);
+    assertClose(one.data[0].embedding, f.data[0].embedding, 1e-5);
 });
 
 test('16 concurrent streams each get exactly the text of a lone request', opts, async () => {
