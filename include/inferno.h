@@ -39,6 +39,7 @@ typedef enum {
     INF_ERR_CONFIG,       // a configuration value has the wrong type or an impossible value
     INF_ERR_INTERNAL,     // a backend failed in a way that is not the caller's fault
     INF_ERR_BUSY,         // a queue or pool is full; try again later
+    INF_ERR_CLOSED,       // the engine (or server) is shutting down and takes no more work
 } inf_status;
 
 // Static English name of a status ("ok", "invalid argument", ...). Never NULL.
@@ -322,9 +323,9 @@ typedef struct {
 inf_status inf_engine_init(inf_model *model, const inf_engine_params *params, inf_engine **out);
 // Cancels what is running or queued (each gets on_done with INF_FINISH_CANCELLED) and stops the thread.
 void inf_engine_free(inf_engine *e);
-// Queues a request; *id (may be NULL) gets its id, never 0. INF_ERR_BUSY when the queue is full,
-// INF_ERR_INVALID_ARG for a bad request (prompt longer than the context, too many stops, ...), with nothing
-// queued.
+// Queues a request; *id (may be NULL) gets its id, never 0. With nothing queued, fails with INF_ERR_BUSY
+// when the queue is full, INF_ERR_CLOSED while the engine shuts down, INF_ERR_CONTEXT_FULL for a prompt
+// longer than a sequence's context, INF_ERR_INVALID_ARG for another bad request (too many stops, ...).
 inf_status inf_engine_submit(inf_engine *e, const inf_request *req, uint64_t *id);
 // Cancels a request (queued or running); its cells are freed at once. No-op for unknown or finished ids.
 // The scheduler acts on it before its next step: tokens of a step already in progress may still reach

@@ -18,6 +18,7 @@ const char *inf_status_str(inf_status st) {
     case INF_ERR_CONFIG: return "configuration error";
     case INF_ERR_INTERNAL: return "internal error";
     case INF_ERR_BUSY: return "busy";
+    case INF_ERR_CLOSED: return "shutting down";
     }
     return "unknown status";
 }

@@ -51,17 +51,13 @@ static void matmul_rows(inf_session *s, const gguf_tensor *w, const float *x, in
         for (int64_t r = r0; r < r1; r++) y[r] = dot(n_in, wd + (size_t)r * w_row, xq);
         return;
     }
-    // Cache blocking: a block of MM_ROWS weight rows stays in L2 while blocks of MM_COLS activation rows
-    // stream past it; the kernel's register tiles reuse each decoded weight block across columns.
-    enum { MM_ROWS = 64, MM_COLS = 64 };
+    // Cache blocking: a block of MM_ROWS weight rows stays in L2 while all the activation rows stream past
+    // it; the kernel blocks the columns itself and reuses each decoded weight tile across them.
+    enum { MM_ROWS = 64 };
     inf_gemm_fn gemm = s->kern->gemm[w->type];
     for (int64_t r = r0; r < r1; r += MM_ROWS) {
         int nr = (int)INF_MIN(MM_ROWS, r1 - r);
-        for (int c = 0; c < T; c += MM_COLS) {
-            int nc = INF_MIN(MM_COLS, T - c);
-            gemm(n_in, wd + (size_t)r * w_row, w_row, nr, xq + (size_t)c * x_row, x_row, nc,
-                 y + (size_t)c * (size_t)n_out + r, (size_t)n_out);
-        }
+        gemm(n_in, wd + (size_t)r * w_row, w_row, nr, xq, x_row, T, y + r, (size_t)n_out);
     }
 }
 

@@ -607,7 +607,7 @@ static inf_status engine_request_check(const inf_engine *e, const inf_request *r
     if (!r->prompt || r->n_prompt <= 0)
         return inf_fail(INF_ERR_INVALID_ARG, "request: empty prompt (%d tokens)", r->n_prompt);
     if (r->n_prompt > e->n_ctx_seq)
-        return inf_fail(INF_ERR_INVALID_ARG,
+        return inf_fail(INF_ERR_CONTEXT_FULL,
                         "request: prompt of %d tokens is longer than the context of %d tokens", r->n_prompt,
                         e->n_ctx_seq);
     for (int i = 0; i < r->n_prompt; i++)
@@ -674,7 +674,7 @@ inf_status inf_engine_submit(inf_engine *e, const inf_request *req, uint64_t *id
         bool stopping = e->stopping;
         pthread_mutex_unlock(&e->mu);
         engine_req_free(q);
-        if (stopping) return inf_fail(INF_ERR_BUSY, "engine: shutting down");
+        if (stopping) return inf_fail(INF_ERR_CLOSED, "engine: shutting down");
         return inf_fail(INF_ERR_BUSY,
                         "engine: busy: %d running and %d queued (at most %d running and %d queued)", running,
                         queued, e->n_seq_max, e->max_queue);

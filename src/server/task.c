@@ -146,13 +146,13 @@ bool srv_task_submit(srv_task *t, int i, inf_request *req, srv_error *err) {
         t->refs--; // never the last: the HTTP side holds one
         pthread_mutex_unlock(&t->mu);
         const char *msg = inf_last_error();
-        if (st == INF_ERR_BUSY && strstr(msg, "shutting down")) {
+        if (st == INF_ERR_CLOSED) {
             srv_error_set(err, 503, "server_error", "shutting_down", NULL, "the server is shutting down");
         } else if (st == INF_ERR_BUSY) {
             srv_error_set(err, 429, "rate_limit_error", "queue_full", NULL, "the server is busy: %s", msg);
             err->retry_after = 1;
-        } else if (st == INF_ERR_INVALID_ARG) {
-            bool ctx = strstr(msg, "longer than the context") != NULL;
+        } else if (st == INF_ERR_INVALID_ARG || st == INF_ERR_CONTEXT_FULL) {
+            bool ctx = st == INF_ERR_CONTEXT_FULL;
             srv_error_set(err, 400, "invalid_request_error", ctx ? "context_length_exceeded" : NULL,
                           t->kind == SRV_TASK_CHAT ? "messages" : t->kind == SRV_TASK_EMBEDDING ? "input" : "prompt",
                           "%s", msg);

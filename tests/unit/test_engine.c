@@ -575,7 +575,7 @@ static void test_eos(void) {
         inf_token longp[65] = {1};
         r.prompt = longp;
         r.n_prompt = 65;
-        CHECK_EQ_INT(inf_engine_submit(e, &r, NULL), INF_ERR_INVALID_ARG);
+        CHECK_EQ_INT(inf_engine_submit(e, &r, NULL), INF_ERR_CONTEXT_FULL);
         CHECK(strstr(inf_last_error(), "65") && strstr(inf_last_error(), "context of 64"));
         inf_engine_free(e);
     }
@@ -599,7 +599,7 @@ static void test_context_limit(inf_model *m) {
     e = engine_new(m, 8, 64, 1, 4);
     if (!e) return;
     inf_request big = greedy_request(&g_runs[2], 4, &c);
-    CHECK_EQ_INT(inf_engine_submit(e, &big, NULL), INF_ERR_INVALID_ARG);
+    CHECK_EQ_INT(inf_engine_submit(e, &big, NULL), INF_ERR_CONTEXT_FULL);
     CHECK(strstr(inf_last_error(), "14") && strstr(inf_last_error(), "context of 8"));
     inf_engine_free(e);
 
