@@ -51,7 +51,7 @@ static const tdesc tensors[] = {
 static void build_model(const char *path, enum defect d) {
     gguf_build b;
     gb_init(&b, 3);
-    const char *toks[N_VOCAB] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81" "a", "b", "c", "\xe2\x96\x81", "a"};
+    const char *toks[N_VOCAB] = {"<unk>", "<s>", "</s>", "\342\226\201a", "b", "c", "\342\226\201", "a"};
     float scores[N_VOCAB] = {0, 0, 0, -1, -2, -3, -4, -5};
     int32_t types[N_VOCAB] = {2, 3, 3, 1, 1, 1, 1, 1};
     int n_t = 0;
