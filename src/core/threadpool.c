@@ -1,11 +1,13 @@
 // threadpool.c: persistent workers, a generation counter to start runs, and a sense-reversing spin
 // barrier. Workers spin briefly after a run (decode issues a run per token, so the next one usually comes
-// soon) and then sleep on a condition variable, so an idle process uses no CPU.
+// soon) and then sleep on a condition variable, so an idle process uses no CPU. The step profile is plain
+// counters written by thread 0 and printed at free.
 #include "core/threadpool.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #define POOL_SPIN_BEFORE_SLEEP 200000
 
@@ -22,6 +24,15 @@ struct inf_pool {
     atomic_int sleepers;
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    // step profile (thread 0 only)
+    bool prof_on;
+    const char *prof_title;
+    int prof_groups, prof_kinds;
+    const char *const *prof_group_names;
+    const char *const *prof_kind_names;
+    uint64_t prof_ns[INF_POOL_PROF_GROUPS][INF_POOL_PROF_KINDS];
+    uint64_t prof_run_ns[INF_POOL_PROF_GROUPS];
+    int64_t prof_runs[INF_POOL_PROF_GROUPS], prof_items[INF_POOL_PROF_GROUPS];
 };
 
 static inline void cpu_relax(void) {
@@ -106,8 +117,11 @@ inf_status inf_pool_init(int n_threads, inf_pool **out) {
     return INF_OK;
 }
 
+static void pool_profile_print(const inf_pool *p);
+
 void inf_pool_free(inf_pool *p) {
     if (!p) return;
+    if (p->prof_on) pool_profile_print(p);
     pthread_mutex_lock(&p->mu);
     atomic_store(&p->stop, true);
     pthread_cond_broadcast(&p->cv);
@@ -151,4 +165,68 @@ void inf_pool_barrier(inf_pool *p) {
     }
     int spins = 0;
     while (atomic_load_explicit(&p->phase, memory_order_acquire) == ph) spin_wait(&spins);
+}
+
+// ---- step profile ----
+
+bool inf_pool_profile_enable(inf_pool *p, const char *title, int n_groups, const char *const *group_names,
+                             int n_kinds, const char *const *kind_names) {
+    if (p->prof_on) return true;
+    if (n_groups < 1 || n_groups > INF_POOL_PROF_GROUPS || n_kinds < 1 || n_kinds > INF_POOL_PROF_KINDS) return false;
+    p->prof_title = title;
+    p->prof_groups = n_groups;
+    p->prof_kinds = n_kinds;
+    p->prof_group_names = group_names;
+    p->prof_kind_names = kind_names;
+    p->prof_on = true;
+    return true;
+}
+
+bool inf_pool_profiling(const inf_pool *p) { return p->prof_on; }
+
+void inf_pool_profile_add(inf_pool *p, int group, int kind, uint64_t ns) {
+    assert(group >= 0 && group < p->prof_groups && kind >= 0 && kind < p->prof_kinds);
+    p->prof_ns[group][kind] += ns;
+}
+
+void inf_pool_profile_run(inf_pool *p, int group, uint64_t ns, int64_t items) {
+    assert(group >= 0 && group < p->prof_groups);
+    p->prof_run_ns[group] += ns;
+    p->prof_runs[group]++;
+    p->prof_items[group] += items;
+}
+
+uint64_t inf_pool_now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+// One table per group that ran, kinds by time taken, largest first; time not charged to any kind (the
+// caller's own bookkeeping) is the last line.
+static void pool_profile_print(const inf_pool *p) {
+    for (int g = 0; g < p->prof_groups; g++) {
+        if (!p->prof_runs[g]) continue;
+        double total = (double)p->prof_run_ns[g], runs = (double)p->prof_runs[g];
+        inf_log(INF_LOG_INFO, "%s, %s: %lld runs, %lld items, %d threads, %.1f ms (%.3f ms/run, %.3f ms/item)",
+                p->prof_title, p->prof_group_names[g], (long long)p->prof_runs[g], (long long)p->prof_items[g], p->n,
+                total * 1e-6, total * 1e-6 / runs, total * 1e-6 / (double)INF_MAX(p->prof_items[g], 1));
+        inf_log(INF_LOG_INFO, "  %-22s %10s %6s %10s", "step (thread 0)", "ms", "%", "us/run");
+        bool done[INF_POOL_PROF_KINDS] = {false};
+        uint64_t charged = 0;
+        for (int i = 0; i < p->prof_kinds; i++) {
+            int best = -1;
+            for (int k = 0; k < p->prof_kinds; k++)
+                if (!done[k] && (best < 0 || p->prof_ns[g][k] > p->prof_ns[g][best])) best = k;
+            done[best] = true;
+            uint64_t ns = p->prof_ns[g][best];
+            if (!ns) continue;
+            charged += ns;
+            inf_log(INF_LOG_INFO, "  %-22s %10.2f %6.1f %10.1f", p->prof_kind_names[best], (double)ns * 1e-6,
+                    100.0 * (double)ns / total, (double)ns * 1e-3 / runs);
+        }
+        double rest = total - (double)charged;
+        inf_log(INF_LOG_INFO, "  %-22s %10.2f %6.1f %10.1f", "(not charged)", rest * 1e-6, 100.0 * rest / total,
+                rest * 1e-3 / runs);
+    }
 }

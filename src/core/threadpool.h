@@ -1,7 +1,8 @@
 // threadpool.h: a persistent pool of worker threads that run one function on every thread at once, with a
 // spinning barrier for the phases inside it. The forward pass runs on it: every thread walks the same
 // sequence of operations, each taking its share (rows, tokens, heads), with a barrier between dependent
-// steps. Nothing is created or allocated per run. Leaves out: task queues and work stealing.
+// steps. Nothing is created or allocated per run. An opt-in profile lets thread 0 charge its time to named
+// step kinds and prints the table when the pool is freed. Leaves out: task queues and work stealing.
 #ifndef INFERNO_THREADPOOL_H
 #define INFERNO_THREADPOOL_H
 
@@ -29,5 +30,21 @@ static inline void inf_pool_share(int64_t n, int ith, int nth, int64_t align, in
     *begin = INF_MIN(c0 * align, n);
     *end = INF_MIN(c1 * align, n);
 }
+
+// ---- opt-in step profile ----
+// Thread 0 of a run charges wall time to step kinds (names given once, kept by pointer: static strings) in
+// groups (e.g. single-token and batch runs), and records each run's total; inf_pool_free prints one table per
+// group through inf_log at INFO. Off until inf_pool_profile_enable; callers test inf_pool_profiling once per
+// run, so an unprofiled pool pays one branch per step. Thread 0 only: no locking.
+enum { INF_POOL_PROF_GROUPS = 4, INF_POOL_PROF_KINDS = 32 };
+// Fails (false) when the counts exceed the limits above; enabling twice keeps the first names.
+bool inf_pool_profile_enable(inf_pool *p, const char *title, int n_groups, const char *const *group_names,
+                             int n_kinds, const char *const *kind_names);
+bool inf_pool_profiling(const inf_pool *p);
+void inf_pool_profile_add(inf_pool *p, int group, int kind, uint64_t ns);
+// One run of the group took ns (thread 0's wall time) over `items` work items (tokens).
+void inf_pool_profile_run(inf_pool *p, int group, uint64_t ns, int64_t items);
+// Monotonic clock in nanoseconds.
+uint64_t inf_pool_now_ns(void);
 
 #endif // INFERNO_THREADPOOL_H

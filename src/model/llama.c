@@ -14,6 +14,37 @@
 #include <math.h>
 #include <string.h>
 
+// ---- opt-in step profile (INFERNO_PROFILE=1): thread 0's time per step kind, printed at session free ----
+typedef enum {
+    P_EMBED, P_NORM, P_QUANT, P_MM_Q, P_MM_K, P_MM_V, P_MM_O, P_MM_GATE, P_MM_UP, P_MM_DOWN, P_MM_OUT, P_ROPE,
+    P_ATTN, P_SWIGLU, P_BARRIER, P_KINDS
+} prof_kind;
+static const char *const prof_kind_names[P_KINDS] = {
+    "embed+rope table", "residual+norm", "quantize", "matmul attn_q", "matmul attn_k", "matmul attn_v",
+    "matmul attn_output", "matmul ffn_gate", "matmul ffn_up", "matmul ffn_down", "matmul output",
+    "rope+kv write", "attention", "swiglu", "barrier wait"};
+static const char *const prof_group_names[2] = {"decode (1 token)", "batch (>1 token)"};
+
+// Charges the time since the last mark to a kind; a no-op unless this is thread 0 of a profiled pool.
+typedef struct {
+    inf_pool *pool;
+    bool on;
+    int group;
+    uint64_t t;
+} prof_clock;
+
+static inline void prof_mark(prof_clock *pc, prof_kind k) {
+    if (!pc->on) return;
+    uint64_t now = inf_pool_now_ns();
+    inf_pool_profile_add(pc->pool, pc->group, (int)k, now - pc->t);
+    pc->t = now;
+}
+
+static void step_barrier(inf_session *s, prof_clock *pc) {
+    inf_pool_barrier(s->pool);
+    prof_mark(pc, P_BARRIER);
+}
+
 // ---- matmul in two phases, both split across the pool's threads ----
 // quantize_input: x (T, n_in) -> s->xq in the vec_dot_type of w (skipped when xq already holds x in that
 // type), then a barrier. matmul_rows: this thread's share of y (T, n_out) = x · W^T, W stored as n_out rows
@@ -25,7 +56,7 @@ typedef struct {
 } xq_state;
 
 static void quantize_input(inf_session *s, xq_state *qs, const gguf_tensor *w, const float *x, int T, int ith,
-                           int nth) {
+                           int nth, prof_clock *pc) {
     inf_type vdt = inf_type_get(w->type)->vec_dot_type;
     if (vdt == INF_TYPE_F32 || (qs->x == x && qs->type == vdt)) return;
     int64_t n_in = w->ne[0];
@@ -35,7 +66,8 @@ static void quantize_input(inf_session *s, xq_state *qs, const gguf_tensor *w, c
     for (int64_t t = t0; t < t1; t++) s->kern->quantize[vdt](x + t * n_in, (char *)s->xq + (size_t)t * x_row, n_in);
     qs->x = x;
     qs->type = vdt;
-    inf_pool_barrier(s->pool);
+    prof_mark(pc, P_QUANT);
+    step_barrier(s, pc);
 }
 
 static void matmul_rows(inf_session *s, const gguf_tensor *w, const float *x, int T, float *y, int ith, int nth) {
@@ -182,6 +214,8 @@ static void forward_worker(void *arg, int ith, int nth) {
     const int T = b->n_tokens, E = hp->n_embd, F = hp->n_ff;
     const int Q = hp->n_head * hp->head_dim, KV = s->kv_dim;
     xq_state qs = {NULL, INF_TYPE_F32};
+    prof_clock pc = {s->pool, ith == 0 && inf_pool_profiling(s->pool), T > 1, 0};
+    if (pc.on) pc.t = inf_pool_now_ns();
     int64_t t0, t1;
     inf_pool_share(T, ith, nth, 1, &t0, &t1);
 
@@ -194,20 +228,24 @@ static void forward_worker(void *arg, int ith, int nth) {
         rope_table(m, b->pos[t], s->rope + (size_t)t * (size_t)hp->n_rot);
         rmsnorm(s->xb + t * E, s->x + t * E, m->layers[0].attn_norm, E, hp->rms_eps);
     }
-    inf_pool_barrier(s->pool);
+    prof_mark(&pc, P_EMBED);
+    step_barrier(s, &pc);
 
     // GPU hand-over: layers [gpu_layer0, n_layer) and the output head run on the GPU (llama_forward).
     const int n_cpu_layers = s->gpu ? s->gpu_layer0 : hp->n_layer;
     for (int l = 0; l < n_cpu_layers; l++) {
         const inf_layer *L = &m->layers[l];
         // attention block: Q, K, V projections (one quantization of the normed input when their types agree)
-        quantize_input(s, &qs, L->wq, s->xb, T, ith, nth);
+        quantize_input(s, &qs, L->wq, s->xb, T, ith, nth, &pc);
         matmul_rows(s, L->wq, s->xb, T, s->q, ith, nth);
-        quantize_input(s, &qs, L->wk, s->xb, T, ith, nth);
+        prof_mark(&pc, P_MM_Q);
+        quantize_input(s, &qs, L->wk, s->xb, T, ith, nth, &pc);
         matmul_rows(s, L->wk, s->xb, T, s->k, ith, nth);
-        quantize_input(s, &qs, L->wv, s->xb, T, ith, nth);
+        prof_mark(&pc, P_MM_K);
+        quantize_input(s, &qs, L->wv, s->xb, T, ith, nth, &pc);
         matmul_rows(s, L->wv, s->xb, T, s->v, ith, nth);
-        inf_pool_barrier(s->pool);
+        prof_mark(&pc, P_MM_V);
+        step_barrier(s, &pc);
         // biases, RoPE and the KV-cache write, per token
         size_t layer_off = (size_t)l * (size_t)s->n_ctx * (size_t)KV;
         for (int64_t t = t0; t < t1; t++) {
@@ -221,7 +259,8 @@ static void forward_worker(void *arg, int ith, int nth) {
             memcpy(s->k_cache + layer_off + (size_t)s->cells[t] * KV, k, (size_t)KV * sizeof(float));
             memcpy(s->v_cache + layer_off + (size_t)s->cells[t] * KV, v, (size_t)KV * sizeof(float));
         }
-        inf_pool_barrier(s->pool);
+        prof_mark(&pc, P_ROPE);
+        step_barrier(s, &pc);
         // attention, one (token, head) pair at a time
         int64_t p0, p1;
         inf_pool_share((int64_t)T * hp->n_head, ith, nth, 1, &p0, &p1);
@@ -232,32 +271,39 @@ static void forward_worker(void *arg, int ith, int nth) {
                            s->xb + (size_t)t * Q + (size_t)h * hp->head_dim);
         }
         qs.x = NULL; // xb now holds the attention output
-        inf_pool_barrier(s->pool);
-        quantize_input(s, &qs, L->wo, s->xb, T, ith, nth);
+        prof_mark(&pc, P_ATTN);
+        step_barrier(s, &pc);
+        quantize_input(s, &qs, L->wo, s->xb, T, ith, nth, &pc);
         matmul_rows(s, L->wo, s->xb, T, s->xb2, ith, nth);
-        inf_pool_barrier(s->pool);
+        prof_mark(&pc, P_MM_O);
+        step_barrier(s, &pc);
         // residual, then the feed-forward norm
         for (int64_t t = t0; t < t1; t++) {
             for (int i = 0; i < E; i++) s->x[t * E + i] += s->xb2[t * E + i];
             rmsnorm(s->xb + t * E, s->x + t * E, L->ffn_norm, E, hp->rms_eps);
         }
         qs.x = NULL; // xb now holds the feed-forward input
-        inf_pool_barrier(s->pool);
+        prof_mark(&pc, P_NORM);
+        step_barrier(s, &pc);
         // feed-forward block: down(silu(gate(x)) * up(x))
-        quantize_input(s, &qs, L->ffn_gate, s->xb, T, ith, nth);
+        quantize_input(s, &qs, L->ffn_gate, s->xb, T, ith, nth, &pc);
         matmul_rows(s, L->ffn_gate, s->xb, T, s->hb, ith, nth);
-        quantize_input(s, &qs, L->ffn_up, s->xb, T, ith, nth);
+        prof_mark(&pc, P_MM_GATE);
+        quantize_input(s, &qs, L->ffn_up, s->xb, T, ith, nth, &pc);
         matmul_rows(s, L->ffn_up, s->xb, T, s->hb2, ith, nth);
-        inf_pool_barrier(s->pool);
+        prof_mark(&pc, P_MM_UP);
+        step_barrier(s, &pc);
         for (int64_t t = t0; t < t1; t++)
             for (int i = 0; i < F; i++) {
                 float g = s->hb[t * F + i];
                 s->hb[t * F + i] = g / (1.0f + expf(-g)) * s->hb2[t * F + i];
             }
-        inf_pool_barrier(s->pool);
-        quantize_input(s, &qs, L->ffn_down, s->hb, T, ith, nth);
+        prof_mark(&pc, P_SWIGLU);
+        step_barrier(s, &pc);
+        quantize_input(s, &qs, L->ffn_down, s->hb, T, ith, nth, &pc);
         matmul_rows(s, L->ffn_down, s->hb, T, s->xb2, ith, nth);
-        inf_pool_barrier(s->pool);
+        prof_mark(&pc, P_MM_DOWN);
+        step_barrier(s, &pc);
         // residual, then the next layer's attention norm (or, after the last layer, the output norm of the
         // tokens that asked for logits, packed in output-row order)
         for (int64_t t = t0; t < t1; t++) {
@@ -265,7 +311,8 @@ static void forward_worker(void *arg, int ith, int nth) {
             if (l + 1 < hp->n_layer) rmsnorm(s->xb + t * E, s->x + t * E, m->layers[l + 1].attn_norm, E, hp->rms_eps);
         }
         qs.x = NULL; // xb is rewritten
-        inf_pool_barrier(s->pool);
+        prof_mark(&pc, P_NORM);
+        step_barrier(s, &pc);
     }
     if (s->gpu) return; // GPU hand-over: s->x holds the residual stream entering layer gpu_layer0
 
@@ -274,16 +321,34 @@ static void forward_worker(void *arg, int ith, int nth) {
             rmsnorm(s->xb + (size_t)s->out_row[t] * E, s->x + t * E, m->output_norm, E, hp->rms_eps);
     int n_out = 0;
     for (int t = 0; t < T; t++) n_out += s->out_row[t] >= 0;
-    inf_pool_barrier(s->pool);
+    prof_mark(&pc, P_NORM);
+    step_barrier(s, &pc);
     if (!n_out) return;
     if (s->embeddings && ith == 0) memcpy(s->embd, s->xb, (size_t)n_out * (size_t)E * sizeof(float));
-    quantize_input(s, &qs, m->output, s->xb, n_out, ith, nth);
+    quantize_input(s, &qs, m->output, s->xb, n_out, ith, nth, &pc);
     matmul_rows(s, m->output, s->xb, n_out, s->logits, ith, nth);
+        prof_mark(&pc, P_MM_OUT);
+}
+
+// INFERNO_PROFILE=1 in the environment (read once per process) turns the step profile on for every session.
+static bool profile_requested(void) {
+    static _Atomic int state; // 0 unread, 1 off, 2 on
+    int st = state;
+    if (!st) {
+        const char *e = getenv("INFERNO_PROFILE");
+        st = e && *e && strcmp(e, "0") != 0 ? 2 : 1;
+        state = st;
+    }
+    return st == 2;
 }
 
 inf_status llama_forward(inf_session *s, const inf_batch *b) {
     forward_ctx fc = {s, b};
+    if (profile_requested() && !inf_pool_profiling(s->pool))
+        inf_pool_profile_enable(s->pool, "cpu profile", 2, prof_group_names, P_KINDS, prof_kind_names);
+    uint64_t t_run = inf_pool_profiling(s->pool) ? inf_pool_now_ns() : 0;
     inf_pool_run(s->pool, forward_worker, &fc);
+    if (t_run) inf_pool_profile_run(s->pool, b->n_tokens > 1, inf_pool_now_ns() - t_run, b->n_tokens);
 #ifdef INFERNO_CUDA
     // ---- GPU hand-over: one upload of the hidden state (with the RoPE table and the cells), one download of
     // the logits ----
