@@ -46,9 +46,10 @@ command -v curl >/dev/null || die "curl is needed to poll /health"
 
 busy() { # the load average and the three busiest processes other than this benchmark and its server
     echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-    ps -eo pcpu=,pid=,comm= --sort=-pcpu 2>/dev/null |
-        awk -v me=$$ -v srv="${server_pid:-0}" '$2 != me && $2 != srv' | head -3 |
-        awk '{printf "  busy: %5s%% cpu  pid %s  %s\n", $1, $2, $3}'
+    # One awk reads all of ps's output: a `head` here would end the pipe early, and pipefail with set -e
+    # would then end this script on ps's SIGPIPE.
+    ps -eo pcpu=,pid=,comm= --sort=-pcpu 2>/dev/null | awk -v me=$$ -v srv="${server_pid:-0}" '
+        $2 != me && $2 != srv && n < 3 { n++; printf "  busy: %5s%% cpu  pid %s  %s\n", $1, $2, $3 }' || true
 }
 
 # A free port: bind port 0, read what the kernel gave, release it. Another process could take it before the
@@ -75,7 +76,8 @@ args=(serve --model "$model" --host 127.0.0.1 --port "$port" --parallel "$parall
 [ -n "${THREADS:-}" ] && args+=(--threads "$THREADS")
 [ -n "${CTX:-}" ] && args+=(--ctx-size "$CTX")
 if [ -n "${NGL:-}" ]; then
-    "$bin" serve --help 2>&1 | grep -q -- '--gpu-layers' ||
+    serve_help=$("$bin" serve --help 2>&1 || true)
+    [[ $serve_help == *--gpu-layers* ]] ||
         die "NGL=$NGL: this inferno serve has no --gpu-layers flag (it runs every layer on the CPU)"
     args+=(--gpu-layers "$NGL")
 fi
