@@ -88,8 +88,9 @@ echo "== inferno server load: $(basename "$model"), --parallel $parallel, stream
      "max_tokens $max_tokens, ${per_stream[*]}"
 echo "binary: $bin"
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores"
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null |
-    sed 's/^/gpu: /' || true
+if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/gpu: /' || true
+fi
 busy
 echo "server: ${args[*]}"
 "$bin" "${args[@]}" >"$log" 2>&1 &

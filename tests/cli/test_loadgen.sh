@@ -30,7 +30,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-export HOME="$tmp" XDG_CONFIG_HOME="$tmp/xdg"; cd "$tmp"
+export HOME="$tmp" XDG_CONFIG_HOME="$tmp/xdg"; cd "$tmp" || exit 1
 unset INFERNO_THREADS INFERNO_BATCH_SIZE INFERNO_CONTEXT_SIZE INFERNO_PORT INFERNO_HOST
 pass=0; fail=0
 ok() { pass=$((pass+1)); }
@@ -58,6 +58,7 @@ url="http://127.0.0.1:$port"
 node "$loadgen" --url "$url" --model stories260K --concurrency 1,4 --requests-per-stream 2 --max-tokens 4 \
     --json >report.json 2>report.err; rc=$?
 expect_eq "$rc" 0 "json run exit code ($(head -c 300 report.err))"
+# shellcheck disable=SC2016 # the single-quoted text is JavaScript
 checks=$(node -e '
     const r = JSON.parse(require("fs").readFileSync("report.json", "utf8"));
     const out = [];
