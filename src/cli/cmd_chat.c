@@ -32,90 +32,47 @@ static void chat_usage(FILE *out) {
             "Type a message and press Enter; end a line with '\\' to continue on the next one.\n"
             "/reset starts a new conversation, /exit or end of input quits; Ctrl-C stops an answer,\n"
             "and quits when pressed at the prompt.\n\n"
-            "  -m, --model FILE         GGUF model to chat with (required)\n"
             "      --chat-template NAME chat format instead of the model's own: chatml, llama2, llama3,\n"
             "                           zephyr, mistral, mistral-v1, mistral-v3, mistral-v3-tekken,\n"
             "                           mistral-v7, mistral-v7-tekken, phi3, gemma\n"
             "      --system TEXT        system message at the start of every conversation\n"
-            "  -n, --max-tokens N       most tokens per answer (default -1 = until the end of the turn)\n"
-            "      --temp T             temperature (default 0.8; 0 = greedy)\n"
-            "      --top-k N            keep the N most likely tokens (default 40; 0 = off)\n"
-            "      --top-p P            nucleus sampling threshold (default 0.95; 1 = off)\n"
-            "      --min-p P            drop tokens below P x the top probability (default 0.05; 0 = off)\n"
-            "      --repeat-penalty R   penalty for repeated tokens (default 1.0 = off)\n"
-            "      --repeat-last-n N    window of the penalty (default 64)\n"
-            "      --seed N             random seed (default: from the clock)\n"
-            "  -c, --ctx-size N         context size in tokens (default: config context_size, 2048)\n"
-            "  -b, --batch-size N       prompt tokens per forward pass (default: config batch_size, 512)\n"
-            "  -t, --threads N          CPU threads (default: config threads; 0 = all cores)\n"
-            "  -v, --verbose            print the load log and, after each answer, tokens and speed\n"
             "  -h, --help               this help\n");
+    cli_gen_usage(out);
+    fprintf(out, "(--max-tokens is per answer and defaults to -1, until the end of the turn; --verbose also\n"
+                 "prints tokens and speed after each answer)\n");
 }
 
 typedef struct {
-    const char *model, *tmpl_name, *system;
-    long max_tokens, ctx, batch, threads, top_k, repeat_last_n;
-    double temp, top_p, min_p, repeat_penalty;
-    unsigned long long seed;
-    bool seed_set, verbose, ctx_default;
+    cli_gen_opts g;
+    const char *tmpl_name, *system;
 } chat_opts;
 
 static bool chat_parse(int argc, char **argv, inf_config *cfg, chat_opts *o) {
     const char *cmd = "chat";
-    *o = (chat_opts){.max_tokens = -1,
-                     .ctx = inf_config_get_int(cfg, "backend_config.context_size"),
-                     .batch = inf_config_get_int(cfg, "backend_config.batch_size"),
-                     .threads = inf_config_get_int(cfg, "backend_config.threads"),
-                     .top_k = 40,
-                     .repeat_last_n = 64,
-                     .temp = 0.8,
-                     .top_p = 0.95,
-                     .min_p = 0.05,
-                     .repeat_penalty = 1.0,
-                     .ctx_default = !strcmp(inf_config_source(cfg, "backend_config.context_size"), "default")};
+    *o = (chat_opts){0};
+    cli_gen_defaults(&o->g, cfg, -1);
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        double d;
-#define VALUE() if (!(v = cli_flag_value(cmd, argc, argv, &i))) return false
-#define IS(s1, s2) (!strcmp(a, s1) || !strcmp(a, s2))
-#define IS1(s1) (!strcmp(a, s1))
-        if (IS("-h", "--help")) {
+        const char *a = argv[i];
+        int shared = cli_gen_flag(cmd, argc, argv, &i, cfg, &o->g);
+        if (shared < 0) return false;
+        if (shared > 0) continue;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             chat_usage(stdout);
             exit(0);
-        } else if (IS("-m", "--model")) { VALUE(); o->model = v; }
-        else if (IS1("--chat-template")) { VALUE(); o->tmpl_name = v; }
-        else if (IS1("--system")) { VALUE(); o->system = v; }
-        else if (IS("-n", "--max-tokens")) { VALUE(); if (!cli_parse_int(cmd, a, v, -1, 1L << 30, &o->max_tokens)) return false; }
-        else if (IS("-c", "--ctx-size")) { VALUE(); if (!cli_parse_int(cmd, a, v, 1, 1L << 22, &o->ctx)) return false; o->ctx_default = false; }
-        else if (IS("-b", "--batch-size")) { VALUE(); if (!cli_parse_int(cmd, a, v, 1, 1L << 16, &o->batch)) return false; }
-        else if (IS("-t", "--threads")) { VALUE(); if (!cli_parse_int(cmd, a, v, 0, 4096, &o->threads)) return false; }
-        else if (IS1("--top-k")) { VALUE(); if (!cli_parse_int(cmd, a, v, 0, 1L << 30, &o->top_k)) return false; }
-        else if (IS1("--repeat-last-n")) { VALUE(); if (!cli_parse_int(cmd, a, v, -1, 1L << 30, &o->repeat_last_n)) return false; }
-        else if (IS("--temp", "--temperature")) { VALUE(); if (!cli_parse_float(cmd, a, v, 0, 100, &o->temp)) return false; }
-        else if (IS1("--top-p")) { VALUE(); if (!cli_parse_float(cmd, a, v, 0, 1, &o->top_p)) return false; }
-        else if (IS1("--min-p")) { VALUE(); if (!cli_parse_float(cmd, a, v, 0, 1, &o->min_p)) return false; }
-        else if (IS1("--repeat-penalty")) { VALUE(); if (!cli_parse_float(cmd, a, v, 0, 100, &o->repeat_penalty)) return false; }
-        else if (IS1("--seed")) {
-            VALUE();
-            if (!cli_parse_float(cmd, a, v, 0, 1.8e19, &d) || d != (double)(unsigned long long)d) {
-                fprintf(stderr, "inferno chat: --seed: '%s' is not a non-negative integer\n", v);
-                return false;
-            }
-            o->seed = strtoull(v, NULL, 10);
-            o->seed_set = true;
-        } else if (IS("-v", "--verbose")) o->verbose = true;
-        else {
+        } else if (!strcmp(a, "--chat-template")) {
+            if (!(o->tmpl_name = cli_flag_value(cmd, argc, argv, &i))) return false;
+        } else if (!strcmp(a, "--system")) {
+            if (!(o->system = cli_flag_value(cmd, argc, argv, &i))) return false;
+        } else {
             fprintf(stderr, "inferno chat: unknown option '%s' (see 'inferno chat --help')\n", a);
             return false;
         }
-#undef VALUE
-#undef IS
-#undef IS1
     }
-    if (!o->model) {
+    if (!o->g.model) {
         fprintf(stderr, "inferno chat: --model is required (see 'inferno chat --help')\n");
         return false;
     }
+    cli_gen_finish(&o->g);
     return true;
 }
 
@@ -334,7 +291,7 @@ static chat_turn_result chat_turn(chat_state *c) {
             finish = "interrupted";
             break;
         }
-        if (o->max_tokens >= 0 && n_gen >= o->max_tokens) break;
+        if (o->g.max_tokens >= 0 && n_gen >= o->g.max_tokens) break;
         inf_token tok = inf_sampler_sample(c->smp, inf_session_logits(c->sess, -1), NULL);
         if (tok < 0) {
             fprintf(stderr, "\ninferno chat: no token can be sampled (every logit is NaN)\n");
@@ -370,7 +327,7 @@ static chat_turn_result chat_turn(chat_state *c) {
             stop_hit = true;
             break;
         }
-        if (o->max_tokens >= 0 && n_gen >= o->max_tokens) break;
+        if (o->g.max_tokens >= 0 && n_gen >= o->g.max_tokens) break;
         // The sampled token needs a cell before the next one can be predicted.
         if (c->n_cache >= c->n_ctx) {
             fprintf(stderr, "\n[context full (%d tokens): type /reset to start a new conversation]\n", c->n_ctx);
@@ -401,7 +358,7 @@ static chat_turn_result chat_turn(chat_state *c) {
     fputc('\n', stdout);
     fflush(stdout);
     double t_gen = inf_time_now() - t1;
-    if (o->verbose) {
+    if (o->g.verbose) {
         fprintf(stderr, "[prompt: %d tokens, %d from the cache, %d decoded in %.3f s | answer: %ld tokens in %.3f s "
                         "= %.2f tok/s | finish: %s | context: %d/%d]\n",
                 n_toks, n_reused, n_toks - n_reused, t_prompt, n_gen, t_gen, t_gen > 0 ? n_gen / t_gen : 0.0,
@@ -441,17 +398,18 @@ int cmd_chat(int argc, char **argv) {
         return 2;
     }
     inf_config_free(cfg);
-    if (!o.seed_set) o.seed = (unsigned long long)(inf_time_now() * 1e6) ^ (unsigned long long)getpid();
-    if (!o.verbose) inf_log_set_level(INF_LOG_WARN);
+    if (!o.g.verbose) inf_log_set_level(INF_LOG_WARN);
     bool tty = isatty(STDIN_FILENO);
 
     int rc = 1;
     chat_state c = {.o = &o, .tmpl_name = o.tmpl_name};
     chat_text line = {.max = CHAT_MAX_INPUT_BYTES};
     inf_model_params mp = inf_model_default_params();
-    mp.n_threads = (int)o.threads;
-    mp.verbose = o.verbose;
-    if (inf_model_load(o.model, &mp, &c.model) != INF_OK) {
+    mp.n_threads = (int)o.g.threads;
+    mp.verbose = o.g.verbose;
+    mp.gpu_enabled = o.g.gpu_enabled;
+    mp.n_gpu_layers = (int)o.g.gpu_layers;
+    if (inf_model_load(o.g.model, &mp, &c.model) != INF_OK) {
         fprintf(stderr, "inferno chat: %s\n", inf_last_error());
         goto done;
     }
@@ -473,21 +431,15 @@ int cmd_chat(int argc, char **argv) {
     const char *family = o.tmpl_name ? o.tmpl_name : inf_chat_template_detect(c.model);
     c.end_marker = inf_chat_end_marker(c.model, family);
 
-    if (o.ctx_default && o.ctx > info.n_ctx_train) o.ctx = info.n_ctx_train;
-    inf_session_params sp = {.n_ctx = (int)o.ctx, .n_batch = (int)o.batch, .n_seq_max = 1, .n_threads = (int)o.threads};
-    inf_sampler_params smp_p = {.temperature = (float)o.temp,
-                                .top_k = (int)o.top_k,
-                                .top_p = (float)o.top_p,
-                                .min_p = (float)o.min_p,
-                                .repeat_penalty = (float)o.repeat_penalty,
-                                .repeat_last_n = (int)o.repeat_last_n,
-                                .seed = o.seed};
+    if (o.g.ctx_default && o.g.ctx > info.n_ctx_train) o.g.ctx = info.n_ctx_train;
+    inf_session_params sp = {.n_ctx = (int)o.g.ctx, .n_batch = (int)o.g.batch, .n_seq_max = 1, .n_threads = (int)o.g.threads};
+    inf_sampler_params smp_p = o.g.sampling;
     if (inf_session_init(c.model, &sp, &c.sess) != INF_OK || inf_sampler_init(&smp_p, info.n_vocab, &c.smp) != INF_OK) {
         fprintf(stderr, "inferno chat: %s\n", inf_last_error());
         goto done;
     }
     c.n_ctx = inf_session_n_ctx(c.sess);
-    c.n_batch = (int)(o.batch < c.n_ctx ? o.batch : c.n_ctx);
+    c.n_batch = (int)(o.g.batch < c.n_ctx ? o.g.batch : c.n_ctx);
     c.msgs = calloc(CHAT_MAX_HISTORY, sizeof *c.msgs);
     c.cache = malloc(sizeof *c.cache * (size_t)c.n_ctx);
     c.toks = malloc(sizeof *c.toks * ((size_t)c.n_ctx + 1));

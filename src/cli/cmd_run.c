@@ -12,116 +12,62 @@
 #define RUN_MAX_STOPS 16
 
 static void run_usage(FILE *out) {
-    fprintf(out,
-            "usage: inferno run --model FILE [--prompt TEXT | --file FILE | < stdin] [options]\n\n"
-            "  -m, --model FILE         GGUF model to run (required)\n"
-            "  -p, --prompt TEXT        prompt text\n"
-            "  -f, --file FILE          read the prompt from FILE ('-' for standard input)\n"
-            "  -n, --max-tokens N       tokens to generate (default 128; -1 = until the context is full)\n"
-            "      --temp T             temperature (default 0.8; 0 = greedy)\n"
-            "      --top-k N            keep the N most likely tokens (default 40; 0 = off)\n"
-            "      --top-p P            nucleus sampling threshold (default 0.95; 1 = off)\n"
-            "      --min-p P            drop tokens below P x the top probability (default 0.05; 0 = off)\n"
-            "      --repeat-penalty R   penalty for repeated tokens (default 1.0 = off)\n"
-            "      --repeat-last-n N    window of the penalties (default 64)\n"
-            "      --frequency-penalty F, --presence-penalty F   (default 0 = off)\n"
-            "      --seed N             random seed (default: from the clock; printed with --verbose)\n"
-            "      --stop TEXT          stop when TEXT is generated (repeatable, up to 16)\n"
-            "      --ignore-eos         keep generating past end-of-generation tokens\n"
-            "  -c, --ctx-size N         context size in tokens (default: config context_size, 2048)\n"
-            "  -b, --batch-size N       prompt tokens per forward pass (default: config batch_size, 512)\n"
-            "  -t, --threads N          CPU threads (default: config threads; 0 = all cores)\n"
-            "  -ngl, --gpu-layers N     layers on the GPU: 0..999 (999 = all) or auto (default: config gpu_layers)\n"
-            "      --no-stream          print the text once generation ends instead of token by token\n"
-            "      --echo               print the prompt before the generated text\n"
-            "  -v, --verbose            print the load log, the prompt tokens and the seed\n"
-            "  -h, --help               this help\n");
+    fprintf(out, "usage: inferno run --model FILE [--prompt TEXT | --file FILE | < stdin] [options]\n\n"
+                 "  -p, --prompt TEXT        prompt text\n"
+                 "  -f, --file FILE          read the prompt from FILE ('-' for standard input)\n"
+                 "      --stop TEXT          stop when TEXT is generated (repeatable, up to 16)\n"
+                 "      --ignore-eos         keep generating past end-of-generation tokens\n"
+                 "      --no-stream          print the text once generation ends instead of token by token\n"
+                 "      --echo               print the prompt before the generated text\n"
+                 "  -h, --help               this help\n");
+    cli_gen_usage(out);
+    fprintf(out, "(--max-tokens defaults to 128)\n");
 }
 
 typedef struct {
-    const char *model, *prompt, *file;
-    long max_tokens, ctx, batch, threads, top_k, repeat_last_n, gpu_layers; // gpu_layers -1 = auto
-    double temp, top_p, min_p, repeat_penalty, freq_penalty, presence_penalty;
-    unsigned long long seed;
-    bool seed_set, no_stream, echo, verbose, ignore_eos, ctx_default, gpu_enabled;
+    cli_gen_opts g;
+    const char *prompt, *file;
+    bool no_stream, echo, ignore_eos;
     const char *stops[RUN_MAX_STOPS];
     int n_stops;
 } run_opts;
 
 static bool run_parse(int argc, char **argv, inf_config *cfg, run_opts *o) {
     const char *cmd = "run";
-    *o = (run_opts){.max_tokens = 128,
-                    .ctx = inf_config_get_int(cfg, "backend_config.context_size"),
-                    .batch = inf_config_get_int(cfg, "backend_config.batch_size"),
-                    .threads = inf_config_get_int(cfg, "backend_config.threads"),
-                    .gpu_layers = inf_config_get_int(cfg, "backend_config.gpu_layers"),
-                    .gpu_enabled = inf_config_get_bool(cfg, "backend_config.gpu_enabled"),
-                    .top_k = 40,
-                    .repeat_last_n = 64,
-                    .temp = 0.8,
-                    .top_p = 0.95,
-                    .min_p = 0.05,
-                    .repeat_penalty = 1.0,
-                    .ctx_default = !strcmp(inf_config_source(cfg, "backend_config.context_size"), "default")};
+    *o = (run_opts){0};
+    cli_gen_defaults(&o->g, cfg, 128);
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        double d;
-#define VALUE() if (!(v = cli_flag_value(cmd, argc, argv, &i))) return false
-#define IS(s1, s2) (!strcmp(a, s1) || !strcmp(a, s2))
-#define IS1(s1) (!strcmp(a, s1))
-        if (IS("-h", "--help")) {
+        const char *a = argv[i];
+        int shared = cli_gen_flag(cmd, argc, argv, &i, cfg, &o->g);
+        if (shared < 0) return false;
+        if (shared > 0) continue;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             run_usage(stdout);
             exit(0);
-        } else if (IS("-m", "--model")) { VALUE(); o->model = v; }
-        else if (IS("-p", "--prompt")) { VALUE(); o->prompt = v; }
-        else if (IS("-f", "--file")) { VALUE(); o->file = v; }
-        else if (IS("-n", "--max-tokens")) { VALUE(); if (!cli_parse_int(cmd, a, v, -1, 1L << 30, &o->max_tokens)) return false; }
-        else if (IS("-c", "--ctx-size")) { VALUE(); if (!cli_parse_int(cmd, a, v, 1, 1L << 22, &o->ctx)) return false; o->ctx_default = false; }
-        else if (IS("-b", "--batch-size")) { VALUE(); if (!cli_parse_int(cmd, a, v, 1, 1L << 16, &o->batch)) return false; }
-        else if (IS("-t", "--threads")) { VALUE(); if (!cli_parse_int(cmd, a, v, 0, 4096, &o->threads)) return false; }
-        else if (IS("-ngl", "--gpu-layers")) {
-            VALUE();
-            if (inf_config_set(cfg, "backend_config.gpu_layers", v, a) != INF_OK) {
-                fprintf(stderr, "inferno run: %s\n", inf_last_error());
-                return false;
-            }
-            o->gpu_layers = inf_config_get_int(cfg, "backend_config.gpu_layers");
-        } else if (IS1("--top-k")) { VALUE(); if (!cli_parse_int(cmd, a, v, 0, 1L << 30, &o->top_k)) return false; }
-        else if (IS1("--repeat-last-n")) { VALUE(); if (!cli_parse_int(cmd, a, v, -1, 1L << 30, &o->repeat_last_n)) return false; }
-        else if (IS("--temp", "--temperature")) { VALUE(); if (!cli_parse_float(cmd, a, v, 0, 100, &o->temp)) return false; }
-        else if (IS1("--top-p")) { VALUE(); if (!cli_parse_float(cmd, a, v, 0, 1, &o->top_p)) return false; }
-        else if (IS1("--min-p")) { VALUE(); if (!cli_parse_float(cmd, a, v, 0, 1, &o->min_p)) return false; }
-        else if (IS1("--repeat-penalty")) { VALUE(); if (!cli_parse_float(cmd, a, v, 0, 100, &o->repeat_penalty)) return false; }
-        else if (IS1("--frequency-penalty")) { VALUE(); if (!cli_parse_float(cmd, a, v, -100, 100, &o->freq_penalty)) return false; }
-        else if (IS1("--presence-penalty")) { VALUE(); if (!cli_parse_float(cmd, a, v, -100, 100, &o->presence_penalty)) return false; }
-        else if (IS1("--seed")) {
-            VALUE();
-            if (!cli_parse_float(cmd, a, v, 0, 1.8e19, &d) || d != (double)(unsigned long long)d) {
-                fprintf(stderr, "inferno run: --seed: '%s' is not a non-negative integer\n", v);
-                return false;
-            }
-            o->seed = strtoull(v, NULL, 10);
-            o->seed_set = true;
-        } else if (IS1("--stop")) {
-            VALUE();
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+            if (!(o->prompt = cli_flag_value(cmd, argc, argv, &i))) return false;
+        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
+            if (!(o->file = cli_flag_value(cmd, argc, argv, &i))) return false;
+        } else if (!strcmp(a, "--stop")) {
+            const char *v = cli_flag_value(cmd, argc, argv, &i);
+            if (!v) return false;
             if (o->n_stops == RUN_MAX_STOPS) {
                 fprintf(stderr, "inferno run: --stop: at most %d stop strings\n", RUN_MAX_STOPS);
                 return false;
             }
             o->stops[o->n_stops++] = v;
-        } else if (IS1("--ignore-eos")) o->ignore_eos = true;
-        else if (IS1("--no-stream")) o->no_stream = true;
-        else if (IS1("--echo")) o->echo = true;
-        else if (IS("-v", "--verbose")) o->verbose = true;
-        else {
+        } else if (!strcmp(a, "--ignore-eos")) {
+            o->ignore_eos = true;
+        } else if (!strcmp(a, "--no-stream")) {
+            o->no_stream = true;
+        } else if (!strcmp(a, "--echo")) {
+            o->echo = true;
+        } else {
             fprintf(stderr, "inferno run: unknown option '%s' (see 'inferno run --help')\n", a);
             return false;
         }
-#undef VALUE
-#undef IS
-#undef IS1
     }
-    if (!o->model) {
+    if (!o->g.model) {
         fprintf(stderr, "inferno run: --model is required (see 'inferno run --help')\n");
         return false;
     }
@@ -129,6 +75,7 @@ static bool run_parse(int argc, char **argv, inf_config *cfg, run_opts *o) {
         fprintf(stderr, "inferno run: give either --prompt or --file, not both\n");
         return false;
     }
+    cli_gen_finish(&o->g);
     return true;
 }
 
@@ -199,8 +146,7 @@ int cmd_run(int argc, char **argv) {
         return 2;
     }
     inf_config_free(cfg);
-    if (!o.seed_set) o.seed = (unsigned long long)(inf_time_now() * 1e6) ^ (unsigned long long)getpid();
-    if (!o.verbose) inf_log_set_level(INF_LOG_WARN);
+    if (!o.g.verbose) inf_log_set_level(INF_LOG_WARN);
 
     size_t prompt_len = 0;
     char *prompt = run_read_prompt(&o, &prompt_len);
@@ -214,12 +160,12 @@ int cmd_run(int argc, char **argv) {
     inf_token *toks = NULL;
     run_out out = {.stream = !o.no_stream};
     inf_model_params mp = inf_model_default_params();
-    mp.n_threads = (int)o.threads;
-    mp.verbose = o.verbose;
-    mp.gpu_enabled = o.gpu_enabled;
-    mp.n_gpu_layers = (int)o.gpu_layers;
+    mp.n_threads = (int)o.g.threads;
+    mp.verbose = o.g.verbose;
+    mp.gpu_enabled = o.g.gpu_enabled;
+    mp.n_gpu_layers = (int)o.g.gpu_layers;
     double t_load = inf_time_now();
-    if (inf_model_load(o.model, &mp, &model) != INF_OK) {
+    if (inf_model_load(o.g.model, &mp, &model) != INF_OK) {
         fprintf(stderr, "inferno run: %s\n", inf_last_error());
         goto done;
     }
@@ -228,7 +174,7 @@ int cmd_run(int argc, char **argv) {
     inf_model_get_info(model, &info);
 
     // The default context never exceeds what the model was trained for; an explicit one may (with a warning).
-    if (o.ctx_default && o.ctx > info.n_ctx_train) o.ctx = info.n_ctx_train;
+    if (o.g.ctx_default && o.g.ctx > info.n_ctx_train) o.g.ctx = info.n_ctx_train;
     int n_prompt = 0;
     if (inf_tokenize(model, prompt, prompt_len, true, true, NULL, 0, &n_prompt) != INF_OK ||
         !(toks = malloc(sizeof *toks * (size_t)(n_prompt + 1))) ||
@@ -240,37 +186,29 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "inferno run: the prompt is empty and the model adds no BOS token\n");
         goto done;
     }
-    if (n_prompt >= o.ctx) {
+    if (n_prompt >= o.g.ctx) {
         fprintf(stderr, "inferno run: the prompt has %d tokens, which does not fit in a context of %ld "
-                        "(raise --ctx-size)\n", n_prompt, o.ctx);
+                        "(raise --ctx-size)\n", n_prompt, o.g.ctx);
         goto done;
     }
-    inf_session_params sp = {.n_ctx = (int)o.ctx, .n_batch = (int)o.batch, .n_seq_max = 1, .n_threads = (int)o.threads};
-    inf_sampler_params smp_p = {.temperature = (float)o.temp,
-                                .top_k = (int)o.top_k,
-                                .top_p = (float)o.top_p,
-                                .min_p = (float)o.min_p,
-                                .repeat_penalty = (float)o.repeat_penalty,
-                                .repeat_last_n = (int)o.repeat_last_n,
-                                .frequency_penalty = (float)o.freq_penalty,
-                                .presence_penalty = (float)o.presence_penalty,
-                                .seed = o.seed};
+    inf_session_params sp = {.n_ctx = (int)o.g.ctx, .n_batch = (int)o.g.batch, .n_seq_max = 1, .n_threads = (int)o.g.threads};
+    inf_sampler_params smp_p = o.g.sampling;
     if (inf_session_init(model, &sp, &sess) != INF_OK || inf_sampler_init(&smp_p, info.n_vocab, &smp) != INF_OK ||
         inf_stop_matcher_init(o.stops, o.n_stops, &stop) != INF_OK) {
         fprintf(stderr, "inferno run: %s\n", inf_last_error());
         goto done;
     }
-    if (o.verbose) {
+    if (o.g.verbose) {
         fprintf(stderr, "%s\n", inf_system_info());
         fprintf(stderr, "prompt: %d tokens:", n_prompt);
         for (int i = 0; i < n_prompt && i < 64; i++) fprintf(stderr, " %d", toks[i]);
-        fprintf(stderr, "%s\nseed: %llu\n", n_prompt > 64 ? " ..." : "", o.seed);
+        fprintf(stderr, "%s\nseed: %llu\n", n_prompt > 64 ? " ..." : "", (unsigned long long)o.g.sampling.seed);
     }
     if (o.echo) run_emit(&out, prompt, prompt_len);
 
     // Prompt, in batches of n_batch.
     double t0 = inf_time_now();
-    int n_batch = (int)(o.batch < o.ctx ? o.batch : o.ctx);
+    int n_batch = (int)(o.g.batch < o.g.ctx ? o.g.batch : o.g.ctx);
     int32_t *pos = malloc(sizeof *pos * (size_t)n_batch), *seq = calloc((size_t)n_batch, sizeof *seq);
     for (int b0 = 0; b0 < n_prompt; b0 += n_batch) {
         int nb = n_prompt - b0 < n_batch ? n_prompt - b0 : n_batch;
@@ -303,7 +241,7 @@ int cmd_run(int argc, char **argv) {
         for (int t = 0; t < info.n_vocab; t++) banned[t] = inf_token_is_eog(model, t);
     }
     for (;;) {
-        if (o.max_tokens >= 0 && n_gen >= o.max_tokens) break;
+        if (o.g.max_tokens >= 0 && n_gen >= o.g.max_tokens) break;
         inf_token tok = inf_sampler_sample(smp, inf_session_logits(sess, -1), banned);
         if (tok < 0) {
             fprintf(stderr, "\ninferno run: no token can be sampled (every logit is banned or NaN)\n");
@@ -326,7 +264,7 @@ int cmd_run(int argc, char **argv) {
             break;
         }
         // The token just sampled needs a KV cell to be decoded; stop when none is left.
-        if (o.max_tokens >= 0 && n_gen >= o.max_tokens) break;
+        if (o.g.max_tokens >= 0 && n_gen >= o.g.max_tokens) break;
         if (n_prompt + n_gen > n_ctx) {
             fprintf(stderr, "\ninferno run: context limit reached (%d tokens); stopping\n", n_ctx);
             break;
@@ -350,7 +288,7 @@ int cmd_run(int argc, char **argv) {
     fflush(stdout);
 
     fprintf(stderr, "\n--- %s | %s | %d threads\n", info.name[0] ? info.name : info.arch, info.file_type,
-            o.threads > 0 ? (int)o.threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+            o.g.threads > 0 ? (int)o.g.threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
     fprintf(stderr, "load:       %8.1f ms\n", t_load * 1e3);
     fprintf(stderr, "prompt:     %8d tokens in %8.3f s = %9.2f tok/s\n", n_prompt, t_prompt,
             t_prompt > 0 ? n_prompt / t_prompt : 0.0);

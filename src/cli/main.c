@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const struct {
     const char *name;
@@ -142,4 +143,93 @@ bool cli_read_file(const char *cmd, const char *path, size_t max, char **out, si
     *out = buf;
     *len = n;
     return true;
+}
+
+void cli_gen_defaults(cli_gen_opts *o, inf_config *cfg, long max_tokens) {
+    *o = (cli_gen_opts){
+        .max_tokens = max_tokens,
+        .ctx = inf_config_get_int(cfg, "backend_config.context_size"),
+        .batch = inf_config_get_int(cfg, "backend_config.batch_size"),
+        .threads = inf_config_get_int(cfg, "backend_config.threads"),
+        .gpu_layers = inf_config_get_int(cfg, "backend_config.gpu_layers"),
+        .gpu_enabled = inf_config_get_bool(cfg, "backend_config.gpu_enabled"),
+        .ctx_default = !strcmp(inf_config_source(cfg, "backend_config.context_size"), "default"),
+        .sampling = inf_sampler_default_params(),
+    };
+}
+
+void cli_gen_usage(FILE *out) {
+    fprintf(out,
+            "  -m, --model FILE         GGUF model (required)\n"
+            "  -n, --max-tokens N       tokens to generate (-1 = until the end or the context limit)\n"
+            "      --temp T             temperature (default 0.8; 0 = greedy)\n"
+            "      --top-k N            keep the N most likely tokens (default 40; 0 = off)\n"
+            "      --top-p P            nucleus sampling threshold (default 0.95; 1 = off)\n"
+            "      --min-p P            drop tokens below P x the top probability (default 0.05; 0 = off)\n"
+            "      --repeat-penalty R   penalty for repeated tokens (default 1.0 = off)\n"
+            "      --repeat-last-n N    window of the penalties (default 64)\n"
+            "      --frequency-penalty F, --presence-penalty F   (default 0 = off)\n"
+            "      --seed N             random seed (default: from the clock; printed with --verbose)\n"
+            "  -c, --ctx-size N         context size in tokens (default: config context_size, 2048, at most\n"
+            "                           the model's training context unless given)\n"
+            "  -b, --batch-size N       prompt tokens per forward pass (default: config batch_size, 512)\n"
+            "  -t, --threads N          CPU threads (default: config threads; 0 = all cores)\n"
+            "  -ngl, --gpu-layers N     layers on the GPU: 0..999 (999 = all) or auto (default: config)\n"
+            "  -v, --verbose            print the load log, the prompt tokens and the seed\n");
+}
+
+int cli_gen_flag(const char *cmd, int argc, char **argv, int *i, inf_config *cfg, cli_gen_opts *o) {
+    const char *a = argv[*i], *v = NULL;
+    long n;
+    double d;
+    inf_sampler_params *sp = &o->sampling;
+#define IS(s1, s2) (!strcmp(a, s1) || !strcmp(a, s2))
+#define IS1(s1) (!strcmp(a, s1))
+#define VALUE() if (!(v = cli_flag_value(cmd, argc, argv, i))) return -1
+#define INT(lo, hi, dst) do { VALUE(); if (!cli_parse_int(cmd, a, v, lo, hi, &n)) return -1; dst = n; } while (0)
+#define FLT(lo, hi, dst) do { VALUE(); if (!cli_parse_float(cmd, a, v, lo, hi, &d)) return -1; dst = (float)d; } while (0)
+    if (IS("-m", "--model")) { VALUE(); o->model = v; }
+    else if (IS("-n", "--max-tokens")) INT(-1, 1L << 30, o->max_tokens);
+    else if (IS("-c", "--ctx-size")) { INT(1, 1L << 22, o->ctx); o->ctx_default = false; }
+    else if (IS("-b", "--batch-size")) INT(1, 1L << 16, o->batch);
+    else if (IS("-t", "--threads")) INT(0, 4096, o->threads);
+    else if (IS("-ngl", "--gpu-layers")) {
+        VALUE();
+        if (inf_config_set(cfg, "backend_config.gpu_layers", v, a) != INF_OK) {
+            fprintf(stderr, "inferno %s: %s\n", cmd, inf_last_error());
+            return -1;
+        }
+        o->gpu_layers = inf_config_get_int(cfg, "backend_config.gpu_layers");
+    }
+    else if (IS1("--top-k")) INT(0, 1L << 30, sp->top_k);
+    else if (IS1("--repeat-last-n")) INT(-1, 1L << 30, sp->repeat_last_n);
+    else if (IS("--temp", "--temperature")) FLT(0, 100, sp->temperature);
+    else if (IS1("--top-p")) FLT(0, 1, sp->top_p);
+    else if (IS1("--min-p")) FLT(0, 1, sp->min_p);
+    else if (IS1("--repeat-penalty")) FLT(0, 100, sp->repeat_penalty);
+    else if (IS1("--frequency-penalty")) FLT(-100, 100, sp->frequency_penalty);
+    else if (IS1("--presence-penalty")) FLT(-100, 100, sp->presence_penalty);
+    else if (IS1("--seed")) {
+        VALUE();
+        char *end;
+        errno = 0;
+        unsigned long long seed = strtoull(v, &end, 10);
+        if (errno || end == v || *end || v[0] == '-') {
+            fprintf(stderr, "inferno %s: --seed: '%s' is not a non-negative integer\n", cmd, v);
+            return -1;
+        }
+        sp->seed = seed;
+        o->seed_set = true;
+    } else if (IS("-v", "--verbose")) o->verbose = true;
+    else return 0;
+    return 1;
+#undef IS
+#undef IS1
+#undef VALUE
+#undef INT
+#undef FLT
+}
+
+void cli_gen_finish(cli_gen_opts *o) {
+    if (!o->seed_set) o->sampling.seed = (uint64_t)(inf_time_now() * 1e6) ^ (uint64_t)getpid();
 }
