@@ -287,8 +287,11 @@ int cmd_run(int argc, char **argv) {
     fputc('\n', stdout);
     fflush(stdout);
 
-    fprintf(stderr, "\n--- %s | %s | %d threads\n", info.name[0] ? info.name : info.arch, info.file_type,
+    fprintf(stderr, "\n--- %s | %s | %d threads", info.name[0] ? info.name : info.arch, info.file_type,
             o.g.threads > 0 ? (int)o.g.threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+    if (info.n_gpu_layers > 0) fprintf(stderr, " | GPU %s: %d/%d layers", info.gpu, info.n_gpu_layers, info.n_layer);
+    else fprintf(stderr, " | CPU only");
+    fputc('\n', stderr);
     fprintf(stderr, "load:       %8.1f ms\n", t_load * 1e3);
     fprintf(stderr, "prompt:     %8d tokens in %8.3f s = %9.2f tok/s\n", n_prompt, t_prompt,
             t_prompt > 0 ? n_prompt / t_prompt : 0.0);
