@@ -1,6 +1,7 @@
 // test_cuda.c: the CUDA backend against the CPU backend. For every micro model type: the logits of a
-// 40-token prompt (one batch, every position) and of 8 single-token decode steps (the CUDA-graph path), as
-// normalized MSE against the CPU's logits under a per-type bound; llama.cpp's greedy tokens for stories260K
+// 40-token prompt (one batch, every position: the GEMM path with flash attention), of the same prompt in
+// batches of 10 (the dp4a matrix-vector path, 8 + 2 tokens a launch) and of 8 single-token decode steps (the
+// CUDA-graph path), as normalized MSE against the CPU's logits under a per-type bound; llama.cpp's greedy tokens for stories260K
 // (every step) with all layers on the GPU and with a partial offload; partial offload close to full offload;
 // a 1,600-token prompt in a context of 2,048 (micro model, 4 batches) against the CPU; two sequences in one
 // batch. Skips (77) with the reason when the build has no CUDA backend or no device is found.
@@ -118,28 +119,36 @@ static void check_type(const char *dir, const type_case *tc) {
     inf_token toks[N + STEPS];
     make_tokens(toks, N + STEPS, info.n_vocab, 7);
     size_t cells = (size_t)(N + STEPS) * (size_t)info.n_vocab;
-    float *lc = malloc(cells * sizeof(float)), *lg = malloc(cells * sizeof(float));
-    for (size_t i = 0; i < cells; i++) lg[i] = NAN;
-    inf_session *sc = session(cpu, 256, 64, 1), *sg = session(gpu, 256, 64, 1);
-    CHECK(sc && sg);
-    if (sc && sg) {
+    float *lc = malloc(cells * sizeof(float)), *lg = malloc(cells * sizeof(float)),
+          *ls = malloc(cells * sizeof(float));
+    for (size_t i = 0; i < cells; i++) lg[i] = ls[i] = NAN;
+    inf_session *sc = session(cpu, 256, 64, 1), *sg = session(gpu, 256, 64, 1), *ss = session(gpu, 256, 10, 1);
+    CHECK(sc && sg && ss);
+    if (sc && sg && ss) {
         int rc = run_logits(sc, toks, N, 64, NULL, toks + N, STEPS, info.n_vocab, lc);
         int rg = run_logits(sg, toks, N, 64, NULL, toks + N, STEPS, info.n_vocab, lg);
+        int rs = run_logits(ss, toks, N, 10, NULL, NULL, 0, info.n_vocab, ls);
         CHECK_EQ_INT(rc, N + STEPS);
         CHECK_EQ_INT(rg, N + STEPS);
-        if (rc == N + STEPS && rg == N + STEPS) {
+        CHECK_EQ_INT(rs, N);
+        if (rc == N + STEPS && rg == N + STEPS && rs == N) {
             double e_batch = nmse(lg, lc, (size_t)N * info.n_vocab);
+            double e_small = nmse(ls, lc, (size_t)N * info.n_vocab);
             double e_step = nmse(lg + (size_t)N * info.n_vocab, lc + (size_t)N * info.n_vocab,
                                  (size_t)STEPS * info.n_vocab);
-            printf("%-22s nmse batch %.3e, decode steps %.3e (bound %.0e)\n", tc->file, e_batch, e_step, tc->bound);
+            printf("%-22s nmse batch %.3e, batches of 10 %.3e, decode steps %.3e (bound %.0e)\n", tc->file, e_batch,
+                   e_small, e_step, tc->bound);
             CHECK_MSG(e_batch <= tc->bound, "%s: batch logits nmse %.3e > %.0e", tc->file, e_batch, tc->bound);
+            CHECK_MSG(e_small <= tc->bound, "%s: batches-of-10 logits nmse %.3e > %.0e", tc->file, e_small, tc->bound);
             CHECK_MSG(e_step <= tc->bound, "%s: decode logits nmse %.3e > %.0e", tc->file, e_step, tc->bound);
         }
     }
     inf_session_free(sc);
     inf_session_free(sg);
+    inf_session_free(ss);
     free(lc);
     free(lg);
+    free(ls);
 out:
     inf_model_free(cpu);
     inf_model_free(gpu);

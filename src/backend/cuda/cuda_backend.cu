@@ -1,19 +1,31 @@
-// cuda_backend.cu: the NVIDIA GPU backend: device probe, weight upload, the memory planner's exact sizes,
-// and the llama layers placed on the GPU (RMSNorm, quantized matrix-vector products, RoPE with the KV-cache
-// write, grouped-query attention, SwiGLU), the final norm and the output head. A decode step of one token
-// is captured once in a CUDA graph and replayed.
+// cuda_backend.cu: the NVIDIA GPU backend: device probe, weight upload (with the repacked layouts), the memory
+// planner's exact sizes, and the llama layers placed on the GPU, the final norm and the output head.
 //
-// Numerics: activations stay F32 (no 8-bit activation quantization as on the CPU), weights are dequantized
-// in registers, 32 elements at a time; the KV cache is F16 (as llama.cpp's default). Logits therefore
-// differ from the CPU backend's by rounding only; tests bound the difference.
+// Three paths through a step, chosen per batch:
+// - GEMM (batches of >= gemm_min tokens, default 16): each weight matrix is dequantized to F16 into a scratch
+//   buffer (one kernel) and multiplied by the F16 activations with cuBLAS on the tensor cores (F32
+//   accumulation and output; F32 weights stay F32 and take SGEMM); attention is a tiled flash-style kernel
+//   over the sequence's cells when the batch holds one sequence.
+// - dp4a matrix-vector products (smaller batches and decode): the activations are quantized once per matrix
+//   input to 8-bit blocks of 32 with an F32 scale and scaled sum (as ggml's Q8_1), by the kernel that makes
+//   them (RMSNorm, attention combine, SwiGLU); the weights are read with 16-byte loads and multiplied with
+//   __dp4a. QKV runs with RoPE and the KV-cache write in its epilogue; gate and up run in one launch with
+//   SwiGLU and the quantization of their output. A decode step of one token is captured in a CUDA graph.
+// - legacy (INFERNO_CUDA_MMVQ=0): F32 activations against weights dequantized in registers.
 //
-// Leaves out (for now): tensor-core prefill (a batch runs as repeated 8-token matrix-vector products),
-// flash attention with tiles, repacked weight layouts, a persistent decode kernel, multi-GPU.
+// Numerics: the GEMM path rounds activations to F16 (as the CPU does for F16 weights); the dp4a path rounds
+// them to 8 bits (as the CPU does for quantized weights); F16 and F32 weights keep F32 activations in the
+// matrix-vector path. The KV cache is F16. Logits differ from the CPU backend's by rounding; tests bound it.
+//
+// Leaves out (for now): MMA kernels of our own (cuBLAS does the GEMM), a persistent decode kernel, fusing
+// the norms into the preceding matvec, multi-GPU.
 #include "backend/cuda/cuda_backend.h"
 
+#include <cublas_v2.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,21 +33,29 @@
 // ggml type ids (quant/quant.h, which is C11 and not included here).
 enum { T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q8_0 = 8, T_Q4_K = 12, T_Q6_K = 14 };
 
-// Block layouts, bit-exact with quant/quant.h (ggml-common.h); read bytewise on the device.
+// Block layouts in the file, bit-exact with quant/quant.h (ggml-common.h):
 //   Q4_0 (18 B / 32): f16 d, 16 B nibbles (low nibble = element i, high = i + 16); w = (q - 8) * d
 //   Q8_0 (34 B / 32): f16 d, 32 int8; w = q * d
 //   Q4_K (144 B / 256): f16 d, f16 dmin, 12 B packed 6-bit scales/mins (8 of each), 128 B nibbles
 //   Q6_K (210 B / 256): 128 B low nibbles, 64 B high 2-bit pairs, 16 int8 scales, f16 d
+// On the device Q4_0, Q8_0 and Q6_K are repacked: a plane of quants (16, 32 and 208 bytes a block, so every
+// block starts on 16 bytes) and a plane of the f16 scales d, one row of each per matrix row. Q4_K (144 B, a
+// multiple of 16), F16 and F32 keep the file's rows, padded to 16 bytes.
 #define BYTES_Q4_0 18
 #define BYTES_Q8_0 34
 #define BYTES_Q4_K 144
 #define BYTES_Q6_K 210
+#define QBYTES_Q6_K 208 // Q6_K quants and scales without d
 
-#define MV_WARPS 8     // rows per matrix-vector block (one warp per row)
-#define MV_MAX_T 8     // tokens per matrix-vector launch; longer batches loop
+#define MV_WARPS 8     // rows per matrix-vector block of the legacy path (one warp per row)
+#define MV_MAX_T 8     // tokens per matrix-vector launch (both paths); longer batches loop
 #define ATT_WARPS 4    // warps per attention block
 #define ATT_MAX_HD 256 // head_dim limit of the attention kernel (8 values per lane, 32 lanes)
+#define FA_BQ 32       // flash attention: queries per block (4 warps of 8)
+#define FA_BK 32       // flash attention: keys per tile (one per lane)
+#define NORM_THREADS 512
 #define ALIGN 256      // sub-allocation alignment inside device buffers
+#define GEMM_MIN_DEFAULT 16
 
 static bool cu_ok(cudaError_t e, const char *what, char *err, size_t cap) {
     if (e == cudaSuccess) return true;
@@ -77,8 +97,10 @@ extern "C" bool cuda_type_native(int t) {
     return t == T_F32 || t == T_F16 || t == T_Q4_0 || t == T_Q8_0 || t == T_Q4_K || t == T_Q6_K;
 }
 
-// Bytes of one row of n elements of a native type (0 for others).
-static uint64_t row_bytes_of(int t, int64_t n) {
+static bool is_quant(int t) { return t == T_Q4_0 || t == T_Q8_0 || t == T_Q4_K || t == T_Q6_K; }
+
+// Bytes of one row of n elements in the file (0 for types the GPU does not take).
+static uint64_t file_row_bytes(int t, int64_t n) {
     switch (t) {
     case T_F32: return (uint64_t)n * 4;
     case T_F16: return (uint64_t)n * 2;
@@ -90,10 +112,25 @@ static uint64_t row_bytes_of(int t, int64_t n) {
     }
 }
 
-static uint64_t row_pitch_of(int t, int64_t n) { return align_up(row_bytes_of(t, n), 16); }
+// Device layout: bytes of one row in the quant plane, and f16 scales per row in the scale plane (0: none).
+static uint64_t quant_row_bytes(int t, int64_t n) {
+    switch (t) {
+    case T_Q4_0: return (uint64_t)(n / 32) * 16;
+    case T_Q8_0: return (uint64_t)(n / 32) * 32;
+    case T_Q6_K: return (uint64_t)(n / 256) * QBYTES_Q6_K;
+    default: return file_row_bytes(t, n);
+    }
+}
+
+static int scales_per_row(int t, int64_t n) {
+    return t == T_Q4_0 || t == T_Q8_0 ? (int)(n / 32) : t == T_Q6_K ? (int)(n / 256) : 0;
+}
+
+static uint64_t row_pitch_of(int t, int64_t n) { return align_up(quant_row_bytes(t, n), 16); }
 
 extern "C" uint64_t cuda_matrix_bytes(int t, int64_t n_in, int64_t n_out) {
-    return row_pitch_of(t, n_in) * (uint64_t)n_out;
+    uint64_t quants = align_up(row_pitch_of(t, n_in) * (uint64_t)n_out, 16);
+    return quants + (uint64_t)scales_per_row(t, n_in) * 2 * (uint64_t)n_out;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -103,8 +140,10 @@ extern "C" uint64_t cuda_matrix_bytes(int t, int64_t n_in, int64_t n_out) {
 typedef struct {
     int type;
     int n_in, n_out;
-    uint64_t pitch; // bytes between rows on the device
-    const uint8_t *d;
+    uint64_t pitch;     // bytes between rows of the quant plane
+    const uint8_t *d;   // quant plane
+    const __half *s;    // scale plane (Q4_0, Q8_0, Q6_K) or NULL
+    int spitch;         // scales per row
 } dmat;
 
 typedef struct {
@@ -141,15 +180,47 @@ static const void *walk_copy(walker *w, const void *src, uint64_t bytes) {
     return w->base + off;
 }
 
+// Splits the file's blocks of a repacked type into the quant and scale planes (host side).
+static void repack_rows(const cuda_matrix *m, uint64_t pitch, int spr, uint8_t *quants, uint16_t *scales) {
+    int fb = m->type == T_Q4_0 ? BYTES_Q4_0 : m->type == T_Q8_0 ? BYTES_Q8_0 : BYTES_Q6_K;
+    int qb = m->type == T_Q4_0 ? 16 : m->type == T_Q8_0 ? 32 : QBYTES_Q6_K;
+    int d_at = m->type == T_Q6_K ? QBYTES_Q6_K : 0, q_at = m->type == T_Q6_K ? 0 : 2;
+    for (int64_t r = 0; r < m->n_out; r++) {
+        const uint8_t *src = (const uint8_t *)m->data + (size_t)r * m->row_bytes;
+        for (int b = 0; b < spr; b++) {
+            const uint8_t *blk = src + (size_t)b * fb;
+            memcpy(quants + (size_t)r * pitch + (size_t)b * qb, blk + q_at, (size_t)qb);
+            memcpy(&scales[(size_t)r * spr + b], blk + d_at, 2);
+        }
+    }
+}
+
 static dmat walk_matrix(walker *w, const cuda_matrix *m) {
-    dmat d = {m->type, (int)m->n_in, (int)m->n_out, row_pitch_of(m->type, m->n_in), NULL};
-    uint64_t off = w->used, width = row_bytes_of(m->type, m->n_in);
-    w->used = align_up(w->used + d.pitch * (uint64_t)m->n_out, ALIGN);
+    dmat d = {m->type, (int)m->n_in, (int)m->n_out, row_pitch_of(m->type, m->n_in), NULL, NULL,
+              scales_per_row(m->type, m->n_in)};
+    uint64_t off = w->used, bytes = cuda_matrix_bytes(m->type, m->n_in, m->n_out);
+    uint64_t quants = align_up(d.pitch * (uint64_t)m->n_out, 16);
+    w->used = align_up(w->used + bytes, ALIGN);
     if (!w->base || !w->ok) return d;
     d.d = w->base + off;
-    w->ok = cu_ok(cudaMemcpy2D(w->base + off, d.pitch, m->data, m->row_bytes, width, (size_t)m->n_out,
-                               cudaMemcpyHostToDevice),
-                  "cudaMemcpy2D (weights)", w->err, w->cap);
+    if (d.spitch) d.s = (const __half *)(w->base + off + quants);
+    if (!d.spitch) {
+        w->ok = cu_ok(cudaMemcpy2D(w->base + off, d.pitch, m->data, m->row_bytes, quant_row_bytes(m->type, m->n_in),
+                                   (size_t)m->n_out, cudaMemcpyHostToDevice),
+                      "cudaMemcpy2D (weights)", w->err, w->cap);
+        return d;
+    }
+    uint8_t *host = (uint8_t *)calloc(1, bytes);
+    if (!host) {
+        snprintf(w->err, w->cap, "out of host memory repacking a %d x %d weight (%.1f MiB)", d.n_out, d.n_in,
+                 (double)bytes / (1024.0 * 1024.0));
+        w->ok = false;
+        return d;
+    }
+    repack_rows(m, d.pitch, d.spitch, host, (uint16_t *)(host + quants));
+    w->ok = cu_ok(cudaMemcpy(w->base + off, host, bytes, cudaMemcpyHostToDevice), "cudaMemcpy (weights)", w->err,
+                  w->cap);
+    free(host);
     return d;
 }
 
@@ -214,9 +285,9 @@ extern "C" bool cuda_model_upload(const cuda_model_desc *d, cuda_model **out, ch
             return false;
         }
     int hd8 = d->head_dim / 8;
-    if (d->head_dim > ATT_MAX_HD || d->head_dim % 8 || (hd8 & (hd8 - 1))) {
-        snprintf(err, cap, "head_dim %d is not one the GPU attention kernel takes (8 x a power of two, <= %d)",
-                 d->head_dim, ATT_MAX_HD);
+    if (d->head_dim > ATT_MAX_HD || d->head_dim % 8 || (hd8 & (hd8 - 1)) || d->n_rot % 2 || d->n_rot > d->head_dim) {
+        snprintf(err, cap, "head_dim %d / n_rot %d is not one the GPU attention kernels take (head_dim 8 x a power "
+                 "of two, <= %d; n_rot even, <= head_dim)", d->head_dim, d->n_rot, ATT_MAX_HD);
         cuda_model_free(m);
         return false;
     }
@@ -246,17 +317,57 @@ extern "C" void cuda_model_free(cuda_model *m) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Kernels
+// Kernels: helpers
 // ---------------------------------------------------------------------------------------------------------
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
 
+__device__ __forceinline__ int warp_sum_int(int v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
 __device__ __forceinline__ float ld_half(const uint8_t *p) { return __half2float(*(const __half *)p); }
 
-// Dequantizes elements [32c, 32c + 32) of a row into w.
-template <int TYPE> __device__ __forceinline__ void load_chunk(const uint8_t *row, int c, float w[32]) {
+// Two F16 values packed in a word (low half first) as floats.
+__device__ __forceinline__ float2 h2f(unsigned u) {
+    return __half22float2(__halves2half2(__ushort_as_half((unsigned short)(u & 0xffffu)),
+                                         __ushort_as_half((unsigned short)(u >> 16))));
+}
+
+// Quantizes one value per lane of a warp (32 consecutive elements) as a Q8_1-like block: q = round(v / d)
+// with d = max|v| / 127, and (d, d * sum(q)) in ds.
+__device__ __forceinline__ void warp_quant(float v, int8_t *q, float2 *ds, int lane) {
+    float amax = warp_max(fabsf(v));
+    float d = amax / 127.0f;
+    int qi = amax > 0.0f ? __float2int_rn(v / d) : 0;
+    q[lane] = (int8_t)qi;
+    int sum = warp_sum_int(qi);
+    if (lane == 0) *ds = make_float2(d, d * (float)sum);
+}
+
+// Sum over the block (blockDim.x a multiple of 32, <= 1024); every thread gets it.
+__device__ float block_sum(float s) {
+    __shared__ float part[32];
+    __syncthreads(); // part may still be read from a previous call
+    s = warp_sum(s);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = s;
+    __syncthreads();
+    float t = 0.0f;
+    for (int i = 0; i < (int)(blockDim.x >> 5); i++) t += part[i];
+    return t;
+}
+
+// Dequantizes elements [32c, 32c + 32) of a row into w (device layouts above; srow: the row's scales).
+template <int TYPE>
+__device__ __forceinline__ void load_chunk(const uint8_t *row, const __half *srow, int c, float w[32]) {
     if (TYPE == T_F32) {
         const float4 *p = (const float4 *)row + c * 8;
 #pragma unroll
@@ -277,26 +388,27 @@ template <int TYPE> __device__ __forceinline__ void load_chunk(const uint8_t *ro
             }
         }
     } else if (TYPE == T_Q4_0) {
-        const uint8_t *b = row + (size_t)c * BYTES_Q4_0;
-        float d = ld_half(b);
-        const uint16_t *q = (const uint16_t *)(b + 2);
+        uint4 v = __ldg((const uint4 *)row + c);
+        float d = __half2float(__ldg(srow + c));
+        const uint32_t q[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-        for (int i = 0; i < 8; i++) {
-            uint16_t v = q[i];
-            w[2 * i] = (float)((v & 15) - 8) * d;
-            w[2 * i + 1] = (float)(((v >> 8) & 15) - 8) * d;
-            w[2 * i + 16] = (float)(((v >> 4) & 15) - 8) * d;
-            w[2 * i + 17] = (float)((v >> 12) - 8) * d;
-        }
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                w[4 * i + k] = (float)((int)((q[i] >> (8 * k)) & 15) - 8) * d;
+                w[16 + 4 * i + k] = (float)((int)((q[i] >> (8 * k + 4)) & 15) - 8) * d;
+            }
     } else if (TYPE == T_Q8_0) {
-        const uint8_t *b = row + (size_t)c * BYTES_Q8_0;
-        float d = ld_half(b);
-        const uint16_t *q = (const uint16_t *)(b + 2);
+        const uint4 *p = (const uint4 *)row + 2 * c;
+        float d = __half2float(__ldg(srow + c));
 #pragma unroll
-        for (int i = 0; i < 16; i++) {
-            uint16_t v = q[i];
-            w[2 * i] = (float)(int8_t)(v & 0xff) * d;
-            w[2 * i + 1] = (float)(int8_t)(v >> 8) * d;
+        for (int i = 0; i < 2; i++) {
+            uint4 v = __ldg(p + i);
+            const uint32_t q[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+#pragma unroll
+                for (int k = 0; k < 4; k++) w[16 * i + 4 * j + k] = (float)(int8_t)(q[j] >> (8 * k)) * d;
         }
     } else if (TYPE == T_Q4_K) {
         const uint8_t *sb = row + (size_t)(c >> 3) * BYTES_Q4_K;
@@ -321,27 +433,36 @@ template <int TYPE> __device__ __forceinline__ void load_chunk(const uint8_t *ro
             for (int k = 0; k < 4; k++) w[4 * i + k] = d1 * (float)((v >> (8 * k)) & 0xF) - m1;
         }
     } else if (TYPE == T_Q6_K) {
-        const uint8_t *sb = row + (size_t)(c >> 3) * BYTES_Q6_K;
+        const uint8_t *sb = row + (size_t)(c >> 3) * QBYTES_Q6_K;
         int j = c & 7, h = j >> 2, k = j & 3;
-        const uint8_t *ql = sb + 64 * h + (k & 1) * 32, *qh = sb + 128 + 32 * h;
+        const uint32_t *ql = (const uint32_t *)(sb + 64 * h + (k & 1) * 32), *qh = (const uint32_t *)(sb + 128 + 32 * h);
         const int8_t *sc = (const int8_t *)(sb + 192) + 8 * h + 2 * k;
-        float d = ld_half(sb + 208);
+        float d = __half2float(__ldg(srow + (c >> 3)));
         float d0 = d * (float)sc[0], d1 = d * (float)sc[1];
         int lshift = (k >> 1) * 4, hshift = 2 * k;
 #pragma unroll
-        for (int l = 0; l < 32; l++) {
-            int q = (((ql[l] >> lshift) & 0xF) | (((qh[l] >> hshift) & 3) << 4)) - 32;
-            w[l] = (l < 16 ? d0 : d1) * (float)q;
+        for (int i = 0; i < 8; i++) {
+            uint32_t lo = ql[i] >> lshift, hi = qh[i] >> hshift;
+#pragma unroll
+            for (int b = 0; b < 4; b++) {
+                int q = (int)(((lo >> (8 * b)) & 0xF) | (((hi >> (8 * b)) & 3) << 4)) - 32;
+                w[4 * i + b] = (4 * i + b < 16 ? d0 : d1) * (float)q;
+            }
         }
     }
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Kernels: legacy matrix-vector product (F32 activations; INFERNO_CUDA_MMVQ=0)
+// ---------------------------------------------------------------------------------------------------------
 // Up to three matrices of one type and one input width, computed in one launch: global row r belongs to the
 // first matrix whose row count it is below. y[i] is (T, n_out[i]); x is (T, n_in). accumulate adds into y
 // (the residual stream); swiglu pairs matrix 0 (gate) and 1 (up) row by row and writes silu(g) * u to y[0].
 typedef struct {
     const uint8_t *w[3];
+    const __half *s[3];
     uint64_t pitch[3];
+    int spitch[3];
     int n_out[3];
     float *y[3];
     const float *bias[3];
@@ -358,7 +479,9 @@ template <int TYPE> __global__ void __launch_bounds__(MV_WARPS * 32) k_matvec(mv
         while (mi < a.n_mats - 1 && r >= a.n_out[mi]) r -= a.n_out[mi++];
     if (r >= a.n_out[mi]) return;
     const uint8_t *row = a.w[mi] + (uint64_t)r * a.pitch[mi];
+    const __half *srow = a.s[mi] ? a.s[mi] + (size_t)r * a.spitch[mi] : NULL;
     const uint8_t *row2 = a.swiglu ? a.w[1] + (uint64_t)r * a.pitch[1] : NULL;
+    const __half *srow2 = a.swiglu && a.s[1] ? a.s[1] + (size_t)r * a.spitch[1] : NULL;
     float acc[MV_MAX_T], acc2[MV_MAX_T];
 #pragma unroll
     for (int t = 0; t < MV_MAX_T; t++) acc[t] = acc2[t] = 0.0f;
@@ -381,7 +504,7 @@ template <int TYPE> __global__ void __launch_bounds__(MV_WARPS * 32) k_matvec(mv
     }
     for (int c = lane; c < n_chunks; c += 32) {
         float w[32];
-        load_chunk<TYPE>(row, c, w);
+        load_chunk<TYPE>(row, srow, c, w);
 #pragma unroll
         for (int t = 0; t < MV_MAX_T; t++) {
             if (t >= a.T) break;
@@ -395,7 +518,7 @@ template <int TYPE> __global__ void __launch_bounds__(MV_WARPS * 32) k_matvec(mv
             acc[t] += s;
         }
         if (a.swiglu) {
-            load_chunk<TYPE>(row2, c, w);
+            load_chunk<TYPE>(row2, srow2, c, w);
 #pragma unroll
             for (int t = 0; t < MV_MAX_T; t++) {
                 if (t >= a.T) break;
@@ -435,19 +558,432 @@ __global__ void k_rmsnorm(const float *x, const float *w, float *out, int n, flo
     const float *xr = x + (size_t)t * n;
     float s = 0.0f;
     for (int i = threadIdx.x; i < n; i += blockDim.x) s += xr[i] * xr[i];
-    __shared__ float part[32];
-    s = warp_sum(s);
-    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = s;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        s = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : 0.0f;
-        s = warp_sum(s);
-        if (threadIdx.x == 0) part[0] = s;
-    }
-    __syncthreads();
-    float scale = 1.0f / sqrtf(part[0] / (float)n + eps);
+    float scale = 1.0f / sqrtf(block_sum(s) / (float)n + eps);
     float *o = out + (size_t)row * n;
     for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = (xr[i] * scale) * w[i];
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Kernels: 8-bit activations and dp4a matrix-vector products
+// ---------------------------------------------------------------------------------------------------------
+// RMSNorm (w != NULL; w == NULL: no norm) of token blockIdx.x into output row out_row[t] (or t), written as
+// F32 (xf), F16 (xh) and 8-bit blocks (xq, xds; n % 32 == 0), each when not NULL.
+__global__ void __launch_bounds__(NORM_THREADS)
+    k_norm_q(const float *x, const float *w, int n, float eps, const int32_t *out_row, float *xf, __half *xh,
+             int8_t *xq, float2 *xds) {
+    int t = blockIdx.x;
+    int row = out_row ? out_row[t] : t;
+    if (row < 0) return; // the whole block leaves together
+    const float *xr = x + (size_t)t * n;
+    float scale = 1.0f;
+    if (w) {
+        float s = 0.0f;
+        for (int i = threadIdx.x; i < n; i += blockDim.x) s += xr[i] * xr[i];
+        scale = 1.0f / sqrtf(block_sum(s) / (float)n + eps);
+    }
+    size_t o = (size_t)row * n;
+    if (xq) {
+        int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nb = n >> 5, nw = blockDim.x >> 5;
+        for (int b = warp; b < nb; b += nw) {
+            int i = 32 * b + lane;
+            float v = w ? (xr[i] * scale) * w[i] : xr[i];
+            if (xf) xf[o + i] = v;
+            if (xh) xh[o + i] = __float2half(v);
+            warp_quant(v, xq + o + 32 * b, xds + (size_t)row * nb + b, lane);
+        }
+        return;
+    }
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        float v = w ? (xr[i] * scale) * w[i] : xr[i];
+        if (xf) xf[o + i] = v;
+        if (xh) xh[o + i] = __float2half(v);
+    }
+}
+
+// The activation operand of a matrix-vector product: token t's 8-bit values at q + t * n_in, their block
+// scales at ds + t * (n_in / 32), its F32 values at f + t * n_in (F16 and F32 weights read f).
+typedef struct {
+    const int8_t *q;
+    const float2 *ds;
+    const float *f;
+    int n_in;
+} xop;
+
+__device__ __forceinline__ int dot_i8(int4 a, int4 b, int s) {
+    s = __dp4a(a.x, b.x, s);
+    s = __dp4a(a.y, b.y, s);
+    s = __dp4a(a.z, b.z, s);
+    return __dp4a(a.w, b.w, s);
+}
+
+// dp4a of the nibbles (q >> shift) & 15 of 16 bytes against 16 int8.
+__device__ __forceinline__ int dot_nib(uint4 q, int4 x, int shift, int s) {
+    const unsigned M = 0x0F0F0F0Fu;
+    s = __dp4a((int)((q.x >> shift) & M), x.x, s);
+    s = __dp4a((int)((q.y >> shift) & M), x.y, s);
+    s = __dp4a((int)((q.z >> shift) & M), x.z, s);
+    return __dp4a((int)((q.w >> shift) & M), x.w, s);
+}
+
+// Q6_K: four bytes of group k (0..3) of a lane's 16 values as signed q - 32, from low nibbles a (ql[l]),
+// b (ql[l + 32]) and the 2-bit pairs h (qh[l]).
+__device__ __forceinline__ int q6_word(unsigned a, unsigned b, unsigned h, int k) {
+    const unsigned M = 0x0F0F0F0Fu, H = 0x30303030u;
+    unsigned v = k == 0 ? (a & M) | ((h << 4) & H)
+               : k == 1 ? (b & M) | ((h << 2) & H)
+               : k == 2 ? ((a >> 4) & M) | (h & H)
+                        : ((b >> 4) & M) | ((h >> 2) & H);
+    return __vsubss4((int)v, 0x20202020);
+}
+
+__device__ __forceinline__ int4 q6_group(uint4 a, uint4 b, uint4 h, int k) {
+    return make_int4(q6_word(a.x, b.x, h.x, k), q6_word(a.y, b.y, h.y, k), q6_word(a.z, b.z, h.z, k),
+                     q6_word(a.w, b.w, h.w, k));
+}
+
+// Partial dot products of R rows (w[r]: row start in the quant plane, s[r]: its scales) with NT tokens of x
+// (T of them valid), summed per lane into acc; the caller reduces over the warp. Lanes take 16-byte pieces
+// of the row: one Q4_0 block, half a Q8_0 block, a quarter of a Q4_K or Q6_K super-block (64 weights), 8
+// F16 or 4 F32 values.
+template <int TYPE, int R, int NT>
+__device__ __forceinline__ void dot_rows(const uint8_t *const (&w)[R], const __half *const (&s)[R], const xop &x,
+                                         int T, int lane, float (&acc)[R][NT]) {
+    const int n = x.n_in;
+    if constexpr (TYPE == T_Q4_0) {
+        const int nb = n >> 5;
+#pragma unroll 2
+        for (int b = lane; b < nb; b += 32) {
+            uint4 wv[R];
+            float dw[R];
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                wv[r] = __ldg((const uint4 *)w[r] + b);
+                dw[r] = __half2float(__ldg(s[r] + b));
+            }
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                if (t >= T) break;
+                const int4 *xp = (const int4 *)(x.q + (size_t)t * n) + 2 * b;
+                int4 x0 = __ldg(xp), x1 = __ldg(xp + 1);
+                float2 ds = __ldg(x.ds + (size_t)t * nb + b);
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    int si = dot_nib(wv[r], x1, 4, dot_nib(wv[r], x0, 0, 0));
+                    acc[r][t] += dw[r] * (ds.x * (float)si - 8.0f * ds.y);
+                }
+            }
+        }
+    } else if constexpr (TYPE == T_Q8_0) {
+        const int nb = n >> 5, nh = 2 * nb;
+#pragma unroll 2
+        for (int u = lane; u < nh; u += 32) {
+            const int b = u >> 1;
+            int4 wv[R];
+            float dw[R];
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                wv[r] = __ldg((const int4 *)w[r] + u);
+                dw[r] = __half2float(__ldg(s[r] + b));
+            }
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                if (t >= T) break;
+                int4 xv = __ldg((const int4 *)(x.q + (size_t)t * n) + u);
+                float dx = __ldg(x.ds + (size_t)t * nb + b).x;
+#pragma unroll
+                for (int r = 0; r < R; r++) acc[r][t] += dw[r] * dx * (float)dot_i8(wv[r], xv, 0);
+            }
+        }
+    } else if constexpr (TYPE == T_Q4_K) {
+        // Lane piece u: super-block u / 4, 32-byte group g = u % 4 of its nibbles: sub-block 2g in the low
+        // nibbles, 2g + 1 in the high ones.
+        const int nsb = n >> 8, nu = 4 * nsb, nb = n >> 5;
+        for (int u = lane; u < nu; u += 32) {
+            const int sb = u >> 2, g = u & 3;
+            uint4 hdr[R], q0[R], q1[R];
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                const uint4 *B = (const uint4 *)(w[r] + (size_t)sb * BYTES_Q4_K);
+                hdr[r] = __ldg(B);
+                q0[r] = __ldg(B + 1 + 2 * g);
+                q1[r] = __ldg(B + 2 + 2 * g);
+            }
+            float sc0[R], sc1[R], mn0[R], mn1[R], dd[R], dm[R];
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                // scales[12] are header bytes 4..15: words y (0..3), z (4..7), w (8..11)
+                const unsigned sy = hdr[r].y, sz = hdr[r].z, sw = hdr[r].w;
+                const int j0 = 2 * g;
+                int a0, a1, m0, m1;
+                if (g < 2) {
+                    a0 = (sy >> (8 * j0)) & 63, a1 = (sy >> (8 * j0 + 8)) & 63;
+                    m0 = (sz >> (8 * j0)) & 63, m1 = (sz >> (8 * j0 + 8)) & 63;
+                } else {
+                    const int k0 = 8 * (j0 - 4), k1 = k0 + 8;
+                    a0 = ((sw >> k0) & 0xF) | (((sy >> k0) >> 6 & 3) << 4);
+                    a1 = ((sw >> k1) & 0xF) | (((sy >> k1) >> 6 & 3) << 4);
+                    m0 = ((sw >> k0) >> 4 & 0xF) | (((sz >> k0) >> 6 & 3) << 4);
+                    m1 = ((sw >> k1) >> 4 & 0xF) | (((sz >> k1) >> 6 & 3) << 4);
+                }
+                sc0[r] = (float)a0, sc1[r] = (float)a1, mn0[r] = (float)m0, mn1[r] = (float)m1;
+                const float2 f = h2f(hdr[r].x);
+                dd[r] = f.x, dm[r] = f.y;
+            }
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                if (t >= T) break;
+                const int4 *xp = (const int4 *)(x.q + (size_t)t * n + (size_t)sb * 256 + 64 * g);
+                int4 x0a = __ldg(xp), x0b = __ldg(xp + 1), x1a = __ldg(xp + 2), x1b = __ldg(xp + 3);
+                const float2 *dsp = x.ds + (size_t)t * nb + 8 * sb + 2 * g;
+                float2 ds0 = __ldg(dsp), ds1 = __ldg(dsp + 1);
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    int s0 = dot_nib(q1[r], x0b, 0, dot_nib(q0[r], x0a, 0, 0));
+                    int s1 = dot_nib(q1[r], x1b, 4, dot_nib(q0[r], x1a, 4, 0));
+                    acc[r][t] += dd[r] * (sc0[r] * ds0.x * (float)s0 + sc1[r] * ds1.x * (float)s1) -
+                                 dm[r] * (mn0[r] * ds0.y + mn1[r] * ds1.y);
+                }
+            }
+        }
+    } else if constexpr (TYPE == T_Q6_K) {
+        // Lane piece u: super-block u / 4, half n = (u % 4) / 2 (128 values), l in [l0, l0 + 16) with
+        // l0 = 16 * (u % 2): values 128n + 32k + l for k = 0..3, scale sc[8n + l0 / 16 + 2k].
+        const int nsb = n >> 8, nu = 4 * nsb, nb = n >> 5;
+        for (int u = lane; u < nu; u += 32) {
+            const int sb = u >> 2, v = u & 3, hn = v >> 1, is = v & 1, l0 = 16 * is;
+            uint4 qa[R], qb[R], qh[R];
+            uint2 scw[R];
+            float dw[R];
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                const uint8_t *B = w[r] + (size_t)sb * QBYTES_Q6_K;
+                qa[r] = __ldg((const uint4 *)(B + 64 * hn + l0));
+                qb[r] = __ldg((const uint4 *)(B + 64 * hn + 32 + l0));
+                qh[r] = __ldg((const uint4 *)(B + 128 + 32 * hn + l0));
+                scw[r] = __ldg((const uint2 *)(B + 192 + 8 * hn));
+                dw[r] = __half2float(__ldg(s[r] + sb));
+            }
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                if (t >= T) break;
+                const int8_t *xb = x.q + (size_t)t * n + (size_t)sb * 256 + 128 * hn + l0;
+                const float2 *dsp = x.ds + (size_t)t * nb + 8 * sb + 4 * hn;
+                int4 xv[4];
+                float dx[4];
+#pragma unroll
+                for (int k = 0; k < 4; k++) {
+                    xv[k] = __ldg((const int4 *)(xb + 32 * k));
+                    dx[k] = __ldg(dsp + k).x;
+                }
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    float a = 0.0f;
+#pragma unroll
+                    for (int k = 0; k < 4; k++) {
+                        const unsigned word = k < 2 ? scw[r].x : scw[r].y;
+                        const int sc = (int)(int8_t)(word >> (8 * (is + 2 * (k & 1))));
+                        a += (float)sc * dx[k] * (float)dot_i8(q6_group(qa[r], qb[r], qh[r], k), xv[k], 0);
+                    }
+                    acc[r][t] += dw[r] * a;
+                }
+            }
+        }
+    } else if constexpr (TYPE == T_F16) {
+        if ((n & 7) == 0) {
+            const int ng = n >> 3;
+#pragma unroll 2
+            for (int g = lane; g < ng; g += 32) {
+                uint4 wv[R];
+#pragma unroll
+                for (int r = 0; r < R; r++) wv[r] = __ldg((const uint4 *)w[r] + g);
+#pragma unroll
+                for (int t = 0; t < NT; t++) {
+                    if (t >= T) break;
+                    const float4 *xp = (const float4 *)(x.f + (size_t)t * n) + 2 * g;
+                    float4 xa = __ldg(xp), xb = __ldg(xp + 1);
+#pragma unroll
+                    for (int r = 0; r < R; r++) {
+                        float2 f0 = h2f(wv[r].x), f1 = h2f(wv[r].y), f2 = h2f(wv[r].z), f3 = h2f(wv[r].w);
+                        acc[r][t] += f0.x * xa.x + f0.y * xa.y + f1.x * xa.z + f1.y * xa.w + f2.x * xb.x + f2.y * xb.y +
+                                     f3.x * xb.z + f3.y * xb.w;
+                    }
+                }
+            }
+        } else {
+            for (int i = lane; i < n; i += 32)
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    float wv = __half2float(((const __half *)w[r])[i]);
+#pragma unroll
+                    for (int t = 0; t < NT; t++) {
+                        if (t >= T) break;
+                        acc[r][t] += wv * x.f[(size_t)t * n + i];
+                    }
+                }
+        }
+    } else { // T_F32
+        if ((n & 3) == 0) {
+            const int ng = n >> 2;
+#pragma unroll 2
+            for (int g = lane; g < ng; g += 32) {
+                float4 wv[R];
+#pragma unroll
+                for (int r = 0; r < R; r++) wv[r] = __ldg((const float4 *)w[r] + g);
+#pragma unroll
+                for (int t = 0; t < NT; t++) {
+                    if (t >= T) break;
+                    float4 xv = __ldg((const float4 *)(x.f + (size_t)t * n) + g);
+#pragma unroll
+                    for (int r = 0; r < R; r++)
+                        acc[r][t] += wv[r].x * xv.x + wv[r].y * xv.y + wv[r].z * xv.z + wv[r].w * xv.w;
+                }
+            }
+        } else {
+            for (int i = lane; i < n; i += 32)
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    float wv = ((const float *)w[r])[i];
+#pragma unroll
+                    for (int t = 0; t < NT; t++) {
+                        if (t >= T) break;
+                        acc[r][t] += wv * x.f[(size_t)t * n + i];
+                    }
+                }
+        }
+    }
+}
+
+enum { MODE_MV, MODE_QKV, MODE_SWIGLU };
+
+// One launch of the dp4a matrix-vector kernel. Matrices: MV uses w[0]; QKV w[0..2] = q, k, v (the launch
+// covers the row pairs [pair0, pair1), which span matrices of this launch's type only); SWIGLU w[0] = gate,
+// w[1] = up. x: T (<= NT) tokens.
+typedef struct {
+    const uint8_t *w[3];
+    const __half *s[3];
+    uint64_t pitch[3];
+    int spitch[3];
+    int n_out[3];
+    xop x;
+    int T;
+    // MV: y[t * ldy + r] = (y +) W x
+    float *y;
+    int ldy, accumulate;
+    // QKV: q into q_out (t * Q + r), k and v into the F16 cache rows cells[t], biases first, RoPE from rope
+    int pair0, pair1, Q, KV, hd, n_rot, neox;
+    const float *bias[3];
+    const float *rope;
+    const int32_t *cells;
+    float *q_out;
+    __half *kc, *vc;
+    // SWIGLU: h = silu(gate x) * up x into h_out (t * n_out + r), and as 8-bit blocks into hq/hds when set
+    float *h_out;
+    int8_t *hq;
+    float2 *hds;
+} mmvq_args;
+
+template <int TYPE, int NT, int MODE> __global__ void __launch_bounds__(256) k_mmvq(const mmvq_args a) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if constexpr (MODE == MODE_MV) {
+        const int r = blockIdx.x * 8 + warp;
+        if (r >= a.n_out[0]) return;
+        const uint8_t *const w[1] = {a.w[0] + (uint64_t)r * a.pitch[0]};
+        const __half *const s[1] = {a.s[0] ? a.s[0] + (size_t)r * a.spitch[0] : nullptr};
+        float acc[1][NT] = {};
+        dot_rows<TYPE, 1, NT>(w, s, a.x, a.T, lane, acc);
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            if (t >= a.T) break;
+            float v = warp_sum(acc[0][t]);
+            if (lane == t) {
+                float *y = a.y + (size_t)t * a.ldy + r;
+                *y = a.accumulate ? *y + v : v;
+            }
+        }
+    } else if constexpr (MODE == MODE_QKV) {
+        // Pair p of q or k: rows (2p, 2p + 1) of a head (normal RoPE), or (p, p + n_rot / 2) (NeoX) with the
+        // unrotated tail in consecutive pairs; so each warp owns both values of its rotation.
+        const int gp = a.pair0 + blockIdx.x * 8 + warp;
+        if (gp >= a.pair1) return;
+        const int hq = a.Q >> 1, hk = a.KV >> 1;
+        const int mat = gp < hq ? 0 : gp < hq + hk ? 1 : 2;
+        const int local = gp - (mat == 0 ? 0 : mat == 1 ? hq : hq + hk);
+        int r0, r1, rot = -1;
+        if (mat < 2) {
+            const int half = a.hd >> 1, h = local / half, p = local - h * half, hr = a.n_rot >> 1;
+            if (a.neox && p < hr) r0 = h * a.hd + p, r1 = r0 + hr;
+            else if (a.neox) r0 = h * a.hd + a.n_rot + 2 * (p - hr), r1 = r0 + 1;
+            else r0 = h * a.hd + 2 * p, r1 = r0 + 1;
+            if (p < hr) rot = p;
+        } else {
+            r0 = 2 * local, r1 = r0 + 1;
+        }
+        const uint8_t *base = mat == 0 ? a.w[0] : mat == 1 ? a.w[1] : a.w[2];
+        const __half *sbase = mat == 0 ? a.s[0] : mat == 1 ? a.s[1] : a.s[2];
+        const uint64_t pitch = mat == 0 ? a.pitch[0] : mat == 1 ? a.pitch[1] : a.pitch[2];
+        const int spitch = mat == 0 ? a.spitch[0] : mat == 1 ? a.spitch[1] : a.spitch[2];
+        const float *bias = mat == 0 ? a.bias[0] : mat == 1 ? a.bias[1] : a.bias[2];
+        const uint8_t *const w[2] = {base + (uint64_t)r0 * pitch, base + (uint64_t)r1 * pitch};
+        const __half *const s[2] = {sbase ? sbase + (size_t)r0 * spitch : nullptr,
+                                    sbase ? sbase + (size_t)r1 * spitch : nullptr};
+        float acc[2][NT] = {};
+        dot_rows<TYPE, 2, NT>(w, s, a.x, a.T, lane, acc);
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            if (t >= a.T) break;
+            float y0 = warp_sum(acc[0][t]), y1 = warp_sum(acc[1][t]);
+            if (lane != t) continue;
+            if (bias) y0 += bias[r0], y1 += bias[r1];
+            if (rot >= 0) {
+                const float c = a.rope[(size_t)t * a.n_rot + 2 * rot], sn = a.rope[(size_t)t * a.n_rot + 2 * rot + 1];
+                const float u0 = y0 * c - y1 * sn, u1 = y0 * sn + y1 * c;
+                y0 = u0, y1 = u1;
+            }
+            if (mat == 0) {
+                a.q_out[(size_t)t * a.Q + r0] = y0;
+                a.q_out[(size_t)t * a.Q + r1] = y1;
+            } else {
+                __half *dst = (mat == 1 ? a.kc : a.vc) + (size_t)a.cells[t] * a.KV;
+                dst[r0] = __float2half(y0);
+                dst[r1] = __float2half(y1);
+            }
+        }
+    } else {
+        // 32 consecutive rows per block, 4 per warp, gate and up together (8 dot products a warp).
+        __shared__ float hs[NT][32];
+        const int n_out = a.n_out[0], rb = blockIdx.x * 32 + warp * 4;
+        const uint8_t *w[8];
+        const __half *s[8];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int r = min(rb + i, n_out - 1);
+            w[i] = a.w[0] + (uint64_t)r * a.pitch[0];
+            w[4 + i] = a.w[1] + (uint64_t)r * a.pitch[1];
+            s[i] = a.s[0] ? a.s[0] + (size_t)r * a.spitch[0] : nullptr;
+            s[4 + i] = a.s[1] ? a.s[1] + (size_t)r * a.spitch[1] : nullptr;
+        }
+        float acc[8][NT] = {};
+        dot_rows<TYPE, 8, NT>(w, s, a.x, a.T, lane, acc);
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            if (t >= a.T) break;
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const float g = warp_sum(acc[i][t]), u = warp_sum(acc[4 + i][t]);
+                const float h = g / (1.0f + expf(-g)) * u;
+                if (lane == 0) {
+                    hs[t][warp * 4 + i] = h;
+                    if (rb + i < n_out) a.h_out[(size_t)t * n_out + rb + i] = h;
+                }
+            }
+        }
+        if (a.hq) { // n_out % 32 == 0: every block is full
+            __syncthreads();
+            if (warp < a.T)
+                warp_quant(hs[warp][lane], a.hq + (size_t)warp * n_out + 32 * blockIdx.x,
+                           a.hds + (size_t)warp * (n_out >> 5) + blockIdx.x, lane);
+        }
+    }
 }
 
 // Writes each batch token's cell into its sequence's position table.
@@ -457,15 +993,25 @@ __global__ void k_scatter_cells(const int32_t *ints, int T, int32_t *seq_cells, 
         seq_cells[(size_t)seq[t] * n_ctx + pos[t]] = cell[t];
 }
 
-// RoPE on q and k of token blockIdx.x (cos/sin pairs from the CPU's table), then K and V into the cache.
-__global__ void k_rope_kv(float *q, const float *k, const float *v, const float *rope, const int32_t *ints, int T,
-                          __half *kc, __half *vc, int n_head, int n_head_kv, int hd, int n_rot, bool neox) {
+// Biases (when given) and RoPE on q and k of token blockIdx.x (cos/sin pairs from the CPU's table), then K
+// and V into the cache. q, k, v rows are ldq / ldkv floats apart; q is rotated in place.
+__global__ void k_rope_kv(float *q, float *k, float *v, int ldq, int ldkv, const float *bq, const float *bk,
+                          const float *bv, const float *rope, const int32_t *ints, int T, __half *kc, __half *vc,
+                          int n_head, int n_head_kv, int hd, int n_rot, bool neox) {
     int t = blockIdx.x;
     int Q = n_head * hd, KV = n_head_kv * hd;
     const float *cs = rope + (size_t)t * n_rot;
     int cell = ints[2 * T + t];
-    float *qt = q + (size_t)t * Q;
-    const float *kt = k + (size_t)t * KV, *vt = v + (size_t)t * KV;
+    float *qt = q + (size_t)t * ldq, *kt = k + (size_t)t * ldkv, *vt = v + (size_t)t * ldkv;
+    if (bq || bk || bv) {
+        for (int i = threadIdx.x; i < Q; i += blockDim.x)
+            if (bq) qt[i] += bq[i];
+        for (int i = threadIdx.x; i < KV; i += blockDim.x) {
+            if (bk) kt[i] += bk[i];
+            if (bv) vt[i] += bv[i];
+        }
+        __syncthreads();
+    }
     __half *kd = kc + (size_t)cell * KV, *vd = vc + (size_t)cell * KV;
     int half_rot = n_rot / 2;
     // q: rotate pairs in place
@@ -494,14 +1040,17 @@ __global__ void k_rope_kv(float *q, const float *k, const float *v, const float 
     }
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Kernels: attention
+// ---------------------------------------------------------------------------------------------------------
 // Causal attention, phase 1: query head blockIdx.x of token blockIdx.y over split blockIdx.z of the positions
 // 0..pos of its sequence (S splits of equal length, computed from pos so a captured graph stays valid).
 // A key is handled by lpk = head_dim / 8 lanes holding 8 dimensions each (one 16-byte load of K and of V),
 // so a warp works on 32 / lpk keys at once, each group with its own online softmax; the groups are merged
-// in shared memory and the split's (max, sum, unnormalized output) goes to part.
+// in shared memory and the split's (max, sum, unnormalized output) goes to part. q rows are ldq apart.
 __global__ void __launch_bounds__(ATT_WARPS * 32)
-    k_attention(const float *q, const __half *kc, const __half *vc, const int32_t *seq_cells, const int32_t *ints,
-                int T, float *part, int n_head, int n_head_kv, int hd, int n_ctx, float scale) {
+    k_attention(const float *q, int ldq, const __half *kc, const __half *vc, const int32_t *seq_cells,
+                const int32_t *ints, int T, float *part, int n_head, int n_head_kv, int hd, int n_ctx, float scale) {
     int h = blockIdx.x, t = blockIdx.y, split = blockIdx.z, S = gridDim.z;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int lpk = hd >> 3, gpw = 32 / lpk, sub = lane % lpk, gid = warp * gpw + lane / lpk, G = ATT_WARPS * gpw;
@@ -509,7 +1058,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
     int n_kv = pos + 1, chunk = (n_kv + S - 1) / S, j0 = split * chunk, j1 = min(j0 + chunk, n_kv);
     int KV = n_head_kv * hd;
     size_t head_off = (size_t)(h / (n_head / n_head_kv)) * hd + 8 * sub;
-    const float *qh = q + (size_t)t * n_head * hd + (size_t)h * hd + 8 * sub;
+    const float *qh = q + (size_t)t * ldq + (size_t)h * hd + 8 * sub;
     const int32_t *cells = seq_cells + (size_t)seq * n_ctx;
     float qv[8], acc[8];
 #pragma unroll
@@ -526,22 +1075,22 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
             size_t off = (size_t)cells[j] * KV + head_off;
             uint4 kraw = *(const uint4 *)(kc + off);
             vraw = *(const uint4 *)(vc + off);
-            const __half2 *k2 = (const __half2 *)&kraw;
+            const unsigned kw[4] = {kraw.x, kraw.y, kraw.z, kraw.w};
 #pragma unroll
             for (int i = 0; i < 4; i++) {
-                float2 kf = __half22float2(k2[i]);
+                float2 kf = h2f(kw[i]);
                 s += qv[2 * i] * kf.x + qv[2 * i + 1] * kf.y;
             }
         }
         for (int o = lpk >> 1; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o, lpk);
         if (!valid) continue;
-        const __half2 *v2 = (const __half2 *)&vraw;
+        const unsigned vw[4] = {vraw.x, vraw.y, vraw.z, vraw.w};
         float m_new = fmaxf(m, s);
         float corr = expf(m - m_new), p = expf(s - m_new);
         l = l * corr + p;
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-            float2 vf = __half22float2(v2[i]);
+            float2 vf = h2f(vw[i]);
             acc[2 * i] = acc[2 * i] * corr + p * vf.x;
             acc[2 * i + 1] = acc[2 * i + 1] * corr + p * vf.y;
         }
@@ -569,28 +1118,205 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
     }
 }
 
-// Attention, phase 2: merges the S splits of head blockIdx.x of token blockIdx.y into out (hd threads).
-__global__ void k_attn_combine(const float *part, int S, float *out, int n_head, int hd) {
-    int h = blockIdx.x, t = blockIdx.y, d = threadIdx.x;
-    const float *p = part + ((size_t)t * n_head + h) * S * (size_t)(hd + 2);
-    float M = -INFINITY;
-    for (int k = 0; k < S; k++)
-        if (p[k * (hd + 2) + 1] > 0.0f) M = fmaxf(M, p[k * (hd + 2)]);
-    float v = 0.0f, L = 0.0f;
-    for (int k = 0; k < S; k++) {
-        const float *pk = p + k * (hd + 2);
-        if (pk[1] > 0.0f) {
-            float e = expf(pk[0] - M);
-            v += pk[2 + d] * e;
-            L += pk[1] * e;
+// Attention, phase 2: merges the S splits of token blockIdx.y, element e = blockIdx.x * blockDim.x +
+// threadIdx.x of its n_head * hd outputs, into out (F32), outh (F16) and 8-bit blocks oq/ods (each when not
+// NULL; oq needs n_head * hd % 32 == 0 and blockDim.x % 32 == 0, so a warp is one block).
+__global__ void k_attn_combine(const float *part, int S, float *out, __half *outh, int8_t *oq, float2 *ods, int n_head,
+                               int hd) {
+    const int t = blockIdx.y, e = blockIdx.x * blockDim.x + threadIdx.x, Q = n_head * hd, lane = threadIdx.x & 31;
+    float val = 0.0f;
+    if (e < Q) {
+        const int h = e / hd, d = e - h * hd;
+        const float *p = part + ((size_t)t * n_head + h) * S * (size_t)(hd + 2);
+        float M = -INFINITY;
+        for (int k = 0; k < S; k++)
+            if (p[k * (hd + 2) + 1] > 0.0f) M = fmaxf(M, p[k * (hd + 2)]);
+        float v = 0.0f, L = 0.0f;
+        for (int k = 0; k < S; k++) {
+            const float *pk = p + k * (hd + 2);
+            if (pk[1] > 0.0f) {
+                float ex = expf(pk[0] - M);
+                v += pk[2 + d] * ex;
+                L += pk[1] * ex;
+            }
         }
+        val = v / L;
+        out[(size_t)t * Q + e] = val;
+        if (outh) outh[(size_t)t * Q + e] = __float2half(val);
     }
-    if (d < hd) out[(size_t)t * n_head * hd + (size_t)h * hd + d] = v / L;
+    if (oq && e - lane < Q) warp_quant(val, oq + (size_t)t * Q + (e - lane), ods + (size_t)t * (Q >> 5) + (e >> 5), lane);
 }
 
 // Key splits per (token, head): many for a decode step (few blocks otherwise), one for long batches.
 // T * att_splits(T) <= max(32, T) bounds the partials buffer.
 static int att_splits(int T) { return T == 1 ? 16 : T <= 8 ? 4 : 1; }
+
+__device__ __forceinline__ float f4_get(float4 v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
+
+// Flash-style causal attention for a batch of one sequence: block (tile of FA_BQ queries, head). Each of the 4
+// warps owns 8 queries; the block walks key tiles of FA_BK cells (positions 0 .. the tile's last query
+// position) through shared memory, a lane per key for the scores (Q·K from padded rows, float4 reads) and
+// a lane per output dimension for P·V, with an online softmax per query. F32 arithmetic, F16 cache.
+static size_t flash_smem_bytes(int hd) {
+    return (size_t)(FA_BQ * (hd + 4) + FA_BK * (hd + 4) + FA_BK * hd + 4 * 8 * FA_BK) * 4 + FA_BQ * 4;
+}
+
+template <int HD>
+__global__ void __launch_bounds__(128)
+    k_flash(const float *q, int ldq, const __half *kc, const __half *vc, const int32_t *seq_cells, const int32_t *ints,
+            int T, float *out, __half *outh, int n_head, int n_head_kv, int n_ctx, float scale) {
+    constexpr int KP = HD + 4;           // padded rows: float4 reads of a lane's key hit distinct banks
+    constexpr int ND = (HD + 31) / 32;   // output dimensions per lane
+    constexpr int CPK = HD / 8;          // 16-byte pieces per key row
+    extern __shared__ float4 fa_smem[];
+    float *Qs = (float *)fa_smem;        // [FA_BQ][KP]
+    float *Ks = Qs + FA_BQ * KP;         // [FA_BK][KP]
+    float *Vs = Ks + FA_BK * KP;         // [FA_BK][HD]
+    float *Ps = Vs + FA_BK * HD;         // [4 warps][8][FA_BK]
+    int *qpos = (int *)(Ps + 4 * 8 * FA_BK);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tid = threadIdx.x;
+    const int t0 = blockIdx.x * FA_BQ, h = blockIdx.y, KV = n_head_kv * HD, Q = n_head * HD;
+    const int kvh = h / (n_head / n_head_kv);
+    for (int i = tid; i < FA_BQ * HD; i += 128) {
+        const int qi = i / HD, d = i - qi * HD, t = t0 + qi;
+        Qs[qi * KP + d] = t < T ? q[(size_t)t * ldq + (size_t)h * HD + d] * scale : 0.0f;
+    }
+    if (tid < FA_BQ) qpos[tid] = t0 + tid < T ? ints[t0 + tid] : -1;
+    __syncthreads();
+    int maxpos = -1, qp[8];
+    for (int i = 0; i < FA_BQ; i++) maxpos = max(maxpos, qpos[i]);
+#pragma unroll
+    for (int i = 0; i < 8; i++) qp[i] = qpos[warp * 8 + i];
+    const int32_t *cells = seq_cells + (size_t)ints[T + t0] * n_ctx;
+    float m[8], l[8], o[8][ND];
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        m[i] = -INFINITY, l[i] = 0.0f;
+#pragma unroll
+        for (int k = 0; k < ND; k++) o[i][k] = 0.0f;
+    }
+    float *P = Ps + warp * 8 * FA_BK;
+    for (int j0 = 0; j0 <= maxpos; j0 += FA_BK) {
+        __syncthreads(); // the previous tile is consumed
+        for (int c = tid; c < FA_BK * CPK; c += 128) {
+            const int j = c / CPK, dd = (c - j * CPK) * 8;
+            uint4 kr = make_uint4(0, 0, 0, 0), vr = make_uint4(0, 0, 0, 0);
+            if (j0 + j <= maxpos) {
+                const size_t off = (size_t)cells[j0 + j] * KV + (size_t)kvh * HD + dd;
+                kr = *(const uint4 *)(kc + off);
+                vr = *(const uint4 *)(vc + off);
+            }
+            const unsigned kw[4] = {kr.x, kr.y, kr.z, kr.w}, vw[4] = {vr.x, vr.y, vr.z, vr.w};
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const float2 kf = h2f(kw[i]), vf = h2f(vw[i]);
+                Ks[j * KP + dd + 2 * i] = kf.x, Ks[j * KP + dd + 2 * i + 1] = kf.y;
+                Vs[j * HD + dd + 2 * i] = vf.x, Vs[j * HD + dd + 2 * i + 1] = vf.y;
+            }
+        }
+        __syncthreads();
+        float sc[8];
+#pragma unroll
+        for (int i = 0; i < 8; i++) sc[i] = 0.0f;
+        const float *kr = Ks + lane * KP;
+#pragma unroll
+        for (int d = 0; d < HD; d += 4) {
+            const float4 kv = *(const float4 *)(kr + d);
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                const float4 qv = *(const float4 *)(Qs + (warp * 8 + i) * KP + d);
+                sc[i] += qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w;
+            }
+        }
+        const int kpos = j0 + lane;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const float s = kpos <= qp[i] ? sc[i] : -INFINITY;
+            const float m_new = fmaxf(m[i], warp_max(s));
+            const float p = m_new == -INFINITY ? 0.0f : expf(s - m_new);
+            const float corr = m_new == -INFINITY ? 1.0f : expf(m[i] - m_new);
+            l[i] = l[i] * corr + warp_sum(p);
+            m[i] = m_new;
+            P[i * FA_BK + lane] = p;
+#pragma unroll
+            for (int k = 0; k < ND; k++) o[i][k] *= corr;
+        }
+        __syncwarp();
+        const int jn = min(FA_BK, maxpos - j0 + 1);
+        for (int j = 0; j < jn; j += 4) {
+            float4 pv[8];
+#pragma unroll
+            for (int i = 0; i < 8; i++) pv[i] = *(const float4 *)(P + i * FA_BK + j);
+#pragma unroll
+            for (int jj = 0; jj < 4; jj++)
+#pragma unroll
+                for (int k = 0; k < ND; k++) {
+                    const int d = lane + 32 * k;
+                    if (d < HD) {
+                        const float v = Vs[(j + jj) * HD + d];
+#pragma unroll
+                        for (int i = 0; i < 8; i++) o[i][k] += f4_get(pv[i], jj) * v;
+                    }
+                }
+        }
+        __syncwarp();
+    }
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const int t = t0 + warp * 8 + i;
+        if (t >= T) continue;
+        const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
+#pragma unroll
+        for (int k = 0; k < ND; k++) {
+            const int d = lane + 32 * k;
+            if (d >= HD) continue;
+            const float v = o[i][k] * inv;
+            out[(size_t)t * Q + (size_t)h * HD + d] = v;
+            if (outh) outh[(size_t)t * Q + (size_t)h * HD + d] = __float2half(v);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Kernels: GEMM path helpers
+// ---------------------------------------------------------------------------------------------------------
+// Rows [0, nr) of a quantized matrix (w, s: its first row) to F16, row-major with n_in columns; a thread per
+// 32-element chunk.
+template <int TYPE>
+__global__ void k_dequant(const uint8_t *w, const __half *s, uint64_t pitch, int spitch, int n_in, int nr,
+                          __half *out) {
+    const int nch = n_in >> 5;
+    const size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (size_t)nr * nch) return;
+    const int r = (int)(idx / nch), c = (int)(idx - (size_t)r * nch);
+    float v[32];
+    load_chunk<TYPE>(w + (uint64_t)r * pitch, s ? s + (size_t)r * spitch : nullptr, c, v);
+    uint4 *o = (uint4 *)(out + (size_t)r * n_in + 32 * c);
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        __half2 h[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++) h[j] = __floats2half2_rn(v[8 * k + 2 * j], v[8 * k + 2 * j + 1]);
+        o[k] = make_uint4(*(unsigned *)&h[0], *(unsigned *)&h[1], *(unsigned *)&h[2], *(unsigned *)&h[3]);
+    }
+}
+
+// h = silu(gate) * up from the GEMM's (T, 2F) output (gate in columns [0, F), up in [F, 2F)), as F32 and F16.
+__global__ void k_swiglu(const float *gu, int T, int F, float *hf, __half *hh) {
+    const size_t n = (size_t)T * F;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const size_t t = i / F, j = i - t * F;
+        const float g = gu[t * 2 * F + j], u = gu[t * 2 * F + F + j];
+        const float v = g / (1.0f + expf(-g)) * u;
+        hf[i] = v;
+        hh[i] = __float2half(v);
+    }
+}
+
+__global__ void k_to_half(const float *x, size_t n, __half *y) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        y[i] = __float2half(x[i]);
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // Session
@@ -610,6 +1336,16 @@ struct cuda_session {
     __half *k_cache, *v_cache; // (gpu layers, n_ctx, kv_dim)
     float *x, *xb, *q, *k, *v, *hb, *rope, *logits, *att;
     int32_t *ints, *seq_cells;
+    // dp4a path: 8-bit activations of the E/Q-wide inputs (xq, xds) and of the F-wide one (hq, hds)
+    int8_t *xq, *hq;
+    float2 *xds, *hds;
+    // GEMM path: q|k|v and gate|up outputs, F16 activations, the F16 weight scratch (scratch_elems values)
+    float *qkv, *gu;
+    __half *xh, *scratch;
+    uint64_t scratch_elems;
+    cublasHandle_t cublas; // made at the first GEMM batch
+    int gemm_min;          // batches of >= gemm_min tokens take the GEMM path (0: never)
+    bool mmvq, flash;      // dp4a matvec (else legacy); flash attention kernel for this head size
     float *h_x, *h_rope;
     int32_t *h_ints;
     cudaGraphExec_t graph; // decode step of one token with one output row
@@ -652,28 +1388,39 @@ extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t ca
 
 // Sizes of the compute buffers, in the order session_init lays them out.
 typedef struct {
-    uint64_t x, xb, q, kv, hb, rope, logits, ints, seq_cells, att;
+    uint64_t x, xb, q, kv, hb, rope, logits, ints, seq_cells, att, xq, xds, hq, hds, qkv, gu, xh, scratch;
 } compute_sizes;
+
+static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 
 static compute_sizes compute_sizes_of(const cuda_model_desc *d, int n_ctx, int n_batch, int n_seq) {
     uint64_t B = (uint64_t)n_batch, E = (uint64_t)d->n_embd, Q = (uint64_t)d->n_head * d->head_dim,
-             KV = (uint64_t)d->n_head_kv * d->head_dim;
+             KV = (uint64_t)d->n_head_kv * d->head_dim, F = (uint64_t)d->n_ff, EQ = max_u64(E, Q);
     compute_sizes c;
     c.x = align_up(B * E * 4, ALIGN);
-    c.xb = align_up(B * (E > Q ? E : Q) * 4, ALIGN);
+    c.xb = align_up(B * EQ * 4, ALIGN);
     c.q = align_up(B * Q * 4, ALIGN);
     c.kv = align_up(B * KV * 4, ALIGN);
-    c.hb = align_up(B * (uint64_t)d->n_ff * 4, ALIGN);
+    c.hb = align_up(B * F * 4, ALIGN);
     c.rope = align_up(B * (uint64_t)d->n_rot * 4, ALIGN);
     c.logits = align_up(B * (uint64_t)d->n_vocab * 4, ALIGN);
     c.ints = align_up(B * 4 * 4, ALIGN);
     c.seq_cells = align_up((uint64_t)n_seq * (uint64_t)n_ctx * 4, ALIGN);
     c.att = align_up((B > 32 ? B : 32) * (uint64_t)d->n_head * ((uint64_t)d->head_dim + 2) * 4, ALIGN);
+    c.xq = align_up(B * EQ, ALIGN);
+    c.xds = align_up(B * (EQ / 32) * 8, ALIGN);
+    c.hq = align_up(B * F, ALIGN);
+    c.hds = align_up(B * (F / 32) * 8, ALIGN);
+    c.qkv = align_up(B * (Q + 2 * KV) * 4, ALIGN);
+    c.gu = align_up(B * 2 * F * 4, ALIGN);
+    c.xh = align_up(B * max_u64(EQ, F) * 2, ALIGN);
+    c.scratch = align_up(E * max_u64(Q, F) * 2, ALIGN); // the largest layer matrix; the head goes in row chunks
     return c;
 }
 
 static uint64_t compute_total(const compute_sizes *c) {
-    return c->x + c->xb + c->q + 2 * c->kv + c->hb + c->rope + c->logits + c->ints + c->seq_cells + c->att;
+    return c->x + c->xb + c->q + 2 * c->kv + c->hb + c->rope + c->logits + c->ints + c->seq_cells + c->att + c->xq +
+           c->xds + c->hq + c->hds + c->qkv + c->gu + c->xh + c->scratch;
 }
 
 extern "C" void cuda_session_bytes(const cuda_model_desc *d, int n_ctx, int n_batch, int n_seq, uint64_t *kv_bytes,
@@ -687,6 +1434,7 @@ extern "C" void cuda_session_bytes(const cuda_model_desc *d, int n_ctx, int n_ba
 extern "C" void cuda_session_free(cuda_session *s) {
     if (!s) return;
     if (s->graph) cudaGraphExecDestroy(s->graph);
+    if (s->cublas) cublasDestroy(s->cublas);
     for (int i = 0; i < PROF_MAX_EVENTS; i++)
         if (s->ev[i]) cudaEventDestroy(s->ev[i]);
     if (s->stream) cudaStreamDestroy(s->stream);
@@ -694,6 +1442,13 @@ extern "C" void cuda_session_free(cuda_session *s) {
     if (s->buf) cudaFree(s->buf);
     if (s->host) cudaFreeHost(s->host);
     free(s);
+}
+
+// The flash kernel's head sizes; others take the split kernel.
+static bool flash_supported(int hd) { return hd == 8 || hd == 16 || hd == 32 || hd == 64 || hd == 128; }
+
+template <int HD> static cudaError_t flash_prepare() {
+    return cudaFuncSetAttribute(k_flash<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)flash_smem_bytes(HD));
 }
 
 extern "C" bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_seq, cuda_session **out, char *err,
@@ -708,9 +1463,16 @@ extern "C" bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_s
     s->n_ctx = n_ctx;
     s->n_batch = n_batch;
     s->n_seq = n_seq;
-    const char *g = getenv("INFERNO_CUDA_GRAPH"), *pr = getenv("INFERNO_CUDA_PROFILE");
+    const char *g = getenv("INFERNO_CUDA_GRAPH"), *pr = getenv("INFERNO_CUDA_PROFILE"),
+               *gm = getenv("INFERNO_CUDA_GEMM_MIN"), *mq = getenv("INFERNO_CUDA_MMVQ");
     s->prof = pr && !strcmp(pr, "1");
     s->use_graph = !(g && !strcmp(g, "0")) && !s->prof;
+    s->mmvq = !(mq && !strcmp(mq, "0"));
+    s->gemm_min = GEMM_MIN_DEFAULT;
+    if (gm) {
+        long v = strtol(gm, NULL, 10);
+        s->gemm_min = v <= 0 ? 0 : v < 2 ? 2 : v > (1 << 20) ? (1 << 20) : (int)v; // one token never: the graph
+    }
     cuda_model_desc d = {};
     d.n_embd = m->n_embd, d.n_layer = m->n_layer, d.n_head = m->n_head, d.n_head_kv = m->n_head_kv;
     d.head_dim = m->head_dim, d.n_ff = m->n_ff, d.n_rot = m->n_rot, d.n_vocab = m->n_vocab, d.layer0 = m->layer0;
@@ -746,6 +1508,15 @@ extern "C" bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_s
     s->ints = (int32_t *)p, p += c.ints;
     s->seq_cells = (int32_t *)p, p += c.seq_cells;
     s->att = (float *)p, p += c.att;
+    s->xq = (int8_t *)p, p += c.xq;
+    s->xds = (float2 *)p, p += c.xds;
+    s->hq = (int8_t *)p, p += c.hq;
+    s->hds = (float2 *)p, p += c.hds;
+    s->qkv = (float *)p, p += c.qkv;
+    s->gu = (float *)p, p += c.gu;
+    s->xh = (__half *)p, p += c.xh;
+    s->scratch = (__half *)p, p += c.scratch;
+    s->scratch_elems = c.scratch / 2;
     s->h_x = (float *)s->host;
     s->h_rope = s->h_x + B * (uint64_t)m->n_embd;
     s->h_ints = (int32_t *)(s->h_rope + B * (uint64_t)m->n_rot);
@@ -755,12 +1526,26 @@ extern "C" bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_s
         cuda_session_free(s);
         return false;
     }
+    s->flash = flash_supported(m->head_dim);
+    cudaError_t fe = cudaSuccess;
+    switch (s->flash ? m->head_dim : 0) {
+    case 8: fe = flash_prepare<8>(); break;
+    case 16: fe = flash_prepare<16>(); break;
+    case 32: fe = flash_prepare<32>(); break;
+    case 64: fe = flash_prepare<64>(); break;
+    case 128: fe = flash_prepare<128>(); break;
+    default: break;
+    }
+    if (!cu_ok(fe, "cudaFuncSetAttribute (flash attention shared memory)", err, cap)) {
+        cuda_session_free(s);
+        return false;
+    }
     *out = s;
     return true;
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Forward step
+// Forward step: legacy path
 // ---------------------------------------------------------------------------------------------------------
 // y[i] = W[i] x (+ bias[i]) for n matrices of one type; T tokens in chunks of MV_MAX_T.
 static void matvec(cudaStream_t st, const dmat *const *w, float *const *y, const float *const *bias, int n,
@@ -774,7 +1559,9 @@ static void matvec(cudaStream_t st, const dmat *const *w, float *const *y, const
     int rows = 0;
     for (int i = 0; i < n; i++) {
         a.w[i] = w[i]->d;
+        a.s[i] = w[i]->s;
         a.pitch[i] = w[i]->pitch;
+        a.spitch[i] = w[i]->spitch;
         a.n_out[i] = w[i]->n_out;
         a.bias[i] = bias ? bias[i] : NULL;
         rows += w[i]->n_out;
@@ -802,13 +1589,10 @@ static void matvec1(cudaStream_t st, const dmat *w, float *y, const float *bias,
     matvec(st, &w, &y, &bias, 1, x, T, accumulate, false);
 }
 
-// Enqueues the whole step (everything after the uploads of x, rope and ints).
-static void enqueue_step(cuda_session *s, int T, int n_out) {
+static void enqueue_legacy(cuda_session *s, int T, int n_out) {
     const cuda_model *m = s->m;
     cudaStream_t st = s->stream;
-    int E = m->n_embd, hd = m->head_dim, KV = m->n_head_kv * hd;
-    k_scatter_cells<<<(T + 255) / 256, 256, 0, st>>>(s->ints, T, s->seq_cells, s->n_ctx);
-    prof_mark(s, OP_UPLOAD);
+    int E = m->n_embd, hd = m->head_dim, KV = m->n_head_kv * hd, Q = m->n_head * hd;
     for (int l = m->layer0; l < m->n_layer; l++) {
         const dlayer *L = &m->layers[l - m->layer0];
         size_t layer_off = (size_t)(l - m->layer0) * (size_t)s->n_ctx * (size_t)KV;
@@ -825,15 +1609,16 @@ static void enqueue_step(cuda_session *s, int T, int n_out) {
             matvec1(st, &L->wv, s->v, L->bv, s->xb, T, false);
         }
         prof_mark(s, OP_QKV);
-        k_rope_kv<<<T, 128, 0, st>>>(s->q, s->k, s->v, s->rope, s->ints, T, s->k_cache + layer_off,
-                                     s->v_cache + layer_off, m->n_head, m->n_head_kv, hd, m->n_rot, m->rope_neox);
+        k_rope_kv<<<T, 128, 0, st>>>(s->q, s->k, s->v, Q, KV, NULL, NULL, NULL, s->rope, s->ints, T,
+                                     s->k_cache + layer_off, s->v_cache + layer_off, m->n_head, m->n_head_kv, hd,
+                                     m->n_rot, m->rope_neox);
         prof_mark(s, OP_ROPE_KV);
         int S = att_splits(T);
         k_attention<<<dim3((unsigned)m->n_head, (unsigned)T, (unsigned)S), ATT_WARPS * 32, 0, st>>>(
-            s->q, s->k_cache + layer_off, s->v_cache + layer_off, s->seq_cells, s->ints, T, s->att, m->n_head,
+            s->q, Q, s->k_cache + layer_off, s->v_cache + layer_off, s->seq_cells, s->ints, T, s->att, m->n_head,
             m->n_head_kv, hd, s->n_ctx, 1.0f / sqrtf((float)hd));
-        k_attn_combine<<<dim3((unsigned)m->n_head, (unsigned)T), (unsigned)hd, 0, st>>>(s->att, S, s->xb, m->n_head,
-                                                                                       hd);
+        k_attn_combine<<<dim3((unsigned)((Q + 255) / 256), (unsigned)T), 256, 0, st>>>(s->att, S, s->xb, NULL, NULL,
+                                                                                      NULL, m->n_head, hd);
         prof_mark(s, OP_ATTENTION);
         matvec1(st, &L->wo, s->x, NULL, s->xb, T, true);
         prof_mark(s, OP_WO);
@@ -851,6 +1636,293 @@ static void enqueue_step(cuda_session *s, int T, int n_out) {
         matvec1(st, &m->output, s->logits, NULL, s->xb, n_out, false);
         prof_mark(s, OP_HEAD);
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Forward step: dp4a matrix-vector path
+// ---------------------------------------------------------------------------------------------------------
+static xop xop_at(xop x, int t0) {
+    if (x.q) x.q += (size_t)t0 * x.n_in;
+    if (x.ds) x.ds += (size_t)t0 * (x.n_in >> 5);
+    if (x.f) x.f += (size_t)t0 * x.n_in;
+    return x;
+}
+
+static void mmvq_set(mmvq_args *a, int i, const dmat *w) {
+    a->w[i] = w->d;
+    a->s[i] = w->s;
+    a->pitch[i] = w->pitch;
+    a->spitch[i] = w->spitch;
+    a->n_out[i] = w->n_out;
+}
+
+template <int NT, int MODE> static void mmvq_go(int type, unsigned grid, cudaStream_t st, const mmvq_args &a) {
+    switch (type) {
+    case T_F32: k_mmvq<T_F32, NT, MODE><<<grid, 256, 0, st>>>(a); break;
+    case T_F16: k_mmvq<T_F16, NT, MODE><<<grid, 256, 0, st>>>(a); break;
+    case T_Q4_0: k_mmvq<T_Q4_0, NT, MODE><<<grid, 256, 0, st>>>(a); break;
+    case T_Q8_0: k_mmvq<T_Q8_0, NT, MODE><<<grid, 256, 0, st>>>(a); break;
+    case T_Q4_K: k_mmvq<T_Q4_K, NT, MODE><<<grid, 256, 0, st>>>(a); break;
+    case T_Q6_K: k_mmvq<T_Q6_K, NT, MODE><<<grid, 256, 0, st>>>(a); break;
+    default: break; // the upload accepts native types only
+    }
+}
+
+static void mmvq_launch(int type, int nt, int mode, unsigned grid, cudaStream_t st, const mmvq_args &a) {
+    if (nt == 1) {
+        if (mode == MODE_MV) mmvq_go<1, MODE_MV>(type, grid, st, a);
+        else if (mode == MODE_QKV) mmvq_go<1, MODE_QKV>(type, grid, st, a);
+        else mmvq_go<1, MODE_SWIGLU>(type, grid, st, a);
+    } else {
+        if (mode == MODE_MV) mmvq_go<MV_MAX_T, MODE_MV>(type, grid, st, a);
+        else if (mode == MODE_QKV) mmvq_go<MV_MAX_T, MODE_QKV>(type, grid, st, a);
+        else mmvq_go<MV_MAX_T, MODE_SWIGLU>(type, grid, st, a);
+    }
+}
+
+// y (T rows, ldy apart) = (y +) W x.
+static void mmvq_mv(cuda_session *s, const dmat *w, xop x, int T, float *y, int ldy, bool accumulate) {
+    const int nt = T == 1 ? 1 : MV_MAX_T;
+    for (int t0 = 0; t0 < T; t0 += nt) {
+        mmvq_args a;
+        memset(&a, 0, sizeof a);
+        mmvq_set(&a, 0, w);
+        a.x = xop_at(x, t0);
+        a.T = T - t0 < nt ? T - t0 : nt;
+        a.y = y + (size_t)t0 * ldy;
+        a.ldy = ldy;
+        a.accumulate = accumulate;
+        mmvq_launch(w->type, nt, MODE_MV, (unsigned)((w->n_out + 7) / 8), s->stream, a);
+    }
+}
+
+// Q, K, V of layer L from s->xq: q into s->q, k and v (with RoPE) into the layer's cache rows. One launch per
+// run of equal types among wq, wk, wv.
+static void mmvq_qkv(cuda_session *s, const dlayer *L, int T, __half *kc, __half *vc) {
+    const cuda_model *m = s->m;
+    const int hd = m->head_dim, Q = m->n_head * hd, KV = m->n_head_kv * hd;
+    const dmat *mats[3] = {&L->wq, &L->wk, &L->wv};
+    const int starts[4] = {0, Q / 2, Q / 2 + KV / 2, Q / 2 + KV};
+    const xop x = {s->xq, s->xds, s->xb, m->n_embd};
+    const int nt = T == 1 ? 1 : MV_MAX_T;
+    for (int t0 = 0; t0 < T; t0 += nt) {
+        mmvq_args a;
+        memset(&a, 0, sizeof a);
+        for (int i = 0; i < 3; i++) mmvq_set(&a, i, mats[i]);
+        a.bias[0] = L->bq, a.bias[1] = L->bk, a.bias[2] = L->bv;
+        a.x = xop_at(x, t0);
+        a.T = T - t0 < nt ? T - t0 : nt;
+        a.Q = Q, a.KV = KV, a.hd = hd, a.n_rot = m->n_rot, a.neox = m->rope_neox;
+        a.rope = s->rope + (size_t)t0 * m->n_rot;
+        a.cells = s->ints + 2 * T + t0;
+        a.q_out = s->q + (size_t)t0 * Q;
+        a.kc = kc, a.vc = vc;
+        for (int i = 0; i < 3;) {
+            int j = i + 1;
+            while (j < 3 && mats[j]->type == mats[i]->type) j++;
+            a.pair0 = starts[i], a.pair1 = starts[j];
+            mmvq_launch(mats[i]->type, nt, MODE_QKV, (unsigned)((a.pair1 - a.pair0 + 7) / 8), s->stream, a);
+            i = j;
+        }
+    }
+}
+
+// silu(gate x) * up x from s->xq into s->hb, and as 8-bit blocks into s->hq when n_ff % 32 == 0.
+static void mmvq_gate_up(cuda_session *s, const dlayer *L, int T) {
+    const cuda_model *m = s->m;
+    const int F = m->n_ff;
+    const xop x = {s->xq, s->xds, s->xb, m->n_embd};
+    const int nt = T == 1 ? 1 : MV_MAX_T;
+    for (int t0 = 0; t0 < T; t0 += nt) {
+        mmvq_args a;
+        memset(&a, 0, sizeof a);
+        mmvq_set(&a, 0, &L->gate);
+        mmvq_set(&a, 1, &L->up);
+        a.x = xop_at(x, t0);
+        a.T = T - t0 < nt ? T - t0 : nt;
+        a.h_out = s->hb + (size_t)t0 * F;
+        if (F % 32 == 0) {
+            a.hq = s->hq + (size_t)t0 * F;
+            a.hds = s->hds + (size_t)t0 * (F / 32);
+        }
+        mmvq_launch(L->gate.type, nt, MODE_SWIGLU, (unsigned)((F + 31) / 32), s->stream, a);
+    }
+}
+
+static void enqueue_mmvq(cuda_session *s, int T, int n_out) {
+    const cuda_model *m = s->m;
+    cudaStream_t st = s->stream;
+    const int E = m->n_embd, hd = m->head_dim, KV = m->n_head_kv * hd, Q = m->n_head * hd, F = m->n_ff;
+    int8_t *xqE = E % 32 == 0 ? s->xq : NULL, *xqQ = Q % 32 == 0 ? s->xq : NULL;
+    for (int l = m->layer0; l < m->n_layer; l++) {
+        const dlayer *L = &m->layers[l - m->layer0];
+        size_t layer_off = (size_t)(l - m->layer0) * (size_t)s->n_ctx * (size_t)KV;
+        k_norm_q<<<T, NORM_THREADS, 0, st>>>(s->x, L->attn_norm, E, m->rms_eps, NULL, s->xb, NULL, xqE, s->xds);
+        prof_mark(s, OP_NORM);
+        mmvq_qkv(s, L, T, s->k_cache + layer_off, s->v_cache + layer_off);
+        prof_mark(s, OP_QKV);
+        int S = att_splits(T);
+        k_attention<<<dim3((unsigned)m->n_head, (unsigned)T, (unsigned)S), ATT_WARPS * 32, 0, st>>>(
+            s->q, Q, s->k_cache + layer_off, s->v_cache + layer_off, s->seq_cells, s->ints, T, s->att, m->n_head,
+            m->n_head_kv, hd, s->n_ctx, 1.0f / sqrtf((float)hd));
+        k_attn_combine<<<dim3((unsigned)((Q + 255) / 256), (unsigned)T), 256, 0, st>>>(s->att, S, s->xb, NULL, xqQ,
+                                                                                      s->xds, m->n_head, hd);
+        prof_mark(s, OP_ATTENTION);
+        mmvq_mv(s, &L->wo, xop{s->xq, s->xds, s->xb, Q}, T, s->x, E, true);
+        prof_mark(s, OP_WO);
+        k_norm_q<<<T, NORM_THREADS, 0, st>>>(s->x, L->ffn_norm, E, m->rms_eps, NULL, s->xb, NULL, xqE, s->xds);
+        prof_mark(s, OP_NORM);
+        mmvq_gate_up(s, L, T);
+        prof_mark(s, OP_GATE_UP);
+        mmvq_mv(s, &L->down, xop{s->hq, s->hds, s->hb, F}, T, s->x, E, true);
+        prof_mark(s, OP_DOWN);
+    }
+    if (n_out > 0) {
+        k_norm_q<<<T, NORM_THREADS, 0, st>>>(s->x, m->output_norm, E, m->rms_eps, s->ints + 3 * T, s->xb, NULL, xqE,
+                                              s->xds);
+        mmvq_mv(s, &m->output, xop{s->xq, s->xds, s->xb, E}, n_out, s->logits, m->n_vocab, false);
+        prof_mark(s, OP_HEAD);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Forward step: GEMM path (tensor cores through cuBLAS)
+// ---------------------------------------------------------------------------------------------------------
+static void dequant(cudaStream_t st, const dmat *w, int r0, int nr, __half *out) {
+    const uint8_t *d = w->d + (uint64_t)r0 * w->pitch;
+    const __half *sc = w->s ? w->s + (size_t)r0 * w->spitch : NULL;
+    const size_t n = (size_t)nr * (size_t)(w->n_in / 32);
+    const unsigned grid = (unsigned)((n + 255) / 256);
+    switch (w->type) {
+    case T_Q4_0: k_dequant<T_Q4_0><<<grid, 256, 0, st>>>(d, sc, w->pitch, w->spitch, w->n_in, nr, out); break;
+    case T_Q8_0: k_dequant<T_Q8_0><<<grid, 256, 0, st>>>(d, sc, w->pitch, w->spitch, w->n_in, nr, out); break;
+    case T_Q4_K: k_dequant<T_Q4_K><<<grid, 256, 0, st>>>(d, sc, w->pitch, w->spitch, w->n_in, nr, out); break;
+    case T_Q6_K: k_dequant<T_Q6_K><<<grid, 256, 0, st>>>(d, sc, w->pitch, w->spitch, w->n_in, nr, out); break;
+    default: break;
+    }
+}
+
+// y (T rows, ldy apart) = W x + beta y. F32 weights: SGEMM on xf; F16: the weights as they are against xh;
+// quantized: rows dequantized to F16 into the scratch (in chunks that fit) against xh.
+static bool gemm(cuda_session *s, const dmat *w, const float *xf, const __half *xh, int T, float *y, int ldy,
+                 float beta, char *err, size_t cap) {
+    const float alpha = 1.0f;
+    const int n_in = w->n_in, n_out = w->n_out;
+    int chunk = n_out;
+    if (is_quant(w->type)) {
+        uint64_t rows = s->scratch_elems / (uint64_t)n_in;
+        chunk = rows < (uint64_t)n_out ? (int)rows : n_out;
+    }
+    for (int r0 = 0; r0 < n_out && chunk > 0; r0 += chunk) {
+        const int nr = n_out - r0 < chunk ? n_out - r0 : chunk;
+        const void *A = w->d + (uint64_t)r0 * w->pitch, *B = xh;
+        cudaDataType_t at = CUDA_R_16F, bt = CUDA_R_16F;
+        int lda = (int)(w->pitch / 2);
+        if (w->type == T_F32) {
+            at = bt = CUDA_R_32F;
+            lda = (int)(w->pitch / 4);
+            B = xf;
+        } else if (w->type != T_F16) {
+            dequant(s->stream, w, r0, nr, s->scratch);
+            A = s->scratch;
+            lda = n_in;
+        }
+        cublasStatus_t st = cublasGemmEx(s->cublas, CUBLAS_OP_T, CUBLAS_OP_N, nr, T, n_in, &alpha, A, at, lda, B, bt,
+                                         n_in, &beta, y + r0, CUDA_R_32F, ldy, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+        if (st != CUBLAS_STATUS_SUCCESS) {
+            snprintf(err, cap, "cublasGemmEx (%d x %d x %d) failed: %s", nr, T, n_in, cublasGetStatusString(st));
+            return false;
+        }
+    }
+    if (chunk <= 0) {
+        snprintf(err, cap, "GEMM scratch of %llu values holds no row of %d", (unsigned long long)s->scratch_elems, n_in);
+        return false;
+    }
+    return true;
+}
+
+static void flash(cuda_session *s, int T, const float *q, int ldq, const __half *kc, const __half *vc) {
+    const cuda_model *m = s->m;
+    dim3 grid((unsigned)((T + FA_BQ - 1) / FA_BQ), (unsigned)m->n_head);
+    size_t sm = flash_smem_bytes(m->head_dim);
+    float sc = 1.0f / sqrtf((float)m->head_dim);
+#define FLASH_GO(HD)                                                                                              \
+    k_flash<HD><<<grid, 128, sm, s->stream>>>(q, ldq, kc, vc, s->seq_cells, s->ints, T, s->xb, s->xh, m->n_head,  \
+                                              m->n_head_kv, s->n_ctx, sc)
+    switch (m->head_dim) {
+    case 8: FLASH_GO(8); break;
+    case 16: FLASH_GO(16); break;
+    case 32: FLASH_GO(32); break;
+    case 64: FLASH_GO(64); break;
+    case 128: FLASH_GO(128); break;
+    default: break; // flash_supported
+    }
+#undef FLASH_GO
+}
+
+static bool enqueue_gemm(cuda_session *s, int T, int n_out, bool one_seq, char *err, size_t cap) {
+    const cuda_model *m = s->m;
+    cudaStream_t st = s->stream;
+    const int E = m->n_embd, hd = m->head_dim, KV = m->n_head_kv * hd, Q = m->n_head * hd, F = m->n_ff;
+    const int ld = Q + 2 * KV;
+    for (int l = m->layer0; l < m->n_layer; l++) {
+        const dlayer *L = &m->layers[l - m->layer0];
+        size_t layer_off = (size_t)(l - m->layer0) * (size_t)s->n_ctx * (size_t)KV;
+        __half *kc = s->k_cache + layer_off, *vc = s->v_cache + layer_off;
+        k_norm_q<<<T, NORM_THREADS, 0, st>>>(s->x, L->attn_norm, E, m->rms_eps, NULL, s->xb, s->xh, NULL, NULL);
+        prof_mark(s, OP_NORM);
+        if (!gemm(s, &L->wq, s->xb, s->xh, T, s->qkv, ld, 0.0f, err, cap) ||
+            !gemm(s, &L->wk, s->xb, s->xh, T, s->qkv + Q, ld, 0.0f, err, cap) ||
+            !gemm(s, &L->wv, s->xb, s->xh, T, s->qkv + Q + KV, ld, 0.0f, err, cap))
+            return false;
+        prof_mark(s, OP_QKV);
+        k_rope_kv<<<T, 128, 0, st>>>(s->qkv, s->qkv + Q, s->qkv + Q + KV, ld, ld, L->bq, L->bk, L->bv, s->rope, s->ints,
+                                     T, kc, vc, m->n_head, m->n_head_kv, hd, m->n_rot, m->rope_neox);
+        prof_mark(s, OP_ROPE_KV);
+        if (one_seq && s->flash) {
+            flash(s, T, s->qkv, ld, kc, vc);
+        } else {
+            k_attention<<<dim3((unsigned)m->n_head, (unsigned)T, 1), ATT_WARPS * 32, 0, st>>>(
+                s->qkv, ld, kc, vc, s->seq_cells, s->ints, T, s->att, m->n_head, m->n_head_kv, hd, s->n_ctx,
+                1.0f / sqrtf((float)hd));
+            k_attn_combine<<<dim3((unsigned)((Q + 255) / 256), (unsigned)T), 256, 0, st>>>(s->att, 1, s->xb, s->xh,
+                                                                                          NULL, NULL, m->n_head, hd);
+        }
+        prof_mark(s, OP_ATTENTION);
+        if (!gemm(s, &L->wo, s->xb, s->xh, T, s->x, E, 1.0f, err, cap)) return false;
+        prof_mark(s, OP_WO);
+        k_norm_q<<<T, NORM_THREADS, 0, st>>>(s->x, L->ffn_norm, E, m->rms_eps, NULL, s->xb, s->xh, NULL, NULL);
+        prof_mark(s, OP_NORM);
+        if (!gemm(s, &L->gate, s->xb, s->xh, T, s->gu, 2 * F, 0.0f, err, cap) ||
+            !gemm(s, &L->up, s->xb, s->xh, T, s->gu + F, 2 * F, 0.0f, err, cap))
+            return false;
+        k_swiglu<<<(unsigned)(((size_t)T * F + 255) / 256 < 4096 ? ((size_t)T * F + 255) / 256 : 4096), 256, 0, st>>>(
+            s->gu, T, F, s->hb, s->xh);
+        prof_mark(s, OP_GATE_UP);
+        if (!gemm(s, &L->down, s->hb, s->xh, T, s->x, E, 1.0f, err, cap)) return false;
+        prof_mark(s, OP_DOWN);
+    }
+    if (n_out > 0) {
+        k_norm_q<<<T, NORM_THREADS, 0, st>>>(s->x, m->output_norm, E, m->rms_eps, s->ints + 3 * T, s->xb, s->xh,
+                                              E % 32 == 0 ? s->xq : NULL, s->xds);
+        if (n_out >= s->gemm_min) {
+            if (!gemm(s, &m->output, s->xb, s->xh, n_out, s->logits, m->n_vocab, 0.0f, err, cap)) return false;
+        } else {
+            mmvq_mv(s, &m->output, xop{s->xq, s->xds, s->xb, E}, n_out, s->logits, m->n_vocab, false);
+        }
+        prof_mark(s, OP_HEAD);
+    }
+    return true;
+}
+
+// Enqueues the whole step (everything after the uploads of x, rope and ints).
+static bool enqueue_step(cuda_session *s, int T, int n_out, bool one_seq, char *err, size_t cap) {
+    k_scatter_cells<<<(T + 255) / 256, 256, 0, s->stream>>>(s->ints, T, s->seq_cells, s->n_ctx);
+    prof_mark(s, OP_UPLOAD);
+    if (s->gemm_min > 0 && T >= s->gemm_min) return enqueue_gemm(s, T, n_out, one_seq, err, cap);
+    if (s->mmvq) enqueue_mmvq(s, T, n_out);
+    else enqueue_legacy(s, T, n_out);
+    return true;
 }
 
 static bool upload_batch(cuda_session *s, const cuda_batch *b) {
@@ -880,6 +1952,18 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
         snprintf(err, cap, "GPU step of %d tokens exceeds the session's batch %d", T, s->n_batch);
         return false;
     }
+    bool one_seq = true;
+    for (int t = 1; t < T; t++) one_seq = one_seq && b->seq[t] == b->seq[0];
+    if (s->gemm_min > 0 && T >= s->gemm_min && !s->cublas) {
+        cublasStatus_t cs = cublasCreate(&s->cublas);
+        if (cs == CUBLAS_STATUS_SUCCESS) cs = cublasSetStream(s->cublas, s->stream);
+        if (cs != CUBLAS_STATUS_SUCCESS) {
+            if (s->cublas) cublasDestroy(s->cublas);
+            s->cublas = NULL;
+            snprintf(err, cap, "cuBLAS could not start: %s", cublasGetStatusString(cs));
+            return false;
+        }
+    }
     upload_batch(s, b);
     bool graphable = s->use_graph && T == 1 && b->n_out == 1;
     if (graphable && !s->graph_tried) {
@@ -890,12 +1974,14 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
         bool ok = cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal) == cudaSuccess;
         if (ok) {
             enqueue_uploads(s, 1);
-            enqueue_step(s, 1, 1);
-            ok = cudaStreamEndCapture(s->stream, &g) == cudaSuccess && g;
+            char cerr[8];
+            bool enq = enqueue_step(s, 1, 1, true, cerr, sizeof cerr);
+            ok = cudaStreamEndCapture(s->stream, &g) == cudaSuccess && g && enq;
         }
         if (ok) ok = cudaGraphInstantiate(&s->graph, g, 0) == cudaSuccess;
         if (g) cudaGraphDestroy(g);
         if (!ok) {
+            if (s->graph) cudaGraphExecDestroy(s->graph);
             s->graph = NULL;
             cudaGetLastError();
         }
@@ -905,7 +1991,10 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
     } else {
         prof_mark(s, OP_START);
         enqueue_uploads(s, T);
-        enqueue_step(s, T, b->n_out);
+        if (!enqueue_step(s, T, b->n_out, one_seq, err, cap)) {
+            cudaStreamSynchronize(s->stream);
+            return false;
+        }
         if (!cu_ok(cudaGetLastError(), "kernel launch", err, cap)) return false;
     }
     if (b->n_out > 0) {

@@ -34,7 +34,9 @@ typedef struct {
 bool cuda_device_probe(cuda_device_info *info, char *err, size_t cap);
 
 bool cuda_type_native(int type); // F32, F16, Q4_0, Q8_0, Q4_K, Q6_K
-// Bytes a (n_out rows x n_in cols) matrix of a native type takes on the device (rows padded to 16 bytes).
+// Bytes a (n_out rows x n_in cols) matrix of a native type takes on the device: rows padded to 16 bytes;
+// Q4_0, Q8_0 and Q6_K are repacked (quants in one plane, the f16 block scales in a second one) so that
+// every row of quants starts on 16 bytes.
 uint64_t cuda_matrix_bytes(int type, int64_t n_in, int64_t n_out);
 
 // A weight matrix in host memory, already in a native type: n_out rows of n_in elements, row_bytes apart.
@@ -63,7 +65,9 @@ typedef struct {
 
 // Device bytes of the model buffer for this description (weights, norms, biases; exact, before upload).
 uint64_t cuda_model_bytes(const cuda_model_desc *d);
-// Device bytes of a session: KV cache (F16, layers [layer0, n_layer)) and compute buffers.
+// Device bytes of a session: KV cache (F16, layers [layer0, n_layer)) and compute buffers (activations, the
+// 8-bit activation copies of the matrix-vector path, and the F16 scratch that batches of >= 16 tokens
+// dequantize each weight matrix into for the tensor-core GEMM).
 void cuda_session_bytes(const cuda_model_desc *d, int n_ctx, int n_batch, int n_seq, uint64_t *kv_bytes,
                         uint64_t *compute_bytes);
 
@@ -88,6 +92,9 @@ bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits, float *em
 
 // With INFERNO_CUDA_PROFILE=1 in the environment (graphs then off), each op of each step is timed with
 // events; this writes the per-op totals as one line. False when profiling is off or nothing ran.
+// Other switches, read at session start (for bisecting and measuring; the defaults are the fast paths):
+// INFERNO_CUDA_GRAPH=0 (no decode graph), INFERNO_CUDA_GEMM_MIN=N (batches of >= N tokens take the GEMM
+// path, default 16, 0 = never), INFERNO_CUDA_MMVQ=0 (the F32-activation matvec instead of 8-bit dp4a).
 bool cuda_session_profile(const cuda_session *s, char *buf, size_t cap);
 
 #ifdef __cplusplus
