@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # gpu_check.sh: the GPU machine's check, in one command: a Release build with the CUDA backend, the GPU
-# tests (test_cuda) plus the CPU golden and CLI tests, then a benchmark on a TinyLlama-1.1B-shaped model made
-# on the spot with `inferno synth` (Q4_K, Q8_0 and F16 by default): prompt and generation speed through
-# `inferno run -ngl 999` (and `inferno bench -ngl 999` once bench places layers on the GPU).
+# tests (test_cuda; on a failure again with the GEMM path off and with the legacy matvec, to say which path
+# broke) plus the CPU golden and CLI tests, then `inferno bench -p 512 -n 128 -r 3 -ngl 999` on
+# TinyLlama-1.1B-shaped models made on the spot with `inferno synth` (Q4_K_M, Q4_0, Q8_0 and F16 by default,
+# made in parallel), one `-ngl 0` line for the CPU on the same machine, a per-op GPU profile of the first
+# type, and the table of all of it last.
 # Leaves out: installing anything system-wide. When the -dev packages are missing, set INFERNO_DEB_DIR to
 # a folder of .deb files (libpcre2-dev, libjson-c-dev, libmicrohttpd-dev and their libraries): they are
 # unpacked into a private prefix and the build is pointed at it.
 #
 # usage: tools/gpu_check.sh [OUT_DIR]      (environment: INFERNO_SHARED, INFERNO_DEB_DIR, GPU_CHECK_TYPES,
-#                                           GPU_CHECK_SKIP_TESTS=1, GPU_CHECK_SKIP_BENCH=1)
+#                                           GPU_CHECK_SKIP_TESTS=1, GPU_CHECK_SKIP_BENCH=1, GPU_CHECK_CPU=0,
+#                                           GPU_CHECK_BUILD=DIR)
 set -u -o pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-${OUT:-/tmp/gpu_check}}
 shared=${INFERNO_SHARED:-$root/../shared}
-build=$root/build-gpu
-types=${GPU_CHECK_TYPES:-Q4_K Q4_0 Q8_0 F16}
+build=${GPU_CHECK_BUILD:-$root/build-gpu}
+types=${GPU_CHECK_TYPES:-Q4_K_M Q4_0 Q8_0 F16}
 mkdir -p "$out"
 log() { echo "== $*" | tee -a "$out/summary.txt"; }
 
@@ -41,42 +44,71 @@ grep "CUDA backend" "$out/configure.txt" | tee -a "$out/summary.txt"
 cmake --build "$build" -j"$(nproc)" >"$out/build.txt" 2>&1 || { grep -E "error|Error" "$out/build.txt" | head -40; log "build FAILED"; exit 1; }
 log "build: $(( $(date +%s) - t0 )) s"
 bin=$build/inferno
+vocab=$shared/models/vocab/ggml-vocab-llama-spm.gguf
+bench_on=1
+[ "${GPU_CHECK_SKIP_BENCH:-0}" = 1 ] && bench_on=0
+"$bin" synth --help >/dev/null 2>&1 || { log "bench skipped: this inferno has no synth command"; bench_on=0; }
+
+# The models are made in the background while the tests run (the machine has cores to spare).
+if [ "$bench_on" = 1 ]; then
+    for ty in $types; do
+        ( t1=$(date +%s)
+          if "$bin" synth --shape tinyllama-1.1b --vocab "$vocab" --out "/tmp/tinyllama-$ty.gguf" --type "$ty" -q \
+              >"$out/synth-$ty.txt" 2>&1; then
+              echo "synth tinyllama-1.1b $ty: $(( $(date +%s) - t1 )) s, $(du -m "/tmp/tinyllama-$ty.gguf" | cut -f1) MiB" >>"$out/synth-$ty.txt"
+          else echo "FAILED" >>"$out/synth-$ty.txt"; fi ) &
+    done
+fi
 
 if [ "${GPU_CHECK_SKIP_TESTS:-0}" != 1 ]; then
-    INFERNO_SHARED=$shared timeout 300 "$build/test_cuda" 2>&1 | tee "$out/test_cuda.txt"
+    INFERNO_SHARED=$shared timeout 300 "$build/test_cuda" >"$out/test_cuda.txt" 2>&1
     log "test_cuda: $(tail -1 "$out/test_cuda.txt")"
+    if ! tail -1 "$out/test_cuda.txt" | grep -q " 0 failed"; then
+        grep -E "FAIL|nmse|greedy" "$out/test_cuda.txt" | head -60
+        # Which path broke: the same tests with batches off the GEMM path, then with the legacy matvec too.
+        INFERNO_CUDA_GEMM_MIN=0 INFERNO_SHARED=$shared timeout 300 "$build/test_cuda" >"$out/test_cuda_nogemm.txt" 2>&1
+        log "test_cuda, GEMM path off: $(tail -1 "$out/test_cuda_nogemm.txt")"
+        INFERNO_CUDA_GEMM_MIN=0 INFERNO_CUDA_MMVQ=0 INFERNO_SHARED=$shared timeout 300 "$build/test_cuda" \
+            >"$out/test_cuda_legacy.txt" 2>&1
+        log "test_cuda, GEMM off, legacy matvec: $(tail -1 "$out/test_cuda_legacy.txt")"
+    fi
     # The tests that run whole models (the CLI's on the GPU through the default auto placement).
-    (cd "$build" && INFERNO_SHARED=$shared ctest -j8 --timeout 200 -R "${GPU_CHECK_CTEST:-test_session|test_engine|cli_test_run}" \
+    (cd "$build" && INFERNO_SHARED=$shared ctest -j8 --timeout 200 -R "${GPU_CHECK_CTEST:-test_session|test_engine|cli_test_run|cli_test_bench}" \
         --output-on-failure >"$out/ctest.txt" 2>&1)
     log "ctest: $(grep 'tests passed' "$out/ctest.txt")"
     grep -E "Failed|\*\*\*" "$out/ctest.txt" | tee -a "$out/summary.txt"
 fi
 
-[ "${GPU_CHECK_SKIP_BENCH:-0}" = 1 ] && exit 0
-vocab=$shared/models/vocab/ggml-vocab-llama-spm.gguf
-"$bin" synth --help >/dev/null 2>&1 || { log "bench skipped: this inferno has no synth command"; exit 0; }
+[ "$bench_on" = 1 ] || { cat "$out/summary.txt"; exit 0; }
+wait
 story=$shared/golden/story.txt
+first=1
 for ty in $types; do
     model=/tmp/tinyllama-$ty.gguf
-    t1=$(date +%s)
-    "$bin" synth --shape tinyllama-1.1b --vocab "$vocab" --out "$model" --type "$ty" -q >"$out/synth-$ty.txt" 2>&1 ||
-        { log "synth $ty FAILED: $(tail -2 "$out/synth-$ty.txt")"; continue; }
-    log "synth tinyllama-1.1b $ty: $(( $(date +%s) - t1 )) s, $(du -m "$model" | cut -f1) MiB"
-    # Prompt: story.txt (~500 tokens), then 128 greedy tokens; once with graphs, once without.
-    for graph in 1 0; do
-        INFERNO_CUDA_GRAPH=$graph timeout 120 "$bin" run -m "$model" -f "$story" -n 128 --temp 0 --ignore-eos -ngl 999 -v \
-            >/dev/null 2>"$out/run-$ty-graph$graph.txt"
-        log "run $ty ngl 999 graph=$graph: $(grep -E '^(prompt|generation): ' "$out/run-$ty-graph$graph.txt" | grep -v 'tokens:' | tr -s ' ' | tr '\n' ' ')"
-    done
-    grep -E "GPU|offloaded|buffer" "$out/run-$ty-graph1.txt" | head -8 >>"$out/summary.txt"
-    # Per-op GPU time (events after every op; graphs off): a decode-heavy run, then a prompt-only run.
-    INFERNO_CUDA_PROFILE=1 timeout 120 "$bin" run -m "$model" -p "Once upon a time" -n 64 --temp 0 --ignore-eos -ngl 999 -v \
-        2>&1 >/dev/null | grep "GPU profile" | sed "s/^/decode $ty: /" | tee -a "$out/summary.txt"
-    INFERNO_CUDA_PROFILE=1 timeout 120 "$bin" run -m "$model" -f "$story" -n 1 --temp 0 -ngl 999 -v \
-        2>&1 >/dev/null | grep "GPU profile" | sed "s/^/prompt $ty: /" | tee -a "$out/summary.txt"
-    if ! "$bin" bench --help 2>&1 | grep -q "no GPU backend"; then
-        "$bin" bench -m "$model" -ngl 999 -p 512 -n 128 -r 3 2>&1 | tee "$out/bench-$ty.txt" | tail -4 >>"$out/summary.txt"
+    log "$(tail -1 "$out/synth-$ty.txt")"
+    [ -f "$model" ] || continue
+    timeout 200 "$bin" bench -m "$model" -p 512 -n 128 -r 3 -ngl 999 --output md >"$out/bench-$ty.md" 2>"$out/bench-$ty.err" ||
+        log "bench $ty FAILED: $(tail -3 "$out/bench-$ty.err")"
+    if [ "$first" = 1 ]; then
+        # Per-op GPU time (events after every op; graphs off): a decode-heavy run, then a prompt-only run.
+        INFERNO_CUDA_PROFILE=1 timeout 120 "$bin" run -m "$model" -p "Once upon a time" -n 64 --temp 0 --ignore-eos \
+            -ngl 999 -v 2>&1 >/dev/null | grep "GPU profile" | sed "s/^/decode $ty: /" | tee -a "$out/summary.txt"
+        INFERNO_CUDA_PROFILE=1 timeout 120 "$bin" run -m "$model" -f "$story" -n 1 --temp 0 -ngl 999 -v \
+            2>&1 >/dev/null | grep "GPU profile" | sed "s/^/prompt $ty: /" | tee -a "$out/summary.txt"
+        if [ "${GPU_CHECK_CPU:-1}" = 1 ]; then
+            timeout 200 "$bin" bench -m "$model" -p 512 -n 128 -r 3 -ngl 0 --output md >"$out/bench-$ty-cpu.md" \
+                2>"$out/bench-$ty-cpu.err" || log "bench $ty -ngl 0 FAILED: $(tail -3 "$out/bench-$ty-cpu.err")"
+        fi
+        first=0
     fi
     rm -f "$model"
 done
 cat "$out/summary.txt"
+# The table: one header, then every row (GPU rows per type, then the CPU line).
+echo
+f=$(ls "$out"/bench-*.md 2>/dev/null | head -1)
+[ -n "$f" ] && grep -m2 '^|' "$f"
+for ty in $types; do [ -f "$out/bench-$ty.md" ] && grep '^|' "$out/bench-$ty.md" | tail -n +3; done
+for ty in $types; do [ -f "$out/bench-$ty-cpu.md" ] && grep '^|' "$out/bench-$ty-cpu.md" | tail -n +3; done
+[ -n "$f" ] && grep '^build:' "$f"
+exit 0

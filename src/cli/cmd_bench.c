@@ -12,10 +12,11 @@
 // share of a measured bandwidth (--bandwidth), and a hash of the last logits (same tokens every repetition,
 // so a differing hash flags nondeterminism or a broken kernel).
 //
+// -ngl N loads the model with N layers on the GPU (CUDA builds; 999 = all), once per -ngl value; the row
+// records the layers actually placed (info.n_gpu_layers: 0 when no device was usable) and backend "CUDA".
 // Deliberately left out: llama-bench's KV types, split modes, tensor splits, SQL output and ranges in lists
-// ("1-8+1"); a GPU backend (-ngl above 0 prints a note and the test runs on the CPU, recorded as
-// n_gpu_layers 0, until the public API can place layers); per-tensor byte counts (the public API gives only
-// weights_bytes, so the tg GB/s figure counts token_embd in full although a step reads one row of it).
+// ("1-8+1"); per-tensor byte counts (the public API gives only weights_bytes, so the tg GB/s figure counts
+// token_embd in full although a step reads one row of it).
 // Uses only include/inferno.h.
 #include "cli.h"
 
@@ -87,7 +88,7 @@ static void bench_usage(FILE *out) {
             "  -r, --repetitions N       timed repetitions per test (default 5)\n"
             "  -t, --threads N[,...]     CPU threads (default: config threads; 0 = all cores)\n"
             "  -b, --batch-size N        prompt tokens per forward pass (default: config batch_size, 512)\n"
-            "  -ngl, --n-gpu-layers N[,...]  layers on the GPU (default 0; this build has no GPU backend)\n"
+            "  -ngl, --n-gpu-layers N[,...]  layers on the GPU (default 0 = CPU; 999 = all; CUDA builds)\n"
             "  -c, --ctx-size N          session context (default: n_prompt + n_gen of each test)\n"
             "      --bandwidth GBPS      measured memory read bandwidth; tg rows then show %% of it\n"
             "  -o, --output md|json|csv  output format (default md)\n"
@@ -627,14 +628,13 @@ static bool bench_model(inf_model *model, const char *path, const bench_opts *o,
     bench_params_label(info.n_params, plabel, sizeof plabel);
     snprintf(r.model_type, sizeof r.model_type, "%s %s %s", info.arch, plabel, info.file_type);
     bench_backend_name(r.backend, sizeof r.backend);
+    if (info.n_gpu_layers > 0) snprintf(r.backend, sizeof r.backend, "CUDA");
     r.model_size = info.weights_bytes;
     r.model_n_params = info.n_params;
     r.n_batch = (int)o->batch;
     r.reps = (int)o->reps;
 
-    // No GPU backend can be asked for through the public API yet: every -ngl value runs on the CPU, so the
-    // tests run once, recorded with n_gpu_layers 0 (cmd_bench printed a note when more was asked).
-    r.n_gpu_layers = 0;
+    r.n_gpu_layers = info.n_gpu_layers;
     // Test order as llama-bench: per thread count, the pp tests, then tg, then pp+tg.
     int n_tests = o->n_prompt.n + o->n_gen.n + o->n_pg;
     for (int t = 0; t < o->threads.n; t++) {
@@ -685,12 +685,6 @@ int cmd_bench(int argc, char **argv) {
         return 2;
     }
     inf_log_set_level(o.verbose ? INF_LOG_DEBUG : INF_LOG_WARN);
-    for (int g = 0; g < o.ngl.n; g++)
-        if (o.ngl.v[g] > 0) {
-            fprintf(stderr, "inferno bench: note: -ngl %d: this build has no GPU backend; the tests run on the "
-                            "CPU and are recorded with n_gpu_layers 0\n", o.ngl.v[g]);
-            break;
-        }
 #if !defined(__OPTIMIZE__)
     fprintf(stderr, "inferno bench: warning: debug build, the figures are not representative\n");
 #endif
@@ -711,18 +705,22 @@ int cmd_bench(int argc, char **argv) {
 
     int rc = 0;
     bool first = true;
-    for (int i = 0; i < o.n_models && rc == 0; i++) {
-        inf_model_params mp = inf_model_default_params();
-        mp.verbose = o.verbose;
-        inf_model *model = NULL;
-        if (inf_model_load(o.models[i], &mp, &model) != INF_OK) {
-            fprintf(stderr, "inferno bench: %s\n", inf_last_error());
-            rc = 1;
-            break;
+    for (int i = 0; i < o.n_models && rc == 0; i++)
+        for (int g = 0; g < o.ngl.n && rc == 0; g++) {
+            int ngl = o.ngl.v[g];
+            inf_model_params mp = inf_model_default_params();
+            mp.verbose = o.verbose;
+            mp.gpu_enabled = ngl != 0;
+            mp.n_gpu_layers = ngl;
+            inf_model *model = NULL;
+            if (inf_model_load(o.models[i], &mp, &model) != INF_OK) {
+                fprintf(stderr, "inferno bench: %s\n", inf_last_error());
+                rc = 1;
+                break;
+            }
+            if (!bench_model(model, o.models[i], &o, &md, &first)) rc = 1;
+            inf_model_free(model);
         }
-        if (!bench_model(model, o.models[i], &o, &md, &first)) rc = 1;
-        inf_model_free(model);
-    }
 
     getloadavg(load1, 3);
     if (o.output == BENCH_OUT_JSON) fputs(first ? "]\n" : "\n]\n", stdout);

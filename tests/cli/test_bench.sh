@@ -153,12 +153,17 @@ expect_eq "$(wc -l <c.csv | tr -d ' ')" 3 "csv lines"
 expect_grep '^build_commit,.*,model_filename,.*,avg_ts,stddev_ts,.*samples_ts$' c.csv "csv header"
 expect_grep '^"unknown",.*,"tg4",' c.csv "csv row"
 
-# -ngl above 0: a note, the tests still run on the CPU and say so.
+# -ngl above 0: the model is loaded with that many GPU layers. Without a usable GPU (or CUDA backend) the
+# load says why and the row records the layers actually placed: 0, on the CPU backend.
 "$bin" bench -m "$m1" -p 0 -n 2 -r 1 -ngl 99 >g.txt 2>g.err; rc=$?
 expect_eq "$rc" 0 "-ngl exit code"
-expect_grep 'note: -ngl 99: this build has no GPU backend' g.err "-ngl note"
 expect_grep '^\| model .*\| ngl \|' g.txt "ngl column"
-expect_grep '^\| stories260K F32 .*\| +0 \| .*tg2 \|' g.txt "ngl recorded as 0"
+if grep -q '| CUDA ' g.txt; then
+  expect_grep '^\| stories260K F32 .*\| CUDA .*\| +5 \| .*tg2 \|' g.txt "ngl recorded as 5"
+else
+  expect_grep 'GPU' g.err "why the GPU is not used"
+  expect_grep '^\| stories260K F32 .*\| CPU.*\| +0 \| .*tg2 \|' g.txt "ngl recorded as 0"
+fi
 
 # Bad flags and files are named, with exit code 2 (usage) or 1 (run).
 check_err() { # want_rc pattern args...
