@@ -6,9 +6,22 @@
 //
 // Numerics follow llama.cpp's CPU backend so that logits agree with it: every matmul quantizes its input
 // activations to the weight type's vec_dot_type (Q8_0, Q8_1, Q8_K, F16, BF16 or F32) once per token, then
-// takes dot products per weight row; norms and softmax sum in double; RoPE angles follow ggml's recurrence.
-// Leaves out: threading and SIMD (the CPU backend's kernels replace matmul and attention), other
-// architectures.
+// takes dot products per weight row; norms sum in double; RoPE angles follow ggml's recurrence; attention is
+// the kernel table's (an online softmax in the SIMD variants).
+//
+// Threading: every thread of the session's pool runs forward_worker, taking its share of each step, with a
+// barrier where a step needs what other threads wrote. Steps are fused to keep barriers few, since on a
+// shared machine every barrier waits for the slowest (or a preempted) thread:
+// - Each thread owns whole KV heads (when their count divides evenly): it projects Q, K and V for them, ropes
+//   them, writes the cache and runs their attention, with no barrier in between.
+// - Gate and up rows go to the thread that applies SwiGLU to them.
+// - The wo and down projections add into the residual stream directly.
+// - A single token (decode): every thread computes the norm and quantization of the step input itself into a
+//   private buffer rather than waiting for one thread to do it, and quantizes its own part of the attention
+//   and SwiGLU outputs for the next projection. Four barriers per layer.
+// - Batches (prefill): norms and quantizations are per token, shared out, with barriers (their count matters
+//   little against the matmuls).
+// Leaves out: other architectures, dynamic work stealing.
 #include "runtime/session.h"
 
 #include <math.h>
@@ -25,72 +38,170 @@ static const char *const prof_kind_names[P_KINDS] = {
     "rope+kv write", "attention", "swiglu", "barrier wait"};
 static const char *const prof_group_names[2] = {"decode (1 token)", "batch (>1 token)"};
 
-// Charges the time since the last mark to a kind; a no-op unless this is thread 0 of a profiled pool.
+// A single token's normed input, private to each thread (decode). Sized for n_embd up to PRIV_MAX_EMBD; the
+// quantized copy fits every activation type (F16/BF16 are the widest at 2 bytes per element).
+enum { PRIV_MAX_EMBD = 8192 };
 typedef struct {
-    inf_pool *pool;
-    bool on;
-    int group;
-    uint64_t t;
-} prof_clock;
+    float x[PRIV_MAX_EMBD];
+    _Alignas(64) uint8_t xq[2 * PRIV_MAX_EMBD];
+    inf_type xq_type; // what xq holds (F32: nothing)
+    // the single-row kernels' layout of a matmul input (vec_prep), reused by the matmuls that share it
+    _Alignas(64) uint8_t prep[INF_PREP_BYTES];
+    const void *prep_src; // the input it was made from, NULL when none (or stale)
+    inf_type prep_type;   // the weight type it was made for
+} priv_input;
 
-static inline void prof_mark(prof_clock *pc, prof_kind k) {
-    if (!pc->on) return;
+// One thread's view of a forward pass.
+typedef struct {
+    inf_session *s;
+    const inf_batch *b;
+    int ith, nth, T;
+    bool one;          // single token with private inputs
+    bool split_kv;     // nth divides n_head_kv: threads own whole KV heads
+    priv_input *pv;    // when one
+    // what s->xq holds: the quantization of x in type xq_type (x NULL: nothing reusable)
+    const float *xq_x;
+    inf_type xq_type;
+    bool xq_reading;   // this step read s->xq: another thread may still be reading it until the next barrier
+    // profile: time since the last mark goes to the next mark's kind (thread 0 of a profiled pool only)
+    bool prof;
+    int prof_group;
+    uint64_t prof_t;
+} fwd;
+
+static inline void prof_mark(fwd *f, prof_kind k) {
+    if (!f->prof) return;
     uint64_t now = inf_pool_now_ns();
-    inf_pool_profile_add(pc->pool, pc->group, (int)k, now - pc->t);
-    pc->t = now;
+    inf_pool_profile_add(f->s->pool, f->prof_group, (int)k, now - f->prof_t);
+    f->prof_t = now;
 }
 
-static void step_barrier(inf_session *s, prof_clock *pc) {
-    inf_pool_barrier(s->pool);
-    prof_mark(pc, P_BARRIER);
+// Every write to s->xq or the private inputs goes through here first: the prepared layout may be of them.
+static inline void inputs_changed(fwd *f) { f->pv->prep_src = NULL; }
+
+static void step_barrier(fwd *f) {
+    inf_pool_barrier(f->s->pool);
+    f->xq_reading = false;
+    prof_mark(f, P_BARRIER);
 }
 
-// ---- matmul in two phases, both split across the pool's threads ----
-// quantize_input: x (T, n_in) -> s->xq in the vec_dot_type of w (skipped when xq already holds x in that
-// type), then a barrier. matmul_rows: this thread's share of y (T, n_out) = x · W^T, W stored as n_out rows
-// of n_in elements in its block format. One token uses the dot-product kernel; more use GEMM tiles that
-// reuse each weight block across all tokens.
-typedef struct {
-    const float *x; // what xq currently holds, or NULL
-    inf_type type;
-} xq_state;
+static inf_type vdt_of(const gguf_tensor *w) { return inf_type_get(w->type)->vec_dot_type; }
 
-static void quantize_input(inf_session *s, xq_state *qs, const gguf_tensor *w, const float *x, int T, int ith,
-                           int nth, prof_clock *pc) {
-    inf_type vdt = inf_type_get(w->type)->vec_dot_type;
-    if (vdt == INF_TYPE_F32 || (qs->x == x && qs->type == vdt)) return;
-    int64_t n_in = w->ne[0];
-    size_t x_row = inf_row_size(vdt, n_in);
+// Elements per block of an activation type (1 for float types).
+static int64_t block_of(inf_type t) { return inf_type_get(t)->block_size; }
+
+// ---- matmul inputs ----
+// The vec_dot_type rows a matmul by w reads for the T float rows x (row length w->ne[0]): x itself for F32,
+// else a quantization in s->xq (shared: each thread quantizes its tokens, between barriers, unless s->xq
+// already holds x in that type) or, for the private single-token input, in f->pv->xq.
+static const void *matmul_input(fwd *f, const gguf_tensor *w, const float *x) {
+    inf_session *s = f->s;
+    inf_type vdt = vdt_of(w);
+    int64_t n = w->ne[0];
+    if (vdt == INF_TYPE_F32) return x;
+    if (f->one && x == f->pv->x) {
+        if (f->pv->xq_type != vdt) {
+            inputs_changed(f);
+            s->kern->quantize[vdt](x, f->pv->xq, n);
+            f->pv->xq_type = vdt;
+            prof_mark(f, P_QUANT);
+        }
+        return f->pv->xq;
+    }
+    if (f->xq_x == x && f->xq_type == vdt) return s->xq;
+    if (f->xq_reading) step_barrier(f); // nobody may still read the old contents
+    inputs_changed(f);
+    size_t x_row = inf_row_size(vdt, n);
     int64_t t0, t1;
-    inf_pool_share(T, ith, nth, 1, &t0, &t1);
-    for (int64_t t = t0; t < t1; t++) s->kern->quantize[vdt](x + t * n_in, (char *)s->xq + (size_t)t * x_row, n_in);
-    qs->x = x;
-    qs->type = vdt;
-    prof_mark(pc, P_QUANT);
-    step_barrier(s, pc);
+    inf_pool_share(f->T, f->ith, f->nth, 1, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) s->kern->quantize[vdt](x + t * n, (char *)s->xq + (size_t)t * x_row, n);
+    prof_mark(f, P_QUANT);
+    step_barrier(f);
+    f->xq_x = x;
+    f->xq_type = vdt;
+    return s->xq;
 }
 
-static void matmul_rows(inf_session *s, const gguf_tensor *w, const float *x, int T, float *y, int ith, int nth) {
-    inf_type vdt = inf_type_get(w->type)->vec_dot_type;
-    int64_t n_in = w->ne[0], n_out = w->ne[1];
+// Quantizes elements [e0, e1) of each of the T rows of x (row length n) into s->xq for w's vec_dot_type,
+// where e0 and e1 are block boundaries: this thread's part of the next matmul's input, written by the thread
+// that computed those elements (no barrier between producing and quantizing them).
+static void quantize_part(fwd *f, const gguf_tensor *w, const float *x, int64_t n, int64_t e0, int64_t e1) {
+    inf_session *s = f->s;
+    inf_type vdt = vdt_of(w);
+    size_t x_row = inf_row_size(vdt, n), off = inf_row_size(vdt, e0);
+    inputs_changed(f);
+    for (int t = 0; t < f->T; t++)
+        if (e1 > e0) s->kern->quantize[vdt](x + (size_t)t * n + e0, (char *)s->xq + (size_t)t * x_row + off, e1 - e0);
+    prof_mark(f, P_QUANT);
+}
+
+// The dot product for one input row against w's rows, and what it reads: the single-row kernel's own layout
+// of `in` where the kernel table has one (made once and kept while the input is unchanged), else vec_dot.
+static inf_vec_dot_fn row_dot(fwd *f, const gguf_tensor *w, const void *in, const void **xr) {
+    const inf_cpu_kernels *k = f->s->kern;
+    priv_input *pv = f->pv;
+    *xr = in;
+    if (!k->vec_prep[w->type]) return k->vec_dot[w->type];
+    if (pv->prep_src != in || pv->prep_type != w->type) {
+        if (!k->vec_prep[w->type](w->ne[0], in, pv->prep, sizeof pv->prep)) return k->vec_dot[w->type];
+        pv->prep_src = in;
+        pv->prep_type = w->type;
+    }
+    *xr = pv->prep;
+    return k->vec_dot_prep[w->type];
+}
+
+// ---- matmul: rows [r0, r1) of y (T, ys) = x . W^T ----
+// W holds its rows of w->ne[0] elements in its block format, `in` the T input rows from matmul_input. One
+// token uses the dot-product kernel; more use the GEMM tiles, which reuse each weight block across tokens.
+static void matmul_range(fwd *f, const gguf_tensor *w, const void *in, float *y, size_t ys, int64_t r0, int64_t r1) {
+    inf_session *s = f->s;
+    inf_type vdt = vdt_of(w);
+    int64_t n_in = w->ne[0];
     size_t w_row = inf_row_size(w->type, n_in), x_row = inf_row_size(vdt, n_in);
-    const char *xq = vdt == INF_TYPE_F32 ? (const char *)x : (const char *)s->xq;
-    const char *wd = w->data;
-    int64_t r0, r1;
-    inf_pool_share(n_out, ith, nth, 16, &r0, &r1);
-    if (T == 1) {
-        inf_vec_dot_fn dot = s->kern->vec_dot[w->type];
-        for (int64_t r = r0; r < r1; r++) y[r] = dot(n_in, wd + (size_t)r * w_row, xq);
+    const char *wd = w->data, *xq = in;
+    if (in == s->xq) f->xq_reading = true;
+    if (f->T == 1) {
+        const void *xr;
+        inf_vec_dot_fn dot = row_dot(f, w, in, &xr);
+        for (int64_t r = r0; r < r1; r++) y[r] = dot(n_in, wd + (size_t)r * w_row, xr);
         return;
     }
-    // Cache blocking: a block of MM_ROWS weight rows stays in L2 while all the activation rows stream past
-    // it; the kernel blocks the columns itself and reuses each decoded weight tile across them.
+    // A block of MM_ROWS weight rows stays in L2 while all the activation rows stream past it; the kernel
+    // blocks the columns itself and reuses each decoded weight tile across them.
     enum { MM_ROWS = 64 };
     inf_gemm_fn gemm = s->kern->gemm[w->type];
     for (int64_t r = r0; r < r1; r += MM_ROWS) {
         int nr = (int)INF_MIN(MM_ROWS, r1 - r);
-        gemm(n_in, wd + (size_t)r * w_row, w_row, nr, xq, x_row, T, y + r, (size_t)n_out);
+        gemm(n_in, wd + (size_t)r * w_row, w_row, nr, xq, x_row, f->T, y + r, ys);
     }
+}
+
+// This thread's row share of w (n_out rows), aligned to `align` rows.
+static void row_share(const fwd *f, const gguf_tensor *w, int64_t align, int64_t *r0, int64_t *r1) {
+    inf_pool_share(w->ne[1], f->ith, f->nth, align, r0, r1);
+}
+
+// x (T, E) += in . W^T over this thread's rows of w: the residual add of the wo and down projections, in the
+// same float operations as a separate add (x + dot). Batches go through s->xb2.
+static void matmul_residual(fwd *f, const gguf_tensor *w, const void *in, prof_kind kind) {
+    inf_session *s = f->s;
+    int64_t E = w->ne[1], r0, r1;
+    row_share(f, w, 16, &r0, &r1);
+    if (f->T == 1) {
+        const void *xr;
+        inf_vec_dot_fn dot = row_dot(f, w, in, &xr);
+        size_t w_row = inf_row_size(w->type, w->ne[0]);
+        if (in == s->xq) f->xq_reading = true;
+        for (int64_t r = r0; r < r1; r++) s->x[r] += dot(w->ne[0], (const char *)w->data + (size_t)r * w_row, xr);
+        prof_mark(f, kind);
+        return;
+    }
+    matmul_range(f, w, in, s->xb2, (size_t)E, r0, r1);
+    prof_mark(f, kind);
+    for (int t = 0; t < f->T; t++)
+        for (int64_t r = r0; r < r1; r++) s->x[t * E + r] += s->xb2[t * E + r];
+    prof_mark(f, P_NORM);
 }
 
 // out = x / sqrt(mean(x^2) + eps) * weight, as ggml's rms_norm followed by mul.
@@ -153,49 +264,72 @@ static void rope_apply(const inf_hparams *hp, float *x, int n_heads, const float
     }
 }
 
-// Dot product and axpy with 8 independent accumulators, so the compiler vectorizes them.
-static float dot_f32(const float *a, const float *b, int n) {
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
-    float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; i++) sum += a[i] * b[i];
-    return sum;
-}
+// ---- attention ----
 
-static void axpy_f32(float *y, float a, const float *x, int n) {
-    for (int i = 0; i < n; i++) y[i] += a * x[i];
-}
-
-// Causal grouped-query attention of one query head of token t (sequence seq, position pos) over the cached
-// positions 0..pos of its sequence; writes head_dim values to out. scores has room for n_ctx floats.
-static void attention_head(inf_session *s, int layer, const float *qh, int h, int seq, int pos, float *scores,
-                           float *out) {
+// Biases, RoPE and the KV-cache write of token t for KV heads [g0, g1) and their query heads.
+static void rope_kv(fwd *f, int l, int t, int g0, int g1) {
+    inf_session *s = f->s;
     const inf_hparams *hp = &s->model->hp;
-    int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    float scale = 1.0f / sqrtf((float)hd);
-    size_t layer_off = (size_t)layer * (size_t)s->n_ctx * (size_t)s->kv_dim;
-    size_t kv_off = (size_t)(h / group) * (size_t)hd;
-    const int32_t *cells = s->seq_cells + (size_t)seq * (size_t)s->n_ctx;
-    float mx = -INFINITY;
-    for (int j = 0; j <= pos; j++) {
-        const float *kj = s->k_cache + layer_off + (size_t)cells[j] * (size_t)s->kv_dim + kv_off;
-        scores[j] = dot_f32(qh, kj, hd) * scale;
-        mx = INF_MAX(mx, scores[j]);
+    const inf_layer *L = &s->model->layers[l];
+    const int hd = hp->head_dim, grp = hp->n_head / hp->n_head_kv, Q = hp->n_head * hd, KV = s->kv_dim;
+    const int q0 = g0 * grp * hd, nq = (g1 - g0) * grp * hd, k0 = g0 * hd, nk = (g1 - g0) * hd;
+    float *q = s->q + (size_t)t * Q + q0, *k = s->k + (size_t)t * KV + k0, *v = s->v + (size_t)t * KV + k0;
+    if (L->bq) for (int i = 0; i < nq; i++) q[i] += L->bq[q0 + i];
+    if (L->bk) for (int i = 0; i < nk; i++) k[i] += L->bk[k0 + i];
+    if (L->bv) for (int i = 0; i < nk; i++) v[i] += L->bv[k0 + i];
+    const float *cs = s->rope + (size_t)t * (size_t)hp->n_rot;
+    rope_apply(hp, q, (g1 - g0) * grp, cs);
+    rope_apply(hp, k, g1 - g0, cs);
+    size_t row = ((size_t)l * (size_t)s->n_ctx + (size_t)s->cells[t]) * (size_t)KV + (size_t)k0;
+    memcpy(s->k_cache + row, k, (size_t)nk * sizeof(float));
+    memcpy(s->v_cache + row, v, (size_t)nk * sizeof(float));
+}
+
+// Causal attention of token t's query heads of KV head g over its sequence's cached positions 0..pos, into
+// s->xb (row length n_head * head_dim).
+static void attend(fwd *f, int l, int t, int g) {
+    inf_session *s = f->s;
+    const inf_hparams *hp = &s->model->hp;
+    const int hd = hp->head_dim, grp = hp->n_head / hp->n_head_kv, Q = hp->n_head * hd, KV = s->kv_dim;
+    size_t layer_off = (size_t)l * (size_t)s->n_ctx * (size_t)KV + (size_t)g * (size_t)hd;
+    size_t qo = (size_t)t * (size_t)Q + (size_t)g * (size_t)grp * (size_t)hd;
+    const int32_t *cells = s->seq_cells + (size_t)f->b->seq_id[t] * (size_t)s->n_ctx;
+    s->kern->attn(hd, grp, s->q + qo, s->k_cache + layer_off, s->v_cache + layer_off, (size_t)KV, cells,
+                  f->b->pos[t] + 1, 1.0f / sqrtf((float)hd), s->xb + qo);
+}
+
+// ---- norms ----
+
+// The RMSNorm of the residual stream with `weight`, as the input of a matmul by w: for a single token every
+// thread writes it to its private buffer (no barrier); for a batch each thread norms its tokens into s->xb and
+// quantizes them for w, then all meet at a barrier.
+static const float *norm_input(fwd *f, const float *weight, const gguf_tensor *w) {
+    inf_session *s = f->s;
+    const inf_hparams *hp = &s->model->hp;
+    const int E = hp->n_embd;
+    if (f->one) {
+        inputs_changed(f);
+        rmsnorm(f->pv->x, s->x, weight, E, hp->rms_eps);
+        f->pv->xq_type = INF_TYPE_F32;
+        prof_mark(f, P_NORM);
+        return f->pv->x;
     }
-    double sum = 0.0;
-    for (int j = 0; j <= pos; j++) {
-        float e = expf(scores[j] - mx);
-        scores[j] = e;
-        sum += (double)e;
+    if (f->xq_reading) step_barrier(f);
+    int64_t t0, t1;
+    inf_pool_share(f->T, f->ith, f->nth, 1, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) rmsnorm(s->xb + t * E, s->x + t * E, weight, E, hp->rms_eps);
+    prof_mark(f, P_NORM);
+    inf_type vdt = vdt_of(w);
+    if (vdt != INF_TYPE_F32) {
+        inputs_changed(f);
+        size_t x_row = inf_row_size(vdt, E);
+        for (int64_t t = t0; t < t1; t++) s->kern->quantize[vdt](s->xb + t * E, (char *)s->xq + (size_t)t * x_row, E);
+        f->xq_x = s->xb;
+        f->xq_type = vdt;
+        prof_mark(f, P_QUANT);
     }
-    float inv = (float)(1.0 / sum);
-    for (int i = 0; i < hd; i++) out[i] = 0.0f;
-    for (int j = 0; j <= pos; j++) {
-        const float *vj = s->v_cache + layer_off + (size_t)cells[j] * (size_t)s->kv_dim + kv_off;
-        axpy_f32(out, scores[j] * inv, vj, hd);
-    }
+    step_barrier(f);
+    return s->xb;
 }
 
 typedef struct {
@@ -204,7 +338,7 @@ typedef struct {
 } forward_ctx;
 
 // The whole forward pass, run by every thread of the pool at once; each step takes this thread's share and
-// the barriers order dependent steps. Every thread follows the same path, so the xq_state copies agree.
+// the barriers order dependent steps. Every thread follows the same path, so the fwd states agree.
 static void forward_worker(void *arg, int ith, int nth) {
     forward_ctx *fc = arg;
     inf_session *s = fc->s;
@@ -212,122 +346,138 @@ static void forward_worker(void *arg, int ith, int nth) {
     const inf_model *m = s->model;
     const inf_hparams *hp = &m->hp;
     const int T = b->n_tokens, E = hp->n_embd, F = hp->n_ff;
-    const int Q = hp->n_head * hp->head_dim, KV = s->kv_dim;
-    xq_state qs = {NULL, INF_TYPE_F32};
-    prof_clock pc = {s->pool, ith == 0 && inf_pool_profiling(s->pool), T > 1, 0};
-    if (pc.on) pc.t = inf_pool_now_ns();
+    const int hd = hp->head_dim, Q = hp->n_head * hd, KV = s->kv_dim, n_kv = hp->n_head_kv;
+    const int grp = hp->n_head / n_kv;
+    priv_input pv; // ~76 KiB of this thread's stack
+    pv.xq_type = INF_TYPE_F32;
+    pv.prep_src = NULL;
+    fwd f = {.s = s, .b = b, .ith = ith, .nth = nth, .T = T, .one = T == 1 && E <= PRIV_MAX_EMBD,
+             .split_kv = n_kv % nth == 0, .pv = &pv, .xq_x = NULL, .xq_type = INF_TYPE_F32};
+    f.prof = ith == 0 && inf_pool_profiling(s->pool);
+    f.prof_group = T > 1;
+    if (f.prof) f.prof_t = inf_pool_now_ns();
     int64_t t0, t1;
     inf_pool_share(T, ith, nth, 1, &t0, &t1);
 
-    // Embedding rows (dequantized from token_embd), the RoPE table of each token's position, and the first
-    // layer's attention norm.
+    // Embedding rows (dequantized from token_embd) and the RoPE table of each token's position.
     const inf_type_traits *et = inf_type_get(m->token_embd->type);
     size_t embd_row = inf_row_size(m->token_embd->type, E);
     for (int64_t t = t0; t < t1; t++) {
         et->dequantize((const char *)m->token_embd->data + (size_t)b->tokens[t] * embd_row, s->x + t * E, E);
         rope_table(m, b->pos[t], s->rope + (size_t)t * (size_t)hp->n_rot);
-        rmsnorm(s->xb + t * E, s->x + t * E, m->layers[0].attn_norm, E, hp->rms_eps);
     }
-    prof_mark(&pc, P_EMBED);
-    step_barrier(s, &pc);
+    prof_mark(&f, P_EMBED);
+    step_barrier(&f);
 
     // GPU hand-over: layers [gpu_layer0, n_layer) and the output head run on the GPU (llama_forward).
     const int n_cpu_layers = s->gpu ? s->gpu_layer0 : hp->n_layer;
     for (int l = 0; l < n_cpu_layers; l++) {
         const inf_layer *L = &m->layers[l];
-        // attention block: Q, K, V projections (one quantization of the normed input when their types agree)
-        quantize_input(s, &qs, L->wq, s->xb, T, ith, nth, &pc);
-        matmul_rows(s, L->wq, s->xb, T, s->q, ith, nth);
-        prof_mark(&pc, P_MM_Q);
-        quantize_input(s, &qs, L->wk, s->xb, T, ith, nth, &pc);
-        matmul_rows(s, L->wk, s->xb, T, s->k, ith, nth);
-        prof_mark(&pc, P_MM_K);
-        quantize_input(s, &qs, L->wv, s->xb, T, ith, nth, &pc);
-        matmul_rows(s, L->wv, s->xb, T, s->v, ith, nth);
-        prof_mark(&pc, P_MM_V);
-        step_barrier(s, &pc);
-        // biases, RoPE and the KV-cache write, per token
-        size_t layer_off = (size_t)l * (size_t)s->n_ctx * (size_t)KV;
-        for (int64_t t = t0; t < t1; t++) {
-            float *q = s->q + t * Q, *k = s->k + t * KV, *v = s->v + t * KV;
-            const float *cs = s->rope + (size_t)t * (size_t)hp->n_rot;
-            if (L->bq) for (int i = 0; i < Q; i++) q[i] += L->bq[i];
-            if (L->bk) for (int i = 0; i < KV; i++) k[i] += L->bk[i];
-            if (L->bv) for (int i = 0; i < KV; i++) v[i] += L->bv[i];
-            rope_apply(hp, q, hp->n_head, cs);
-            rope_apply(hp, k, hp->n_head_kv, cs);
-            memcpy(s->k_cache + layer_off + (size_t)s->cells[t] * KV, k, (size_t)KV * sizeof(float));
-            memcpy(s->v_cache + layer_off + (size_t)s->cells[t] * KV, v, (size_t)KV * sizeof(float));
-        }
-        prof_mark(&pc, P_ROPE);
-        step_barrier(s, &pc);
-        // attention, one (token, head) pair at a time
-        int64_t p0, p1;
-        inf_pool_share((int64_t)T * hp->n_head, ith, nth, 1, &p0, &p1);
-        float *scores = s->scores + (size_t)ith * (size_t)s->n_ctx;
-        for (int64_t p = p0; p < p1; p++) {
-            int t = (int)(p / hp->n_head), h = (int)(p % hp->n_head);
-            attention_head(s, l, s->q + (size_t)t * Q + (size_t)h * hp->head_dim, h, b->seq_id[t], b->pos[t], scores,
-                           s->xb + (size_t)t * Q + (size_t)h * hp->head_dim);
-        }
-        qs.x = NULL; // xb now holds the attention output
-        prof_mark(&pc, P_ATTN);
-        step_barrier(s, &pc);
-        quantize_input(s, &qs, L->wo, s->xb, T, ith, nth, &pc);
-        matmul_rows(s, L->wo, s->xb, T, s->xb2, ith, nth);
-        prof_mark(&pc, P_MM_O);
-        step_barrier(s, &pc);
-        // residual, then the feed-forward norm
-        for (int64_t t = t0; t < t1; t++) {
-            for (int i = 0; i < E; i++) s->x[t * E + i] += s->xb2[t * E + i];
-            rmsnorm(s->xb + t * E, s->x + t * E, L->ffn_norm, E, hp->rms_eps);
-        }
-        qs.x = NULL; // xb now holds the feed-forward input
-        prof_mark(&pc, P_NORM);
-        step_barrier(s, &pc);
-        // feed-forward block: down(silu(gate(x)) * up(x))
-        quantize_input(s, &qs, L->ffn_gate, s->xb, T, ith, nth, &pc);
-        matmul_rows(s, L->ffn_gate, s->xb, T, s->hb, ith, nth);
-        prof_mark(&pc, P_MM_GATE);
-        quantize_input(s, &qs, L->ffn_up, s->xb, T, ith, nth, &pc);
-        matmul_rows(s, L->ffn_up, s->xb, T, s->hb2, ith, nth);
-        prof_mark(&pc, P_MM_UP);
-        step_barrier(s, &pc);
-        for (int64_t t = t0; t < t1; t++)
-            for (int i = 0; i < F; i++) {
-                float g = s->hb[t * F + i];
-                s->hb[t * F + i] = g / (1.0f + expf(-g)) * s->hb2[t * F + i];
+        // ---- attention block ----
+        const float *in_x = norm_input(&f, L->attn_norm, L->wq);
+        inf_type vq = vdt_of(L->wq);
+        if (f.split_kv && vq == vdt_of(L->wk) && vq == vdt_of(L->wv) && (f.one || vq != INF_TYPE_F32)) {
+            // This thread's KV heads, start to end; batches read the input from s->xq, so s->xb is free
+            // for the attention output.
+            int64_t g0, g1;
+            inf_pool_share(n_kv, ith, nth, 1, &g0, &g1);
+            const void *in = matmul_input(&f, L->wq, in_x);
+            matmul_range(&f, L->wq, in, s->q, (size_t)Q, g0 * grp * hd, g1 * grp * hd);
+            prof_mark(&f, P_MM_Q);
+            matmul_range(&f, L->wk, in, s->k, (size_t)KV, g0 * hd, g1 * hd);
+            prof_mark(&f, P_MM_K);
+            matmul_range(&f, L->wv, in, s->v, (size_t)KV, g0 * hd, g1 * hd);
+            prof_mark(&f, P_MM_V);
+            for (int t = 0; t < T; t++) rope_kv(&f, l, t, (int)g0, (int)g1);
+            prof_mark(&f, P_ROPE);
+            for (int g = (int)g0; g < g1; g++)
+                for (int t = 0; t < T; t++) attend(&f, l, t, g);
+            prof_mark(&f, P_ATTN);
+            f.xq_x = NULL; // s->xb now holds the attention output
+            inf_type vo = vdt_of(L->wo);
+            if (f.one && vo != INF_TYPE_F32 && (grp * hd) % block_of(vo) == 0) {
+                quantize_part(&f, L->wo, s->xb, Q, g0 * grp * hd, g1 * grp * hd);
+                f.xq_x = s->xb;
+                f.xq_type = vo;
             }
-        prof_mark(&pc, P_SWIGLU);
-        step_barrier(s, &pc);
-        quantize_input(s, &qs, L->ffn_down, s->hb, T, ith, nth, &pc);
-        matmul_rows(s, L->ffn_down, s->hb, T, s->xb2, ith, nth);
-        prof_mark(&pc, P_MM_DOWN);
-        step_barrier(s, &pc);
-        // residual, then the next layer's attention norm (or, after the last layer, the output norm of the
-        // tokens that asked for logits, packed in output-row order)
-        for (int64_t t = t0; t < t1; t++) {
-            for (int i = 0; i < E; i++) s->x[t * E + i] += s->xb2[t * E + i];
-            if (l + 1 < hp->n_layer) rmsnorm(s->xb + t * E, s->x + t * E, m->layers[l + 1].attn_norm, E, hp->rms_eps);
+        } else {
+            int64_t r0, r1;
+            const gguf_tensor *proj[3] = {L->wq, L->wk, L->wv};
+            float *outs[3] = {s->q, s->k, s->v};
+            for (int i = 0; i < 3; i++) {
+                const void *in = matmul_input(&f, proj[i], in_x);
+                row_share(&f, proj[i], 16, &r0, &r1);
+                matmul_range(&f, proj[i], in, outs[i], (size_t)proj[i]->ne[1], r0, r1);
+                prof_mark(&f, (prof_kind)(P_MM_Q + i));
+            }
+            step_barrier(&f);
+            for (int64_t t = t0; t < t1; t++) rope_kv(&f, l, (int)t, 0, n_kv);
+            prof_mark(&f, P_ROPE);
+            step_barrier(&f);
+            // (KV head, token) pairs, head-major, so each thread's share spans early and late positions alike
+            int64_t p0, p1;
+            inf_pool_share((int64_t)T * n_kv, ith, nth, 1, &p0, &p1);
+            for (int64_t p = p0; p < p1; p++) attend(&f, l, (int)(p % T), (int)(p / T));
+            prof_mark(&f, P_ATTN);
+            f.xq_x = NULL;
         }
-        qs.x = NULL; // xb is rewritten
-        prof_mark(&pc, P_NORM);
-        step_barrier(s, &pc);
+        step_barrier(&f);
+        matmul_residual(&f, L->wo, matmul_input(&f, L->wo, s->xb), P_MM_O);
+        step_barrier(&f);
+
+        // ---- feed-forward block: down(silu(gate(x)) * up(x)) ----
+        in_x = norm_input(&f, L->ffn_norm, L->ffn_gate);
+        // Gate and up rows aligned to the blocks of down's input, so a single token's thread can quantize
+        // its own part of it.
+        int64_t r0, r1;
+        inf_type vd = vdt_of(L->ffn_down);
+        row_share(&f, L->ffn_gate, INF_MAX(16, block_of(vd)), &r0, &r1);
+        matmul_range(&f, L->ffn_gate, matmul_input(&f, L->ffn_gate, in_x), s->hb, (size_t)F, r0, r1);
+        prof_mark(&f, P_MM_GATE);
+        matmul_range(&f, L->ffn_up, matmul_input(&f, L->ffn_up, in_x), s->hb2, (size_t)F, r0, r1);
+        prof_mark(&f, P_MM_UP);
+        for (int t = 0; t < T; t++) s->kern->swiglu(s->hb + (size_t)t * F + r0, s->hb2 + (size_t)t * F + r0, r1 - r0);
+        prof_mark(&f, P_SWIGLU);
+        f.xq_x = NULL;
+        if (f.one && vd != INF_TYPE_F32) {
+            quantize_part(&f, L->ffn_down, s->hb, F, r0, r1);
+            f.xq_x = s->hb;
+            f.xq_type = vd;
+        }
+        step_barrier(&f);
+        matmul_residual(&f, L->ffn_down, matmul_input(&f, L->ffn_down, s->hb), P_MM_DOWN);
+        step_barrier(&f);
     }
     if (s->gpu) return; // GPU hand-over: s->x holds the residual stream entering layer gpu_layer0
 
+    // The output norm of the tokens that asked for logits, packed in output-row order, and the output head.
+    const int n_vocab = hp->n_vocab;
+    int64_t r0, r1;
+    row_share(&f, m->output, 16, &r0, &r1);
+    f.xq_x = NULL;
+    if (f.one) {
+        if (s->out_row[0] < 0) return;
+        inputs_changed(&f);
+        rmsnorm(pv.x, s->x, m->output_norm, E, hp->rms_eps);
+        pv.xq_type = INF_TYPE_F32;
+        prof_mark(&f, P_NORM);
+        if (s->embeddings && ith == 0) memcpy(s->embd, pv.x, (size_t)E * sizeof(float));
+        matmul_range(&f, m->output, matmul_input(&f, m->output, pv.x), s->logits, (size_t)n_vocab, r0, r1);
+        prof_mark(&f, P_MM_OUT);
+        return;
+    }
     for (int64_t t = t0; t < t1; t++)
         if (s->out_row[t] >= 0)
             rmsnorm(s->xb + (size_t)s->out_row[t] * E, s->x + t * E, m->output_norm, E, hp->rms_eps);
     int n_out = 0;
     for (int t = 0; t < T; t++) n_out += s->out_row[t] >= 0;
-    prof_mark(&pc, P_NORM);
-    step_barrier(s, &pc);
+    prof_mark(&f, P_NORM);
+    step_barrier(&f);
     if (!n_out) return;
     if (s->embeddings && ith == 0) memcpy(s->embd, s->xb, (size_t)n_out * (size_t)E * sizeof(float));
-    quantize_input(s, &qs, m->output, s->xb, n_out, ith, nth, &pc);
-    matmul_rows(s, m->output, s->xb, n_out, s->logits, ith, nth);
-        prof_mark(&pc, P_MM_OUT);
+    f.T = n_out;
+    matmul_range(&f, m->output, matmul_input(&f, m->output, s->xb), s->logits, (size_t)n_vocab, r0, r1);
+    prof_mark(&f, P_MM_OUT);
 }
 
 // INFERNO_PROFILE=1 in the environment (read once per process) turns the step profile on for every session.

@@ -7,6 +7,7 @@
 #include "backend/cpu/cpu_internal.h"
 #include "core/core.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -68,6 +69,7 @@ static void cpu_features_detect(void) {
         f.avx512bw = (b7 >> 30) & 1;
         f.avx512vl = (b7 >> 31) & 1;
         f.avx512vnni = (c7 >> 11) & 1;
+        f.avx512vbmi = (c7 >> 1) & 1;
         f.avx512bf16 = (a71 >> 5) & 1;
     }
 #endif
@@ -95,6 +97,37 @@ INF_GEMM_FROM_VEC_DOT(gemm_q4_K_ref, vec_dot_q4_K_q8_K_ref)
 INF_GEMM_FROM_VEC_DOT(gemm_q5_K_ref, vec_dot_q5_K_q8_K_ref)
 INF_GEMM_FROM_VEC_DOT(gemm_q6_K_ref, vec_dot_q6_K_q8_K_ref)
 
+void inf_swiglu_f32_ref(float *h, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i++) h[i] = h[i] / (1.0f + expf(-h[i])) * u[i];
+}
+
+void inf_attn_f32_ref(int hd, int G, const float *q, const float *k, const float *v, size_t kv_stride,
+                      const int32_t *cells, int n, float scale, float *out) {
+    for (int g = 0; g < G; g++) {
+        const float *qg = q + (size_t)g * (size_t)hd;
+        float *o = out + (size_t)g * (size_t)hd;
+        float mx = -INFINITY;
+        for (int j = 0; j < n; j++) {
+            const float *kj = k + (size_t)cells[j] * kv_stride;
+            float dot = 0.0f;
+            for (int i = 0; i < hd; i++) dot += qg[i] * kj[i];
+            mx = fmaxf(mx, dot * scale);
+        }
+        for (int i = 0; i < hd; i++) o[i] = 0.0f;
+        double sum = 0.0;
+        for (int j = 0; j < n; j++) {
+            const float *kj = k + (size_t)cells[j] * kv_stride, *vj = v + (size_t)cells[j] * kv_stride;
+            float dot = 0.0f;
+            for (int i = 0; i < hd; i++) dot += qg[i] * kj[i];
+            float e = expf(dot * scale - mx);
+            sum += (double)e;
+            for (int i = 0; i < hd; i++) o[i] += e * vj[i];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int i = 0; i < hd; i++) o[i] *= inv;
+    }
+}
+
 static void cpu_kernels_fill_scalar(inf_cpu_kernels *k) {
     memset(k, 0, sizeof(*k));
     k->isa = "scalar";
@@ -118,6 +151,8 @@ static void cpu_kernels_fill_scalar(inf_cpu_kernels *k) {
     k->gemm[INF_TYPE_Q4_K] = gemm_q4_K_ref;
     k->gemm[INF_TYPE_Q5_K] = gemm_q5_K_ref;
     k->gemm[INF_TYPE_Q6_K] = gemm_q6_K_ref;
+    k->attn = inf_attn_f32_ref;
+    k->swiglu = inf_swiglu_f32_ref;
 }
 
 // ---- dispatch ----

@@ -20,12 +20,38 @@
 typedef void (*inf_gemm_fn)(int64_t n, const void *w, size_t w_stride, int n_rows, const void *x, size_t x_stride,
                             int n_cols, float *y, size_t y_stride);
 
+// Attention of G query rows that share one key/value head (grouped-query attention) over n cached positions:
+//   out[g] = sum_{j<n} softmax_j(scale * q[g] . k_j) v_j,   g < G,
+// q and out: G rows of hd floats each, contiguous; key j at k + cells[j] * kv_stride floats, value j likewise
+// at v. n >= 1. The SIMD variants read each key/value row once for all G queries and keep a running
+// (online) softmax, so they agree with the reference to float rounding, not bit for bit.
+typedef void (*inf_attn_fn)(int hd, int G, const float *q, const float *k, const float *v, size_t kv_stride,
+                            const int32_t *cells, int n, float scale, float *out);
+
 typedef struct {
     const char *isa;                           // "scalar", "avx2", "avx512", "avx512-vnni"
     inf_vec_dot_fn vec_dot[INF_TYPE_COUNT];    // by weight type; same contract as inf_type_traits.vec_dot
     inf_quantize_fn quantize[INF_TYPE_COUNT];  // by activation type (F16, BF16, Q8_0, Q8_1, Q8_K)
     inf_gemm_fn gemm[INF_TYPE_COUNT];          // by weight type
+    inf_attn_fn attn;                          // F32 keys and values
+    void (*swiglu)(float *h, const float *u, int64_t n); // h[i] = silu(h[i]) * u[i] = h / (1 + e^-h) * u
+    // Single-row fast path (decode), by weight type, NULL where a variant has none: vec_prep lays out one
+    // activation row (n elements of the vec_dot_type, as vec_dot takes it) in buf, 64-byte aligned, and
+    // returns false when it cannot (n not a multiple of its group, or more than `bytes` needed); then
+    // vec_dot_prep(n, w_row, buf) gives vec_dot(n, w_row, x) for any weight row, to float rounding. A caller
+    // preps once per matmul and streams the weight rows.
+    bool (*vec_prep[INF_TYPE_COUNT])(int64_t n, const void *x, void *buf, size_t bytes);
+    inf_vec_dot_fn vec_dot_prep[INF_TYPE_COUNT];
 } inf_cpu_kernels;
+
+// Bytes of vec_prep's buffer that cover every row length up to INF_PREP_MAX_N elements.
+enum { INF_PREP_MAX_N = 16384, INF_PREP_BYTES = INF_PREP_MAX_N / 256 * 448 };
+
+// The scalar references of attention (two passes: the maximum score, then exp, sum in double and the weighted
+// values) and SwiGLU (expf), which the SIMD variants are tested against.
+void inf_swiglu_f32_ref(float *h, const float *u, int64_t n);
+void inf_attn_f32_ref(int hd, int G, const float *q, const float *k, const float *v, size_t kv_stride,
+                      const int32_t *cells, int n, float scale, float *out);
 
 // The table for this CPU (initialized once, thread-safe). INFERNO_ISA=scalar|avx2|avx512 in the environment
 // caps the choice (for tests and benchmarks).
@@ -37,6 +63,7 @@ const inf_cpu_kernels *inf_cpu_kernels_variant(const char *isa);
 typedef struct {
     bool avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avx512bf16, avx_vnni;
     bool avx512dq; // the AVX-512 kernels are compiled with -mavx512dq, so the variant requires it
+    bool avx512vbmi; // byte permutes: optional, used by a few functions compiled for it alone
 } inf_cpu_features;
 const inf_cpu_features *inf_cpu_features_get(void);
 

@@ -11,6 +11,7 @@
 #include "backend/cpu/cpu_internal.h"
 
 #include <immintrin.h>
+#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -1255,10 +1256,255 @@ GEMM_FLOAT(f32, 0)
 GEMM_FLOAT(f16, 1)
 GEMM_FLOAT(bf16, 2)
 
+// ---- single-row fast path (decode): Q4_0 against an activation row laid out for it ----
+//
+// vec_dot_q4_0 above spends most of its instructions on the 18- and 34-byte block strides (broadcasts,
+// blends, gathers of the scales). Decode takes every weight row against one activation row, so the row is
+// re-laid once per matmul: per group of 8 blocks (256 elements), the activation bytes in the order the weight
+// nibbles come out of a byte permute, the offset -8 * sum(x) spread over the int32 lanes that vpdpbusd fills,
+// and the activation scales per lane. A weight group (144 bytes, three loads) then takes two permutes for the
+// quants, one for the 8 fp16 scales, four vpdpbusd and a short lane reduction. Needs AVX512-VBMI (vpermt2b).
+
+typedef struct {
+    int8_t x[2][2][64];  // [half h: blocks 4h..4h+3][low, high nibbles]: block 4h+q's bytes 16q..16q+15
+    int32_t off[2][16];  // [h] lane 4q+i: -8 * (its 8 bytes of block 4h+q, low and high)
+    float dx[16];        // lane 4L: d of block L, lane 4L+1: d of block 4+L, lanes 4L+2, 4L+3: 0
+} q4_0_prep_group;
+_Static_assert(sizeof(q4_0_prep_group) == 448, "prep group size is INF_PREP_BYTES' 448 per 256 elements");
+
+__attribute__((target("avx512vbmi"))) static bool vec_prep_q4_0_avx512(int64_t n, const void *x, void *buf,
+                                                                         size_t bytes) {
+    if (n % 256 != 0 || (size_t)(n / 256) * sizeof(q4_0_prep_group) > bytes || ((uintptr_t)buf & 63) != 0) {
+        return false;
+    }
+    const block_q8_0 *xb = x;
+    q4_0_prep_group *g = buf;
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (int64_t i = 0; i < n / 256; i++, xb += 8) {
+        for (int h = 0; h < 2; h++) {
+            for (int q = 0; q < 4; q++) {
+                memcpy(g[i].x[h][0] + 16 * q, xb[4 * h + q].qs, 16);
+                memcpy(g[i].x[h][1] + 16 * q, xb[4 * h + q].qs + 16, 16);
+            }
+            __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, _mm512_load_si512(g[i].x[h][0]));
+            s = _mm512_dpbusd_epi32(s, ones, _mm512_load_si512(g[i].x[h][1]));
+            _mm512_store_si512(g[i].off[h], _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(s, 3)));
+        }
+        memset(g[i].dx, 0, sizeof(g[i].dx));
+        for (int l = 0; l < 4; l++) {
+            g[i].dx[4 * l] = fp16_f32(xb[l].d);
+            g[i].dx[4 * l + 1] = fp16_f32(xb[4 + l].d);
+        }
+    }
+    return true;
+}
+
+// Permute indices. Byte k of half h's quants: block 4h + k/16, byte k%16 of its qs, in the group's bytes
+// (block b at 18b, qs at +2): half 0 indexes bytes 0..127 (w0, w1), half 1 bytes 64..191 (w1, w2). The
+// scales: fp16 word 4L is block L's d, word 4L+1 block 4+L's (bytes 0..127; the other words are masked).
+static const _Alignas(64) uint8_t q4_0_prep_iq0[64] = {
+    2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
+    20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35,
+    38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53,
+    56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71,
+};
+static const _Alignas(64) uint8_t q4_0_prep_iq1[64] = {
+    10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
+    28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
+    46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61,
+    64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79,
+};
+static const _Alignas(64) uint8_t q4_0_prep_id[64] = {
+    0, 1, 72, 73, 0, 0, 0, 0, 18, 19, 90, 91, 0, 0, 0, 0,
+    36, 37, 108, 109, 0, 0, 0, 0, 54, 55, 126, 127, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+__attribute__((target("avx512vbmi"))) static float vec_dot_prep_q4_0_avx512(int64_t n, const void *w,
+                                                                             const void *xp) {
+    const uint8_t *a = w;
+    const q4_0_prep_group *g = xp;
+    const __m512i vq0 = _mm512_load_si512(q4_0_prep_iq0), vq1 = _mm512_load_si512(q4_0_prep_iq1);
+    const __m512i vd = _mm512_load_si512(q4_0_prep_id);
+    const __mmask64 kd = 0x0F0F0F0F; // words 4L and 4L+1 of the low 256 bits
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++, a += 144) {
+        prefetch_ahead(a, 144);
+        __m512i w0 = _mm512_loadu_si512(a), w1 = _mm512_loadu_si512(a + 64);
+        __m512i w2 = _mm512_zextsi128_si512(_mm_loadu_si128((const __m128i *)(a + 128)));
+        __m512i q0 = _mm512_permutex2var_epi8(w0, vq0, w1), q1 = _mm512_permutex2var_epi8(w1, vq1, w2);
+        __m512i p = _mm512_load_si512(g[i].off[0]), r = _mm512_load_si512(g[i].off[1]);
+        p = _mm512_dpbusd_epi32(p, _mm512_and_si512(q0, m4), _mm512_load_si512(g[i].x[0][0]));
+        p = _mm512_dpbusd_epi32(p, _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4), _mm512_load_si512(g[i].x[0][1]));
+        r = _mm512_dpbusd_epi32(r, _mm512_and_si512(q1, m4), _mm512_load_si512(g[i].x[1][0]));
+        r = _mm512_dpbusd_epi32(r, _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4), _mm512_load_si512(g[i].x[1][1]));
+        // Lanes 4L..4L+3 of p hold block L, of r block 4+L: sum each 128-bit lane into lanes 4L (p), 4L+1 (r).
+        __m512i t = _mm512_add_epi32(_mm512_unpacklo_epi32(p, r), _mm512_unpackhi_epi32(p, r));
+        t = _mm512_add_epi32(t, _mm512_shuffle_epi32(t, _MM_PERM_BADC));
+        __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_maskz_permutex2var_epi8(kd, w0, vd, w1)));
+        __m512 sc = _mm512_mul_ps(dw, _mm512_load_ps(g[i].dx));
+        if (i & 1) {
+            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), sc, acc1);
+        } else {
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), sc, acc0);
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+// ---- attention: key blocks of 16, online softmax ----
+//
+// For a block of 16 keys, each query's 16 scores come from hd/16 FMAs per key and one transposing reduction
+// of the 16 partial vectors; the block's keys and values stay in L1 while every query of the group uses them.
+// The running maximum, sum and output of each query are rescaled when a block raises the maximum.
+
+// e^x: 2^n * e^r with r = x - n ln 2 in [-ln2/2, ln2/2], Taylor to degree 7 (relative error below 1e-8
+// before rounding). x is clamped to [-104, 88.7]: below, 0 or a subnormal (-inf gives 0); above, ~3.3e38
+// rather than inf.
+INF_INLINE __m512 exp_ps(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(88.7f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+// Lane i of the result = the sum of the 16 lanes of v[i].
+INF_INLINE __m512 hsum16_ps(const __m512 v[16]) {
+    __m512 t[8], u[4];
+    INF_UNROLL for (int i = 0; i < 8; i++) {
+        t[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    }
+    // t[i], per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] of v[2i] = a, v[2i+1] = b.
+    INF_UNROLL for (int i = 0; i < 4; i++) {
+        __m512d a = _mm512_castps_pd(t[2 * i]), b = _mm512_castps_pd(t[2 * i + 1]);
+        u[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)), _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+    }
+    // u[i], 128-bit lane L: partial sums over lane L's four floats of v[4i..4i+3].
+    __m512 w01 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x88), _mm512_shuffle_f32x4(u[0], u[1], 0xDD));
+    __m512 w23 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x88), _mm512_shuffle_f32x4(u[2], u[3], 0xDD));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(w01, w23, 0x88), _mm512_shuffle_f32x4(w01, w23, 0xDD));
+}
+
+enum { ATT_KB = 16, ATT_QMAX = 8, ATT_HDMAX = 256 };
+
+// Up to ATT_QMAX queries of hd = 16 * HC floats.
+INF_INLINE void attn_group(int HC, int G, const float *q, const float *k, const float *v, size_t kvs,
+                           const int32_t *cells, int n, float scale, float *out) {
+    _Alignas(64) float acc[ATT_QMAX][ATT_HDMAX];
+    _Alignas(64) float pj[ATT_KB];
+    float mx[ATT_QMAX], sum[ATT_QMAX];
+    const int hd = 16 * HC;
+    for (int g = 0; g < G; g++) {
+        mx[g] = -INFINITY;
+        sum[g] = 0.0f;
+        for (int c = 0; c < HC; c++) _mm512_store_ps(acc[g] + 16 * c, _mm512_setzero_ps());
+    }
+    for (int j0 = 0; j0 < n; j0 += ATT_KB) {
+        int nb = n - j0 < ATT_KB ? n - j0 : ATT_KB;
+        const float *kr[ATT_KB], *vr[ATT_KB];
+        for (int jj = 0; jj < ATT_KB; jj++) { // rows past n repeat the last one: computed, then masked off
+            int32_t cell = cells[j0 + (jj < nb ? jj : nb - 1)];
+            kr[jj] = k + (size_t)cell * kvs;
+            vr[jj] = v + (size_t)cell * kvs;
+        }
+        __mmask16 valid = (__mmask16)(nb == 16 ? 0xFFFF : (1u << nb) - 1);
+        for (int g = 0; g < G; g++) {
+            const float *qg = q + (size_t)g * (size_t)hd;
+            __m512 part[ATT_KB];
+            INF_UNROLL for (int jj = 0; jj < ATT_KB; jj++) {
+                __m512 a = _mm512_mul_ps(_mm512_loadu_ps(qg), _mm512_loadu_ps(kr[jj]));
+                for (int c = 1; c < HC; c++) {
+                    a = _mm512_fmadd_ps(_mm512_loadu_ps(qg + 16 * c), _mm512_loadu_ps(kr[jj] + 16 * c), a);
+                }
+                part[jj] = a;
+            }
+            __m512 sc = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), valid,
+                                           _mm512_mul_ps(hsum16_ps(part), _mm512_set1_ps(scale)));
+            float bm = _mm512_reduce_max_ps(sc), m_new = bm > mx[g] ? bm : mx[g];
+            float corr = expf(mx[g] - m_new); // 0 on the first block (mx = -inf)
+            __m512 p = _mm512_maskz_mov_ps(valid, exp_ps(_mm512_sub_ps(sc, _mm512_set1_ps(m_new))));
+            sum[g] = sum[g] * corr + _mm512_reduce_add_ps(p);
+            mx[g] = m_new;
+            _mm512_store_ps(pj, p);
+            // Two independent FMA chains per 16 output lanes (even and odd keys), so the adds do not wait on
+            // each other's latency.
+            __m512 vc = _mm512_set1_ps(corr);
+            for (int c0 = 0; c0 < HC; c0 += 4) {
+                int nc = HC - c0 < 4 ? HC - c0 : 4;
+                __m512 o[4], e[4];
+                for (int c = 0; c < nc; c++) {
+                    o[c] = _mm512_mul_ps(_mm512_load_ps(acc[g] + 16 * (c0 + c)), vc);
+                    e[c] = _mm512_setzero_ps();
+                }
+                int jj = 0;
+                for (; jj + 2 <= nb; jj += 2) {
+                    __m512 p0 = _mm512_set1_ps(pj[jj]), p1 = _mm512_set1_ps(pj[jj + 1]);
+                    for (int c = 0; c < nc; c++) {
+                        o[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(vr[jj] + 16 * (c0 + c)), o[c]);
+                        e[c] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(vr[jj + 1] + 16 * (c0 + c)), e[c]);
+                    }
+                }
+                if (jj < nb) {
+                    __m512 p0 = _mm512_set1_ps(pj[jj]);
+                    for (int c = 0; c < nc; c++) o[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(vr[jj] + 16 * (c0 + c)), o[c]);
+                }
+                for (int c = 0; c < nc; c++) _mm512_store_ps(acc[g] + 16 * (c0 + c), _mm512_add_ps(o[c], e[c]));
+            }
+        }
+    }
+    for (int g = 0; g < G; g++) {
+        __m512 inv = _mm512_set1_ps(1.0f / sum[g]);
+        for (int c = 0; c < HC; c++) {
+            _mm512_storeu_ps(out + (size_t)g * (size_t)hd + 16 * c, _mm512_mul_ps(_mm512_load_ps(acc[g] + 16 * c), inv));
+        }
+    }
+}
+
+static void attn_f32_avx512(int hd, int G, const float *q, const float *k, const float *v, size_t kv_stride,
+                            const int32_t *cells, int n, float scale, float *out) {
+    if (hd % 16 != 0 || hd > ATT_HDMAX) {
+        inf_attn_f32_ref(hd, G, q, k, v, kv_stride, cells, n, scale, out);
+        return;
+    }
+    for (int g0 = 0; g0 < G; g0 += ATT_QMAX) {
+        int ng = G - g0 < ATT_QMAX ? G - g0 : ATT_QMAX;
+        const float *qg = q + (size_t)g0 * (size_t)hd;
+        float *og = out + (size_t)g0 * (size_t)hd;
+        switch (hd / 16) { // the common head sizes get unrolled bodies
+        case 4: attn_group(4, ng, qg, k, v, kv_stride, cells, n, scale, og); break;
+        case 8: attn_group(8, ng, qg, k, v, kv_stride, cells, n, scale, og); break;
+        default: attn_group(hd / 16, ng, qg, k, v, kv_stride, cells, n, scale, og); break;
+        }
+    }
+}
+
+// ---- SwiGLU ----
+
+static void swiglu_f32_avx512(float *h, const float *u, int64_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 g = _mm512_maskz_loadu_ps(k, h + i);
+        __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g));
+        _mm512_mask_storeu_ps(h + i, k, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(k, u + i)));
+    }
+}
+
 // ---- the table ----
 
 void inf_cpu_kernels_fill_avx512(inf_cpu_kernels *k, const inf_cpu_features *f) {
-    (void)f;
     k->quantize[INF_TYPE_F16] = quantize_row_f16_avx512;
     k->quantize[INF_TYPE_BF16] = quantize_row_bf16_avx512;
     k->quantize[INF_TYPE_Q8_0] = quantize_row_q8_0_avx512;
@@ -1292,4 +1538,10 @@ void inf_cpu_kernels_fill_avx512(inf_cpu_kernels *k, const inf_cpu_features *f) 
     k->gemm[INF_TYPE_Q4_K] = gemm_q4_K_avx512;
     k->gemm[INF_TYPE_Q5_K] = gemm_q5_K_avx512;
     k->gemm[INF_TYPE_Q6_K] = gemm_q6_K_avx512;
+    k->attn = attn_f32_avx512;
+    k->swiglu = swiglu_f32_avx512;
+    if (f->avx512vbmi) {
+        k->vec_prep[INF_TYPE_Q4_0] = vec_prep_q4_0_avx512;
+        k->vec_dot_prep[INF_TYPE_Q4_0] = vec_dot_prep_q4_0_avx512;
+    }
 }
