@@ -301,6 +301,8 @@ typedef struct {
     int n_stops;
     bool ignore_eos;
     bool embeddings;         // run the prompt and return its pooled embedding instead of generating
+    bool logprobs;           // report each token's log-probability (a pass over the vocabulary per token;
+                             // off: on_token gets NaN); implied by n_top_logprobs > 0
     int n_top_logprobs;      // 0..20: alternatives reported with each token's log-probability
     double timeout_seconds;  // 0 = none; counted from submit (queue time included), checked before every step
     // Callbacks run on the scheduler thread and must not block. on_token gets each token's text as it becomes

@@ -317,7 +317,8 @@ static void engine_sample(inf_engine *e, engine_req *q, const float *logits) {
     q->n_gen++;
     e->n_generated_tokens++;
     int n_top = 0;
-    float lp = engine_logprobs(e, logits, tok, q->r.n_top_logprobs, &n_top);
+    float lp = NAN; // only requests that ask pay for the pass over the vocabulary
+    if (q->r.logprobs || q->r.n_top_logprobs > 0) lp = engine_logprobs(e, logits, tok, q->r.n_top_logprobs, &n_top);
     int np = inf_token_to_piece(e->model, tok, false, e->piece, e->piece_cap);
     assert(np <= e->piece_cap);
     const char *text;

@@ -133,6 +133,7 @@ bool srv_task_submit(srv_task *t, int i, inf_request *req, srv_error *err) {
     req->on_done = srv_job_on_done;
     req->user = j;
     req->embeddings = t->kind == SRV_TASK_EMBEDDING;
+    req->logprobs = t->logprobs;
     req->n_top_logprobs = t->logprobs ? t->n_top : 0;
     // One event per generated token plus the final flush; a request without a limit has the text cap.
     j->max_ev = req->max_tokens >= 0 && req->max_tokens < (1 << 20) ? req->max_tokens + 2 : 1 << 20;

@@ -248,6 +248,18 @@ static void test_logprobs(inf_model *m) {
     CHECK_NEAR(c.lp[0], want, 1e-5);
     CHECK_EQ_INT(c.bad_top, 0);
     for (int i = 0; i < c.n_toks; i++) CHECK(c.lp[i] <= 0 && c.lp[i] > -30);
+    // logprobs alone (no alternatives) gives the same value; without it the engine skips the work (NaN).
+    collector c2 = {0};
+    req = greedy_request(g, 8, &c2);
+    req.logprobs = true;
+    submit(e, &req);
+    CHECK(wait_done(&c2, 1));
+    CHECK_NEAR(c2.lp[0], want, 1e-5);
+    collector c3 = {0};
+    req = greedy_request(g, 8, &c3);
+    submit(e, &req);
+    CHECK(wait_done(&c3, 1));
+    CHECK(isnan(c3.lp[0]));
     inf_engine_free(e);
 }
 
