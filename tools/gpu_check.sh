@@ -95,6 +95,18 @@ for ty in $types; do
             -ngl 999 -v 2>&1 >/dev/null | grep "GPU profile" | sed "s/^/decode $ty: /" | tee -a "$out/summary.txt"
         INFERNO_CUDA_PROFILE=1 timeout 120 "$bin" run -m "$model" -f "$story" -n 1 --temp 0 -ngl 999 -v \
             2>&1 >/dev/null | grep "GPU profile" | sed "s/^/prompt $ty: /" | tee -a "$out/summary.txt"
+        # GPU time of a decode step (graph replays timed with events), against the step time the CLI sees.
+        INFERNO_CUDA_PROFILE=2 timeout 120 "$bin" run -m "$model" -p "Once upon a time" -n 128 --temp 0 --ignore-eos \
+            -ngl 999 -v 2>&1 >/dev/null | grep -E "GPU profile|^generation: " | grep -v 'tokens:' | tr -s ' ' |
+            sed "s/^/graph $ty: /" | tee -a "$out/summary.txt"
+        # Decode without programmatic dependent launch, and with the opt-in norm/combine fusions, for the A/B.
+        INFERNO_CUDA_PDL=0 timeout 120 "$bin" bench -m "$model" -p 0 -n 128 -r 3 -ngl 999 --output md 2>/dev/null |
+            grep 'tg128' | sed "s/CUDA     /CUDA PDL=0/" >"$out/bench-$ty-nopdl.md"
+        INFERNO_CUDA_FUSE=1 timeout 120 "$bin" bench -m "$model" -p 0 -n 128 -r 3 -ngl 999 --output md 2>/dev/null |
+            grep 'tg128' | sed "s/CUDA      /CUDA FUSE=1/" >>"$out/bench-$ty-nopdl.md"
+        # Fewer CPU threads (the GPU rows use the CPU for the embedding rows only).
+        timeout 120 "$bin" bench -m "$model" -p 512 -n 128 -r 3 -t 4 -ngl 999 --output md 2>/dev/null |
+            grep -E 'pp512|tg128' >>"$out/bench-$ty-nopdl.md"
         if [ "${GPU_CHECK_CPU:-1}" = 1 ]; then
             timeout 200 "$bin" bench -m "$model" -p 512 -n 128 -r 3 -ngl 0 --output md >"$out/bench-$ty-cpu.md" \
                 2>"$out/bench-$ty-cpu.err" || log "bench $ty -ngl 0 FAILED: $(tail -3 "$out/bench-$ty-cpu.err")"
@@ -109,6 +121,7 @@ echo
 f=$(ls "$out"/bench-*.md 2>/dev/null | head -1)
 [ -n "$f" ] && grep -m2 '^|' "$f"
 for ty in $types; do [ -f "$out/bench-$ty.md" ] && grep '^|' "$out/bench-$ty.md" | tail -n +3; done
+for ty in $types; do [ -f "$out/bench-$ty-nopdl.md" ] && cat "$out/bench-$ty-nopdl.md"; done
 for ty in $types; do [ -f "$out/bench-$ty-cpu.md" ] && grep '^|' "$out/bench-$ty-cpu.md" | tail -n +3; done
 [ -n "$f" ] && grep '^build:' "$f"
 exit 0

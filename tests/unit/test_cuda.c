@@ -4,7 +4,8 @@
 // CUDA-graph path), as normalized MSE against the CPU's logits under a per-type bound; llama.cpp's greedy tokens for stories260K
 // (every step) with all layers on the GPU and with a partial offload; partial offload close to full offload;
 // a 1,600-token prompt in a context of 2,048 (micro model, 4 batches) against the CPU; two sequences in one
-// batch. Skips (77) with the reason when the build has no CUDA backend or no device is found.
+// batch; the opt-in decode fusions (INFERNO_CUDA_FUSE=1) on two types. Skips (77) with the reason when the
+// build has no CUDA backend or no device is found.
 //
 // Normalized MSE = sum((gpu - cpu)^2) / sum((cpu - mean(cpu))^2) over the compared logits: 0 is identical,
 // 1 is as far off as the logits' own spread. The CPU quantizes activations to 8 bits for quantized weights
@@ -343,6 +344,12 @@ int main(void) {
     inf_model_free(probe);
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_type(dir, &cases[i]);
+    // The opt-in decode fusions (norms and attention combine in the last block of the kernel before them).
+    setenv("INFERNO_CUDA_FUSE", "1", 1);
+    printf("with INFERNO_CUDA_FUSE=1:\n");
+    check_type(dir, &cases[10]); // micro-Q4_K_M
+    check_type(dir, &cases[1]);  // micro-F16
+    unsetenv("INFERNO_CUDA_FUSE");
     check_greedy(dir, 999);
     check_greedy(dir, 3);
     check_partial(dir);

@@ -53,7 +53,7 @@ enum { T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q8_0 = 8, T_Q4_K = 12, T_Q6_K = 14 };
 #define ATT_MAX_HD 256 // head_dim limit of the attention kernel (8 values per lane, 32 lanes)
 #define FA_BQ 32       // flash attention: queries per block (4 warps of 8)
 #define FA_BK 32       // flash attention: keys per tile (one per lane)
-#define NORM_THREADS 512
+#define NORM_THREADS 256
 #define ALIGN 256      // sub-allocation alignment inside device buffers
 #define GEMM_MIN_DEFAULT 16
 
@@ -342,6 +342,22 @@ __device__ __forceinline__ float2 h2f(unsigned u) {
                                          __ushort_as_half((unsigned short)(u >> 16))));
 }
 
+// Programmatic dependent launch (sm_90): a kernel launched with the attribute may start while the one before
+// it finishes; pdl_wait() blocks until that one has completed and its writes are visible (a no-op without
+// the attribute, and on older cards). Every kernel of the decode path waits first, then lets its own
+// dependents launch (they wait in turn), so the next kernel's blocks are resident when this one ends.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
+}
+
 // Quantizes one value per lane of a warp (32 consecutive elements) as a Q8_1-like block: q = round(v / d)
 // with d = max|v| / 127, and (d, d * sum(q)) in ds.
 __device__ __forceinline__ void warp_quant(float v, int8_t *q, float2 *ds, int lane) {
@@ -567,37 +583,116 @@ __global__ void k_rmsnorm(const float *x, const float *w, float *out, int n, flo
 // Kernels: 8-bit activations and dp4a matrix-vector products
 // ---------------------------------------------------------------------------------------------------------
 // RMSNorm (w != NULL; w == NULL: no norm) of token blockIdx.x into output row out_row[t] (or t), written as
-// F32 (xf), F16 (xh) and 8-bit blocks (xq, xds; n % 32 == 0), each when not NULL.
-__global__ void __launch_bounds__(NORM_THREADS)
-    k_norm_q(const float *x, const float *w, int n, float eps, const int32_t *out_row, float *xf, __half *xh,
-             int8_t *xq, float2 *xds) {
-    int t = blockIdx.x;
-    int row = out_row ? out_row[t] : t;
-    if (row < 0) return; // the whole block leaves together
-    const float *xr = x + (size_t)t * n;
+// F32 (xf), F16 (xh) and 8-bit blocks (xq, xds; n % 32 == 0), each when not NULL. With n % 8 == 0 a thread
+// takes 8 consecutive values (two float4 loads), and the 4 lanes of a 32-value block quantize it together.
+// The whole block (blockDim.x a multiple of 32) normalizes xr into output row `row`. xr is read around L1
+// (__ldcg): in the fused use other blocks of the same kernel have just written it.
+__device__ void norm_q_row(const float *xr, const float *w, int n, float eps, int row, float *xf, __half *xh,
+                           int8_t *xq, float2 *xds) {
     float scale = 1.0f;
     if (w) {
         float s = 0.0f;
-        for (int i = threadIdx.x; i < n; i += blockDim.x) s += xr[i] * xr[i];
+        if ((n & 3) == 0)
+            for (int i = threadIdx.x; i < (n >> 2); i += blockDim.x) {
+                float4 v = __ldcg((const float4 *)xr + i);
+                s += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+            }
+        else
+            for (int i = threadIdx.x; i < n; i += blockDim.x) {
+                const float v = __ldcg(xr + i);
+                s += v * v;
+            }
         scale = 1.0f / sqrtf(block_sum(s) / (float)n + eps);
     }
     size_t o = (size_t)row * n;
-    if (xq) {
-        int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nb = n >> 5, nw = blockDim.x >> 5;
-        for (int b = warp; b < nb; b += nw) {
-            int i = 32 * b + lane;
-            float v = w ? (xr[i] * scale) * w[i] : xr[i];
-            if (xf) xf[o + i] = v;
-            if (xh) xh[o + i] = __float2half(v);
-            warp_quant(v, xq + o + 32 * b, xds + (size_t)row * nb + b, lane);
+    if ((n & 7) == 0) {
+        const int nc = n >> 3;
+        // Every thread runs the same iterations (the 4-lane shuffles need whole warps); n % 32 == 0 whenever
+        // xq is set, so a block's 4 chunks are all valid or all not.
+        for (int c0 = 0; c0 < nc; c0 += blockDim.x) {
+            const int c = c0 + threadIdx.x;
+            const bool ok = c < nc;
+            float v[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+            if (ok) {
+                const float4 a = __ldcg((const float4 *)xr + 2 * c), b = __ldcg((const float4 *)xr + 2 * c + 1);
+                v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+                if (w) {
+                    const float4 wa = ((const float4 *)w)[2 * c], wb = ((const float4 *)w)[2 * c + 1];
+                    const float ww[8] = {wa.x, wa.y, wa.z, wa.w, wb.x, wb.y, wb.z, wb.w};
+#pragma unroll
+                    for (int i = 0; i < 8; i++) v[i] = (v[i] * scale) * ww[i];
+                }
+                if (xf) {
+                    ((float4 *)(xf + o))[2 * c] = make_float4(v[0], v[1], v[2], v[3]);
+                    ((float4 *)(xf + o))[2 * c + 1] = make_float4(v[4], v[5], v[6], v[7]);
+                }
+                if (xh) {
+                    __half2 h[4];
+#pragma unroll
+                    for (int i = 0; i < 4; i++) h[i] = __floats2half2_rn(v[2 * i], v[2 * i + 1]);
+                    ((uint4 *)(xh + o))[c] =
+                        make_uint4(*(unsigned *)&h[0], *(unsigned *)&h[1], *(unsigned *)&h[2], *(unsigned *)&h[3]);
+                }
+            }
+            if (!xq) continue;
+            float amax = 0.0f;
+#pragma unroll
+            for (int i = 0; i < 8; i++) amax = fmaxf(amax, fabsf(v[i]));
+            amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+            amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+            const float d = amax / 127.0f;
+            int sum = 0;
+            unsigned lo = 0, hi = 0;
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                const int q = amax > 0.0f ? __float2int_rn(v[i] / d) : 0;
+                sum += q;
+                if (i < 4) lo |= (unsigned)(q & 0xff) << (8 * i);
+                else hi |= (unsigned)(q & 0xff) << (8 * (i - 4));
+            }
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+            if (ok) {
+                ((uint2 *)(xq + o))[c] = make_uint2(lo, hi);
+                if ((c & 3) == 0) xds[(size_t)row * (n >> 5) + (c >> 2)] = make_float2(d, d * (float)sum);
+            }
         }
         return;
     }
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        float v = w ? (xr[i] * scale) * w[i] : xr[i];
+        const float xv = __ldcg(xr + i);
+        float v = w ? (xv * scale) * w[i] : xv;
         if (xf) xf[o + i] = v;
         if (xh) xh[o + i] = __float2half(v);
     }
+}
+
+__global__ void __launch_bounds__(NORM_THREADS)
+    k_norm_q(const float *x, const float *w, int n, float eps, const int32_t *out_row, float *xf, __half *xh,
+             int8_t *xq, float2 *xds) {
+    pdl_wait();
+    pdl_trigger();
+    int t = blockIdx.x;
+    int row = out_row ? out_row[t] : t;
+    if (row < 0) return; // the whole block leaves together
+    norm_q_row(x + (size_t)t * n, w, n, eps, row, xf, xh, xq, xds);
+}
+
+// The last block of a grid to arrive: every block calls this once after its writes (all threads); true in
+// the last one, which then sees every block's writes (read them with __ldcg) and resets the counter for the
+// next launch. The launches that share a counter never overlap (stream order; PDL kernels wait first).
+__device__ bool last_block(unsigned *counter, unsigned n_blocks) {
+    __shared__ bool is_last;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        const unsigned ticket = atomicAdd(counter, 1u);
+        is_last = ticket == n_blocks - 1;
+        if (is_last) *counter = 0;
+    }
+    __syncthreads();
+    if (is_last) __threadfence();
+    return is_last;
 }
 
 // The activation operand of a matrix-vector product: token t's 8-bit values at q + t * n_in, their block
@@ -866,9 +961,16 @@ typedef struct {
     int n_out[3];
     xop x;
     int T;
-    // MV: y[t * ldy + r] = (y +) W x
+    // MV: y[t * ldy + r] = (y +) W x; with counter set, the grid's last block then RMSNorms the T rows of y
+    // (ldy == norm_n) with norm_w into norm_xf and 8-bit blocks norm_xq/norm_xds (the next matrix input)
     float *y;
     int ldy, accumulate;
+    unsigned *counter;
+    const float *norm_w;
+    float norm_eps;
+    float *norm_xf;
+    int8_t *norm_xq;
+    float2 *norm_xds;
     // QKV: q into q_out (t * Q + r), k and v into the F16 cache rows cells[t], biases first, RoPE from rope
     int pair0, pair1, Q, KV, hd, n_rot, neox;
     const float *bias[3];
@@ -883,23 +985,30 @@ typedef struct {
 } mmvq_args;
 
 template <int TYPE, int NT, int MODE> __global__ void __launch_bounds__(256) k_mmvq(const mmvq_args a) {
+    pdl_wait();
+    pdl_trigger();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     if constexpr (MODE == MODE_MV) {
         const int r = blockIdx.x * 8 + warp;
-        if (r >= a.n_out[0]) return;
-        const uint8_t *const w[1] = {a.w[0] + (uint64_t)r * a.pitch[0]};
-        const __half *const s[1] = {a.s[0] ? a.s[0] + (size_t)r * a.spitch[0] : nullptr};
-        float acc[1][NT] = {};
-        dot_rows<TYPE, 1, NT>(w, s, a.x, a.T, lane, acc);
+        if (r < a.n_out[0]) { // no early return: the fused norm below needs every thread
+            const uint8_t *const w[1] = {a.w[0] + (uint64_t)r * a.pitch[0]};
+            const __half *const s[1] = {a.s[0] ? a.s[0] + (size_t)r * a.spitch[0] : nullptr};
+            float acc[1][NT] = {};
+            dot_rows<TYPE, 1, NT>(w, s, a.x, a.T, lane, acc);
 #pragma unroll
-        for (int t = 0; t < NT; t++) {
-            if (t >= a.T) break;
-            float v = warp_sum(acc[0][t]);
-            if (lane == t) {
-                float *y = a.y + (size_t)t * a.ldy + r;
-                *y = a.accumulate ? *y + v : v;
+            for (int t = 0; t < NT; t++) {
+                if (t >= a.T) break;
+                float v = warp_sum(acc[0][t]);
+                if (lane == t) {
+                    float *y = a.y + (size_t)t * a.ldy + r;
+                    *y = a.accumulate ? *y + v : v;
+                }
             }
         }
+        if (a.counter && last_block(a.counter, gridDim.x))
+            for (int t = 0; t < a.T; t++)
+                norm_q_row(a.y + (size_t)t * a.ldy, a.norm_w, a.ldy, a.norm_eps, t, a.norm_xf, nullptr, a.norm_xq,
+                           a.norm_xds);
     } else if constexpr (MODE == MODE_QKV) {
         // Pair p of q or k: rows (2p, 2p + 1) of a head (normal RoPE), or (p, p + n_rot / 2) (NeoX) with the
         // unrotated tail in consecutive pairs; so each warp owns both values of its rotation.
@@ -988,6 +1097,8 @@ template <int TYPE, int NT, int MODE> __global__ void __launch_bounds__(256) k_m
 
 // Writes each batch token's cell into its sequence's position table.
 __global__ void k_scatter_cells(const int32_t *ints, int T, int32_t *seq_cells, int n_ctx) {
+    pdl_wait();
+    pdl_trigger();
     const int32_t *pos = ints, *seq = ints + T, *cell = ints + 2 * T;
     for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < T; t += gridDim.x * blockDim.x)
         seq_cells[(size_t)seq[t] * n_ctx + pos[t]] = cell[t];
@@ -1048,9 +1159,14 @@ __global__ void k_rope_kv(float *q, float *k, float *v, int ldq, int ldkv, const
 // A key is handled by lpk = head_dim / 8 lanes holding 8 dimensions each (one 16-byte load of K and of V),
 // so a warp works on 32 / lpk keys at once, each group with its own online softmax; the groups are merged
 // in shared memory and the split's (max, sum, unnormalized output) goes to part. q rows are ldq apart.
+// With counters set (hd % 32 == 0), the last of the S blocks of (token, head) also merges the splits into
+// out (F32, rows of n_head * hd) and 8-bit blocks oq/ods, as k_attn_combine would.
 __global__ void __launch_bounds__(ATT_WARPS * 32)
     k_attention(const float *q, int ldq, const __half *kc, const __half *vc, const int32_t *seq_cells,
-                const int32_t *ints, int T, float *part, int n_head, int n_head_kv, int hd, int n_ctx, float scale) {
+                const int32_t *ints, int T, float *part, int n_head, int n_head_kv, int hd, int n_ctx, float scale,
+                unsigned *counters, float *out, int8_t *oq, float2 *ods) {
+    pdl_wait();
+    pdl_trigger();
     int h = blockIdx.x, t = blockIdx.y, split = blockIdx.z, S = gridDim.z;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int lpk = hd >> 3, gpw = 32 / lpk, sub = lane % lpk, gid = warp * gpw + lane / lpk, G = ATT_WARPS * gpw;
@@ -1116,6 +1232,30 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
         o[2 + d] = v;
         if (d == 0) o[0] = M, o[1] = L;
     }
+    if (!counters || !last_block(counters + (size_t)t * n_head + h, (unsigned)S)) return;
+    const float *p = part + ((size_t)t * n_head + h) * S * (size_t)(hd + 2);
+    const int Q = n_head * hd;
+    for (int d0 = 0; d0 < hd; d0 += blockDim.x) { // whole warps of 32 outputs (hd % 32 == 0)
+        const int d = d0 + (int)threadIdx.x;
+        if (d0 + (int)(threadIdx.x & ~31u) >= hd) break;
+        float Mx = -INFINITY;
+        for (int k = 0; k < S; k++)
+            if (__ldcg(p + k * (hd + 2) + 1) > 0.0f) Mx = fmaxf(Mx, __ldcg(p + k * (hd + 2)));
+        float v = 0.0f, L = 0.0f;
+        for (int k = 0; k < S; k++) {
+            const float *pk = p + k * (hd + 2);
+            const float lk = __ldcg(pk + 1);
+            if (lk > 0.0f) {
+                const float ex = expf(__ldcg(pk) - Mx);
+                v += __ldcg(pk + 2 + d) * ex;
+                L += lk * ex;
+            }
+        }
+        const float val = v / L;
+        const size_t e = (size_t)t * Q + (size_t)h * hd + d;
+        out[e] = val;
+        if (oq) warp_quant(val, oq + e - (threadIdx.x & 31), ods + (e >> 5), threadIdx.x & 31);
+    }
 }
 
 // Attention, phase 2: merges the S splits of token blockIdx.y, element e = blockIdx.x * blockDim.x +
@@ -1123,6 +1263,8 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
 // NULL; oq needs n_head * hd % 32 == 0 and blockDim.x % 32 == 0, so a warp is one block).
 __global__ void k_attn_combine(const float *part, int S, float *out, __half *outh, int8_t *oq, float2 *ods, int n_head,
                                int hd) {
+    pdl_wait();
+    pdl_trigger();
     const int t = blockIdx.y, e = blockIdx.x * blockDim.x + threadIdx.x, Q = n_head * hd, lane = threadIdx.x & 31;
     float val = 0.0f;
     if (e < Q) {
@@ -1346,6 +1488,15 @@ struct cuda_session {
     cublasHandle_t cublas; // made at the first GEMM batch
     int gemm_min;          // batches of >= gemm_min tokens take the GEMM path (0: never)
     bool mmvq, flash;      // dp4a matvec (else legacy); flash attention kernel for this head size
+    bool pdl;              // decode-path kernels launched with programmatic dependent launch
+    bool fuse;             // INFERNO_CUDA_FUSE=1: norms in the wo/down kernels' last block, attention combine
+                           // in the split kernel's last block (fewer launches, but a serialized tail)
+    unsigned *counters;    // [0]: the matvec's; then one per (token, head) for the attention
+    cudaError_t launch_err; // the first failed cudaLaunchKernelEx of a step
+    // INFERNO_CUDA_PROFILE=2: graphs stay on; each graph replay is timed with two events
+    bool prof_graph;
+    double graph_ms;
+    long graph_steps;
     float *h_x, *h_rope;
     int32_t *h_ints;
     cudaGraphExec_t graph; // decode step of one token with one output row
@@ -1376,6 +1527,11 @@ static void prof_collect(cuda_session *s) {
 }
 
 extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t cap) {
+    if (s && s->prof_graph && s->graph_steps) {
+        snprintf(buf, cap, "GPU profile: %ld decode graph replays, %.1f us of GPU time each", s->graph_steps,
+                 1e3 * s->graph_ms / (double)s->graph_steps);
+        return true;
+    }
     if (!s || !s->prof || !s->prof_steps) return false;
     double total = 0.0;
     for (int i = 0; i < OP_COUNT; i++) total += s->op_ms[i];
@@ -1388,7 +1544,7 @@ extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t ca
 
 // Sizes of the compute buffers, in the order session_init lays them out.
 typedef struct {
-    uint64_t x, xb, q, kv, hb, rope, logits, ints, seq_cells, att, xq, xds, hq, hds, qkv, gu, xh, scratch;
+    uint64_t x, xb, q, kv, hb, rope, logits, ints, seq_cells, att, xq, xds, hq, hds, qkv, gu, xh, scratch, cnt;
 } compute_sizes;
 
 static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
@@ -1415,12 +1571,13 @@ static compute_sizes compute_sizes_of(const cuda_model_desc *d, int n_ctx, int n
     c.gu = align_up(B * 2 * F * 4, ALIGN);
     c.xh = align_up(B * max_u64(EQ, F) * 2, ALIGN);
     c.scratch = align_up(E * max_u64(Q, F) * 2, ALIGN); // the largest layer matrix; the head goes in row chunks
+    c.cnt = align_up((1 + B * (uint64_t)d->n_head) * 4, ALIGN);
     return c;
 }
 
 static uint64_t compute_total(const compute_sizes *c) {
     return c->x + c->xb + c->q + 2 * c->kv + c->hb + c->rope + c->logits + c->ints + c->seq_cells + c->att + c->xq +
-           c->xds + c->hq + c->hds + c->qkv + c->gu + c->xh + c->scratch;
+           c->xds + c->hq + c->hds + c->qkv + c->gu + c->xh + c->scratch + c->cnt;
 }
 
 extern "C" void cuda_session_bytes(const cuda_model_desc *d, int n_ctx, int n_batch, int n_seq, uint64_t *kv_bytes,
@@ -1464,8 +1621,12 @@ extern "C" bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_s
     s->n_batch = n_batch;
     s->n_seq = n_seq;
     const char *g = getenv("INFERNO_CUDA_GRAPH"), *pr = getenv("INFERNO_CUDA_PROFILE"),
-               *gm = getenv("INFERNO_CUDA_GEMM_MIN"), *mq = getenv("INFERNO_CUDA_MMVQ");
+               *gm = getenv("INFERNO_CUDA_GEMM_MIN"), *mq = getenv("INFERNO_CUDA_MMVQ"), *pd = getenv("INFERNO_CUDA_PDL");
     s->prof = pr && !strcmp(pr, "1");
+    s->prof_graph = pr && !strcmp(pr, "2");
+    s->pdl = !(pd && !strcmp(pd, "0"));
+    const char *fu = getenv("INFERNO_CUDA_FUSE");
+    s->fuse = fu && !strcmp(fu, "1"); // measured slower in the graph (bench/NOTES.md, CUDA step 6): opt-in
     s->use_graph = !(g && !strcmp(g, "0")) && !s->prof;
     s->mmvq = !(mq && !strcmp(mq, "0"));
     s->gemm_min = GEMM_MIN_DEFAULT;
@@ -1517,12 +1678,14 @@ extern "C" bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_s
     s->xh = (__half *)p, p += c.xh;
     s->scratch = (__half *)p, p += c.scratch;
     s->scratch_elems = c.scratch / 2;
+    s->counters = (unsigned *)p, p += c.cnt;
     s->h_x = (float *)s->host;
     s->h_rope = s->h_x + B * (uint64_t)m->n_embd;
     s->h_ints = (int32_t *)(s->h_rope + B * (uint64_t)m->n_rot);
     // Unwritten table entries are never read (a token reads positions its sequence has written), but a
     // defined value keeps a bad index visible as cell 0 instead of garbage.
-    if (!cu_ok(cudaMemset(s->seq_cells, 0, c.seq_cells), "cudaMemset", err, cap)) {
+    if (!cu_ok(cudaMemset(s->seq_cells, 0, c.seq_cells), "cudaMemset", err, cap) ||
+        !cu_ok(cudaMemset(s->counters, 0, c.cnt), "cudaMemset", err, cap)) {
         cuda_session_free(s);
         return false;
     }
@@ -1542,6 +1705,24 @@ extern "C" bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_s
     }
     *out = s;
     return true;
+}
+
+// A kernel launch of the decode path: with the programmatic-dependent-launch attribute unless INFERNO_CUDA_PDL=0
+// (the kernel must begin with pdl_wait). The first failure of a step is kept in launch_err.
+template <typename... K, typename... A>
+static void launch(cuda_session *s, void (*kern)(K...), dim3 grid, dim3 block, A... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = 0;
+    cfg.stream = s->stream;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = at;
+    cfg.numAttrs = s->pdl ? 1 : 0;
+    cudaError_t e = cudaLaunchKernelEx(&cfg, kern, args...);
+    if (e != cudaSuccess && s->launch_err == cudaSuccess) s->launch_err = e;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1616,7 +1797,7 @@ static void enqueue_legacy(cuda_session *s, int T, int n_out) {
         int S = att_splits(T);
         k_attention<<<dim3((unsigned)m->n_head, (unsigned)T, (unsigned)S), ATT_WARPS * 32, 0, st>>>(
             s->q, Q, s->k_cache + layer_off, s->v_cache + layer_off, s->seq_cells, s->ints, T, s->att, m->n_head,
-            m->n_head_kv, hd, s->n_ctx, 1.0f / sqrtf((float)hd));
+            m->n_head_kv, hd, s->n_ctx, 1.0f / sqrtf((float)hd), nullptr, nullptr, nullptr, nullptr);
         k_attn_combine<<<dim3((unsigned)((Q + 255) / 256), (unsigned)T), 256, 0, st>>>(s->att, S, s->xb, NULL, NULL,
                                                                                       NULL, m->n_head, hd);
         prof_mark(s, OP_ATTENTION);
@@ -1656,32 +1837,34 @@ static void mmvq_set(mmvq_args *a, int i, const dmat *w) {
     a->n_out[i] = w->n_out;
 }
 
-template <int NT, int MODE> static void mmvq_go(int type, unsigned grid, cudaStream_t st, const mmvq_args &a) {
+template <int NT, int MODE> static void mmvq_go(cuda_session *s, int type, unsigned grid, const mmvq_args &a) {
     switch (type) {
-    case T_F32: k_mmvq<T_F32, NT, MODE><<<grid, 256, 0, st>>>(a); break;
-    case T_F16: k_mmvq<T_F16, NT, MODE><<<grid, 256, 0, st>>>(a); break;
-    case T_Q4_0: k_mmvq<T_Q4_0, NT, MODE><<<grid, 256, 0, st>>>(a); break;
-    case T_Q8_0: k_mmvq<T_Q8_0, NT, MODE><<<grid, 256, 0, st>>>(a); break;
-    case T_Q4_K: k_mmvq<T_Q4_K, NT, MODE><<<grid, 256, 0, st>>>(a); break;
-    case T_Q6_K: k_mmvq<T_Q6_K, NT, MODE><<<grid, 256, 0, st>>>(a); break;
+    case T_F32: launch(s, k_mmvq<T_F32, NT, MODE>, dim3(grid), dim3(256), a); break;
+    case T_F16: launch(s, k_mmvq<T_F16, NT, MODE>, dim3(grid), dim3(256), a); break;
+    case T_Q4_0: launch(s, k_mmvq<T_Q4_0, NT, MODE>, dim3(grid), dim3(256), a); break;
+    case T_Q8_0: launch(s, k_mmvq<T_Q8_0, NT, MODE>, dim3(grid), dim3(256), a); break;
+    case T_Q4_K: launch(s, k_mmvq<T_Q4_K, NT, MODE>, dim3(grid), dim3(256), a); break;
+    case T_Q6_K: launch(s, k_mmvq<T_Q6_K, NT, MODE>, dim3(grid), dim3(256), a); break;
     default: break; // the upload accepts native types only
     }
 }
 
-static void mmvq_launch(int type, int nt, int mode, unsigned grid, cudaStream_t st, const mmvq_args &a) {
+static void mmvq_launch(int type, int nt, int mode, unsigned grid, cuda_session *s, const mmvq_args &a) {
     if (nt == 1) {
-        if (mode == MODE_MV) mmvq_go<1, MODE_MV>(type, grid, st, a);
-        else if (mode == MODE_QKV) mmvq_go<1, MODE_QKV>(type, grid, st, a);
-        else mmvq_go<1, MODE_SWIGLU>(type, grid, st, a);
+        if (mode == MODE_MV) mmvq_go<1, MODE_MV>(s, type, grid, a);
+        else if (mode == MODE_QKV) mmvq_go<1, MODE_QKV>(s, type, grid, a);
+        else mmvq_go<1, MODE_SWIGLU>(s, type, grid, a);
     } else {
-        if (mode == MODE_MV) mmvq_go<MV_MAX_T, MODE_MV>(type, grid, st, a);
-        else if (mode == MODE_QKV) mmvq_go<MV_MAX_T, MODE_QKV>(type, grid, st, a);
-        else mmvq_go<MV_MAX_T, MODE_SWIGLU>(type, grid, st, a);
+        if (mode == MODE_MV) mmvq_go<MV_MAX_T, MODE_MV>(s, type, grid, a);
+        else if (mode == MODE_QKV) mmvq_go<MV_MAX_T, MODE_QKV>(s, type, grid, a);
+        else mmvq_go<MV_MAX_T, MODE_SWIGLU>(s, type, grid, a);
     }
 }
 
-// y (T rows, ldy apart) = (y +) W x.
-static void mmvq_mv(cuda_session *s, const dmat *w, xop x, int T, float *y, int ldy, bool accumulate) {
+// y (T rows, ldy apart) = (y +) W x; with norm_w, then y's rows RMSNormed into s->xb / s->xq / s->xds by the
+// last block (ldy == n_embd).
+static void mmvq_mv(cuda_session *s, const dmat *w, xop x, int T, float *y, int ldy, bool accumulate,
+                    const float *norm_w = nullptr) {
     const int nt = T == 1 ? 1 : MV_MAX_T;
     for (int t0 = 0; t0 < T; t0 += nt) {
         mmvq_args a;
@@ -1692,7 +1875,15 @@ static void mmvq_mv(cuda_session *s, const dmat *w, xop x, int T, float *y, int 
         a.y = y + (size_t)t0 * ldy;
         a.ldy = ldy;
         a.accumulate = accumulate;
-        mmvq_launch(w->type, nt, MODE_MV, (unsigned)((w->n_out + 7) / 8), s->stream, a);
+        if (norm_w) {
+            a.counter = s->counters;
+            a.norm_w = norm_w;
+            a.norm_eps = s->m->rms_eps;
+            a.norm_xf = s->xb + (size_t)t0 * ldy;
+            a.norm_xq = s->xq + (size_t)t0 * ldy;
+            a.norm_xds = s->xds + (size_t)t0 * (ldy / 32);
+        }
+        mmvq_launch(w->type, nt, MODE_MV, (unsigned)((w->n_out + 7) / 8), s, a);
     }
 }
 
@@ -1721,7 +1912,7 @@ static void mmvq_qkv(cuda_session *s, const dlayer *L, int T, __half *kc, __half
             int j = i + 1;
             while (j < 3 && mats[j]->type == mats[i]->type) j++;
             a.pair0 = starts[i], a.pair1 = starts[j];
-            mmvq_launch(mats[i]->type, nt, MODE_QKV, (unsigned)((a.pair1 - a.pair0 + 7) / 8), s->stream, a);
+            mmvq_launch(mats[i]->type, nt, MODE_QKV, (unsigned)((a.pair1 - a.pair0 + 7) / 8), s, a);
             i = j;
         }
     }
@@ -1745,41 +1936,53 @@ static void mmvq_gate_up(cuda_session *s, const dlayer *L, int T) {
             a.hq = s->hq + (size_t)t0 * F;
             a.hds = s->hds + (size_t)t0 * (F / 32);
         }
-        mmvq_launch(L->gate.type, nt, MODE_SWIGLU, (unsigned)((F + 31) / 32), s->stream, a);
+        mmvq_launch(L->gate.type, nt, MODE_SWIGLU, (unsigned)((F + 31) / 32), s, a);
     }
 }
 
+// Per layer: norm, qkv (RoPE, KV write), attention, combine, wo, norm, gate/up (SwiGLU, quantized output),
+// down: 8 launches; with s->fuse the norms and the combine ride in the last block of wo, down and attention
+// (5 launches), which measured slower: the serialized tail outweighs the launches once PDL overlaps them.
 static void enqueue_mmvq(cuda_session *s, int T, int n_out) {
     const cuda_model *m = s->m;
-    cudaStream_t st = s->stream;
     const int E = m->n_embd, hd = m->head_dim, KV = m->n_head_kv * hd, Q = m->n_head * hd, F = m->n_ff;
     int8_t *xqE = E % 32 == 0 ? s->xq : NULL, *xqQ = Q % 32 == 0 ? s->xq : NULL;
+    const bool fuse_norm = s->fuse && E % 32 == 0, fuse_att = s->fuse && hd % 32 == 0;
     for (int l = m->layer0; l < m->n_layer; l++) {
         const dlayer *L = &m->layers[l - m->layer0];
         size_t layer_off = (size_t)(l - m->layer0) * (size_t)s->n_ctx * (size_t)KV;
-        k_norm_q<<<T, NORM_THREADS, 0, st>>>(s->x, L->attn_norm, E, m->rms_eps, NULL, s->xb, NULL, xqE, s->xds);
-        prof_mark(s, OP_NORM);
+        if (l == m->layer0 || !fuse_norm) {
+            launch(s, k_norm_q, dim3(T), dim3(NORM_THREADS), s->x, L->attn_norm, E, m->rms_eps, nullptr, s->xb, nullptr,
+                   xqE, s->xds);
+            prof_mark(s, OP_NORM);
+        }
         mmvq_qkv(s, L, T, s->k_cache + layer_off, s->v_cache + layer_off);
         prof_mark(s, OP_QKV);
         int S = att_splits(T);
-        k_attention<<<dim3((unsigned)m->n_head, (unsigned)T, (unsigned)S), ATT_WARPS * 32, 0, st>>>(
-            s->q, Q, s->k_cache + layer_off, s->v_cache + layer_off, s->seq_cells, s->ints, T, s->att, m->n_head,
-            m->n_head_kv, hd, s->n_ctx, 1.0f / sqrtf((float)hd));
-        k_attn_combine<<<dim3((unsigned)((Q + 255) / 256), (unsigned)T), 256, 0, st>>>(s->att, S, s->xb, NULL, xqQ,
-                                                                                      s->xds, m->n_head, hd);
+        launch(s, k_attention, dim3((unsigned)m->n_head, (unsigned)T, (unsigned)S), dim3(ATT_WARPS * 32), s->q, Q,
+               s->k_cache + layer_off, s->v_cache + layer_off, s->seq_cells, s->ints, T, s->att, m->n_head,
+               m->n_head_kv, hd, s->n_ctx, 1.0f / sqrtf((float)hd), fuse_att ? s->counters + 1 : nullptr, s->xb, xqQ,
+               s->xds);
+        if (!fuse_att)
+            launch(s, k_attn_combine, dim3((unsigned)((Q + 255) / 256), (unsigned)T), dim3(256), s->att, S, s->xb,
+                   nullptr, xqQ, s->xds, m->n_head, hd);
         prof_mark(s, OP_ATTENTION);
-        mmvq_mv(s, &L->wo, xop{s->xq, s->xds, s->xb, Q}, T, s->x, E, true);
+        mmvq_mv(s, &L->wo, xop{s->xq, s->xds, s->xb, Q}, T, s->x, E, true, fuse_norm ? L->ffn_norm : nullptr);
         prof_mark(s, OP_WO);
-        k_norm_q<<<T, NORM_THREADS, 0, st>>>(s->x, L->ffn_norm, E, m->rms_eps, NULL, s->xb, NULL, xqE, s->xds);
-        prof_mark(s, OP_NORM);
+        if (!fuse_norm) {
+            launch(s, k_norm_q, dim3(T), dim3(NORM_THREADS), s->x, L->ffn_norm, E, m->rms_eps, nullptr, s->xb, nullptr,
+                   xqE, s->xds);
+            prof_mark(s, OP_NORM);
+        }
         mmvq_gate_up(s, L, T);
         prof_mark(s, OP_GATE_UP);
-        mmvq_mv(s, &L->down, xop{s->hq, s->hds, s->hb, F}, T, s->x, E, true);
+        const float *next_norm = fuse_norm && l + 1 < m->n_layer ? m->layers[l + 1 - m->layer0].attn_norm : nullptr;
+        mmvq_mv(s, &L->down, xop{s->hq, s->hds, s->hb, F}, T, s->x, E, true, next_norm);
         prof_mark(s, OP_DOWN);
     }
     if (n_out > 0) {
-        k_norm_q<<<T, NORM_THREADS, 0, st>>>(s->x, m->output_norm, E, m->rms_eps, s->ints + 3 * T, s->xb, NULL, xqE,
-                                              s->xds);
+        launch(s, k_norm_q, dim3(T), dim3(NORM_THREADS), s->x, m->output_norm, E, m->rms_eps, s->ints + 3 * T, s->xb,
+               nullptr, xqE, s->xds);
         mmvq_mv(s, &m->output, xop{s->xq, s->xds, s->xb, E}, n_out, s->logits, m->n_vocab, false);
         prof_mark(s, OP_HEAD);
     }
@@ -1884,7 +2087,7 @@ static bool enqueue_gemm(cuda_session *s, int T, int n_out, bool one_seq, char *
         } else {
             k_attention<<<dim3((unsigned)m->n_head, (unsigned)T, 1), ATT_WARPS * 32, 0, st>>>(
                 s->qkv, ld, kc, vc, s->seq_cells, s->ints, T, s->att, m->n_head, m->n_head_kv, hd, s->n_ctx,
-                1.0f / sqrtf((float)hd));
+                1.0f / sqrtf((float)hd), nullptr, nullptr, nullptr, nullptr);
             k_attn_combine<<<dim3((unsigned)((Q + 255) / 256), (unsigned)T), 256, 0, st>>>(s->att, 1, s->xb, s->xh,
                                                                                           NULL, NULL, m->n_head, hd);
         }
@@ -1965,6 +2168,7 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
         }
     }
     upload_batch(s, b);
+    s->launch_err = cudaSuccess;
     bool graphable = s->use_graph && T == 1 && b->n_out == 1;
     if (graphable && !s->graph_tried) {
         // Capture once: every kernel reads the changing values (position, cell, sequence) from device memory,
@@ -1976,7 +2180,8 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
             enqueue_uploads(s, 1);
             char cerr[8];
             bool enq = enqueue_step(s, 1, 1, true, cerr, sizeof cerr);
-            ok = cudaStreamEndCapture(s->stream, &g) == cudaSuccess && g && enq;
+            ok = cudaStreamEndCapture(s->stream, &g) == cudaSuccess && g && enq && s->launch_err == cudaSuccess;
+            s->launch_err = cudaSuccess;
         }
         if (ok) ok = cudaGraphInstantiate(&s->graph, g, 0) == cudaSuccess;
         if (g) cudaGraphDestroy(g);
@@ -1986,8 +2191,15 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
             cudaGetLastError();
         }
     }
+    bool timed = false;
     if (graphable && s->graph) {
+        if (s->prof_graph) {
+            for (int i = 0; i < 2; i++)
+                if (!s->ev[i]) cudaEventCreate(&s->ev[i]);
+            timed = s->ev[0] && s->ev[1] && cudaEventRecord(s->ev[0], s->stream) == cudaSuccess;
+        }
         if (!cu_ok(cudaGraphLaunch(s->graph, s->stream), "cudaGraphLaunch", err, cap)) return false;
+        if (timed) timed = cudaEventRecord(s->ev[1], s->stream) == cudaSuccess;
     } else {
         prof_mark(s, OP_START);
         enqueue_uploads(s, T);
@@ -1995,7 +2207,8 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
             cudaStreamSynchronize(s->stream);
             return false;
         }
-        if (!cu_ok(cudaGetLastError(), "kernel launch", err, cap)) return false;
+        if (!cu_ok(s->launch_err, "cudaLaunchKernelEx", err, cap) || !cu_ok(cudaGetLastError(), "kernel launch", err, cap))
+            return false;
     }
     if (b->n_out > 0) {
         if (!cu_ok(cudaMemcpyAsync(logits, s->logits, (size_t)b->n_out * m->n_vocab * sizeof(float),
@@ -2009,5 +2222,7 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
     }
     if (!cu_ok(cudaStreamSynchronize(s->stream), "GPU forward step", err, cap)) return false;
     if (s->prof) prof_collect(s);
+    float ms = 0.0f;
+    if (timed && cudaEventElapsedTime(&ms, s->ev[0], s->ev[1]) == cudaSuccess) s->graph_ms += ms, s->graph_steps++;
     return true;
 }
