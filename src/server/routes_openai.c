@@ -369,6 +369,23 @@ static void srv_generate(srv_req *rq, srv_reply *out, srv_task_kind kind, srv_mo
 // ---------------------------------------------------------------------------------------------------------
 // POST /v1/completions
 // ---------------------------------------------------------------------------------------------------------
+// Tokenizes the items of a "prompt" / "input" field (strings or arrays of token ids) into prompts[], checking
+// each against the prompt cap; the error names the item ("prompt[2]"). On failure the caller frees prompts.
+static bool srv_prompt_items(srv_server *srv, srv_model *m, json_object **items, int n_items, const char *field,
+                             srv_prompt *prompts, srv_error *err) {
+    for (int i = 0; i < n_items; i++) {
+        char param[48];
+        if (n_items > 1) snprintf(param, sizeof param, "%s[%d]", field, i);
+        else snprintf(param, sizeof param, "%s", field);
+        bool ok = json_object_is_type(items[i], json_type_string)
+                      ? srv_tokenize_prompt(m->model, json_object_get_string(items[i]),
+                                            (size_t)json_object_get_string_len(items[i]), param, &prompts[i], err)
+                      : srv_token_array(items[i], m->info.n_vocab, param, &prompts[i], err);
+        if (!ok || !srv_check_prompt_len(srv, &prompts[i], param, err)) return false;
+    }
+    return true;
+}
+
 void srv_route_completions(srv_req *rq, srv_reply *out) {
     srv_server *srv = rq->srv;
     srv_error err;
@@ -436,18 +453,7 @@ void srv_route_completions(srv_req *rq, srv_reply *out) {
         return;
     }
     srv_prompt prompts[SRV_MAX_JOBS] = {{0}};
-    bool ok = true;
-    for (int i = 0; i < n_items && ok; i++) {
-        char param[32];
-        snprintf(param, sizeof param, n_items > 1 ? "prompt[%d]" : "prompt", i);
-        if (json_object_is_type(items[i], json_type_string))
-            ok = srv_tokenize_prompt(m->model, json_object_get_string(items[i]),
-                                     (size_t)json_object_get_string_len(items[i]), param, &prompts[i], &err);
-        else
-            ok = srv_token_array(items[i], m->info.n_vocab, param, &prompts[i], &err);
-        if (ok) ok = srv_check_prompt_len(srv, &prompts[i], param, &err);
-    }
-    if (!ok) {
+    if (!srv_prompt_items(srv, m, items, n_items, "prompt", prompts, &err)) {
         srv_prompts_free(prompts, n_items);
         srv_registry_release(srv->reg, m);
         srv_reply_error(out, &err);
@@ -666,18 +672,7 @@ void srv_route_embeddings(srv_req *rq, srv_reply *out) {
         return;
     }
     srv_prompt prompts[SRV_MAX_JOBS] = {{0}};
-    bool ok = true;
-    for (int i = 0; i < n_items && ok; i++) {
-        char param[32];
-        snprintf(param, sizeof param, n_items > 1 ? "input[%d]" : "input", i);
-        if (json_object_is_type(items[i], json_type_string))
-            ok = srv_tokenize_prompt(m->model, json_object_get_string(items[i]),
-                                     (size_t)json_object_get_string_len(items[i]), param, &prompts[i], &err);
-        else
-            ok = srv_token_array(items[i], m->info.n_vocab, param, &prompts[i], &err);
-        if (ok) ok = srv_check_prompt_len(srv, &prompts[i], param, &err);
-    }
-    if (!ok) {
+    if (!srv_prompt_items(srv, m, items, n_items, "input", prompts, &err)) {
         srv_prompts_free(prompts, n_items);
         srv_registry_release(srv->reg, m);
         srv_reply_error(out, &err);
@@ -691,6 +686,7 @@ void srv_route_embeddings(srv_req *rq, srv_reply *out) {
         srv_reply_error(out, &err);
         return;
     }
+    bool ok = true;
     for (int i = 0; i < n_items && ok; i++) {
         inf_request req = {.prompt = prompts[i].toks, .n_prompt = prompts[i].n, .sampling = inf_sampler_default_params(),
                            .max_tokens = 0, .timeout_seconds = srv->opt.timeout};
