@@ -8,6 +8,7 @@
 //
 // Leaves out: SPM-style BPE without byte encoding (gemma4), and the per-model sessions llama.cpp has for
 // non-gpt2 models (whitespace, hybriddna).
+#include "tokenizer/heap.h"
 #include "tokenizer/tokenizer_int.h"
 
 #include <string.h>
@@ -24,58 +25,7 @@ static bool bpe_before(const bpe_bigram *a, const bpe_bigram *b) {
     return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
 }
 
-typedef struct {
-    bpe_bigram *v;
-    size_t n, cap, cap_max;
-} bpe_heap;
-
-static inf_status heap_push(bpe_heap *h, bpe_bigram x) {
-    if (h->n == h->cap) {
-        assert(h->cap < h->cap_max);
-        size_t cap = INF_MIN(INF_MAX(h->cap * 2, (size_t)64), h->cap_max);
-        bpe_bigram *nv = realloc(h->v, cap * sizeof *nv);
-        if (!nv) {
-            return inf_fail(INF_ERR_NOMEM, "tokenizer: out of memory");
-        }
-        h->v = nv;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!bpe_before(&x, &h->v[p])) {
-            break;
-        }
-        h->v[i] = h->v[p];
-        i = p;
-    }
-    h->v[i] = x;
-    return INF_OK;
-}
-
-static bpe_bigram heap_pop(bpe_heap *h) {
-    assert(h->n > 0);
-    bpe_bigram top = h->v[0], x = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n) {
-            break;
-        }
-        if (c + 1 < h->n && bpe_before(&h->v[c + 1], &h->v[c])) {
-            c++;
-        }
-        if (!bpe_before(&h->v[c], &x)) {
-            break;
-        }
-        h->v[i] = h->v[c];
-        i = c;
-    }
-    if (h->n > 0) {
-        h->v[i] = x;
-    }
-    return top;
-}
+TOK_HEAP_DEFINE(bpe_heap, bpe_bigram, bpe_before)
 
 typedef struct {
     uint32_t start, n; // word bytes [start, start + n); n == 0 once merged into the left neighbour
@@ -126,7 +76,7 @@ static inf_status add_bigram(const inf_vocab *v, bpe_work *w, int32_t l, int32_t
     if (!m) {
         return INF_OK;
     }
-    return heap_push(&w->heap, (bpe_bigram){l, r, m->rank, m->result, w->sym[l].n, w->sym[r].n});
+    return bpe_heap_push(&w->heap, (bpe_bigram){l, r, m->rank, m->result, w->sym[l].n, w->sym[r].n});
 }
 
 static inf_status emit_fallback(const inf_vocab *v, bpe_work *w, const char *s, size_t n, vocab_ids *out) {
@@ -165,7 +115,7 @@ static inf_status bpe_word(const inf_vocab *v, bpe_work *w, const char *s, size_
         st = add_bigram(v, w, (int32_t)i - 1, (int32_t)i);
     }
     while (st == INF_OK && w->heap.n > 0) {
-        bpe_bigram b = heap_pop(&w->heap);
+        bpe_bigram b = bpe_heap_pop(&w->heap);
         bpe_sym *l = &sym[b.left], *r = &sym[b.right];
         if (l->n == 0 || r->n == 0 || l->n != b.left_n || r->n != b.right_n) {
             continue; // outdated

@@ -6,6 +6,7 @@
 // The caller has already escaped the text (spaces -> U+2581, the leading "▁" added). Leaves out: the
 // Unigram (Viterbi) algorithm of real SentencePiece models; llama.cpp uses this greedy bigram scheme for
 // "llama" vocabularies too, and matching it is the goal.
+#include "tokenizer/heap.h"
 #include "tokenizer/tokenizer_int.h"
 
 #include <string.h>
@@ -21,58 +22,7 @@ static bool spm_before(const spm_bigram *a, const spm_bigram *b) {
     return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
-typedef struct {
-    spm_bigram *v;
-    size_t n, cap, cap_max;
-} spm_heap;
-
-static inf_status heap_push(spm_heap *h, spm_bigram x) {
-    if (h->n == h->cap) {
-        assert(h->cap < h->cap_max);
-        size_t cap = INF_MIN(INF_MAX(h->cap * 2, (size_t)64), h->cap_max);
-        spm_bigram *nv = realloc(h->v, cap * sizeof *nv);
-        if (!nv) {
-            return inf_fail(INF_ERR_NOMEM, "tokenizer: out of memory");
-        }
-        h->v = nv;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!spm_before(&x, &h->v[p])) {
-            break;
-        }
-        h->v[i] = h->v[p];
-        i = p;
-    }
-    h->v[i] = x;
-    return INF_OK;
-}
-
-static spm_bigram heap_pop(spm_heap *h) {
-    assert(h->n > 0);
-    spm_bigram top = h->v[0], x = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n) {
-            break;
-        }
-        if (c + 1 < h->n && spm_before(&h->v[c + 1], &h->v[c])) {
-            c++;
-        }
-        if (!spm_before(&h->v[c], &x)) {
-            break;
-        }
-        h->v[i] = h->v[c];
-        i = c;
-    }
-    if (h->n > 0) {
-        h->v[i] = x;
-    }
-    return top;
-}
+TOK_HEAP_DEFINE(spm_heap, spm_bigram, spm_before)
 
 typedef struct {
     uint32_t start, n; // bytes text[start .. start + n); n == 0 once merged into its left neighbour
@@ -89,7 +39,7 @@ static inf_status try_add(const inf_vocab *v, const char *text, const spm_sym *s
     if (id < 0) {
         return INF_OK;
     }
-    return heap_push(h, (spm_bigram){l, r, v->tokens[id].score, size});
+    return spm_heap_push(h, (spm_bigram){l, r, v->tokens[id].score, size});
 }
 
 inf_status vocab_spm_encode(const inf_vocab *v, const char *text, size_t len, vocab_ids *out) {
@@ -115,7 +65,7 @@ inf_status vocab_spm_encode(const inf_vocab *v, const char *text, size_t len, vo
         st = try_add(v, text, sym, i - 1, i, &h);
     }
     while (st == INF_OK && h.n > 0) {
-        spm_bigram b = heap_pop(&h);
+        spm_bigram b = spm_heap_pop(&h);
         spm_sym *l = &sym[b.left], *r = &sym[b.right];
         // Stale when either side has changed since the pair was queued.
         if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) {
