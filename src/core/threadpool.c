@@ -24,6 +24,9 @@ struct inf_pool {
     atomic_int sleepers;
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    char pad0[64];                          // keeps the counters off the barrier's cache lines
+    atomic_int_fast64_t next[INF_POOL_SLOTS]; // dynamic work counters, zeroed per run
+    char pad1[64];
     // step profile (thread 0 only)
     bool prof_on;
     const char *prof_title;
@@ -136,7 +139,15 @@ void inf_pool_free(inf_pool *p) {
 
 int inf_pool_size(const inf_pool *p) { return p->n; }
 
+int64_t inf_pool_next(inf_pool *p, int slot, int64_t chunk) {
+    assert(slot >= 0 && slot < INF_POOL_SLOTS && chunk > 0);
+    return atomic_fetch_add_explicit(&p->next[slot], chunk, memory_order_relaxed);
+}
+
 void inf_pool_run(inf_pool *p, inf_pool_fn fn, void *ctx) {
+    // Relaxed stores: the workers see them after the generation bump below (seq_cst), or, for one thread,
+    // program order.
+    for (int i = 0; i < INF_POOL_SLOTS; i++) atomic_store_explicit(&p->next[i], 0, memory_order_relaxed);
     if (p->n == 1) {
         fn(ctx, 0, 1);
         return;

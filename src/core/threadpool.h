@@ -1,7 +1,7 @@
 // threadpool.h: a persistent pool of worker threads that run one function on every thread at once, with a
 // spinning barrier for the phases inside it. The forward pass runs on it: every thread walks the same
 // sequence of operations, each taking its share (rows, tokens, heads), with a barrier between dependent
-// steps. Nothing is created or allocated per run. An opt-in profile lets thread 0 charge its time to named
+// steps, or chunks claimed from a counter. Nothing is created or allocated per run. An opt-in profile lets thread 0 charge its time to named
 // step kinds and prints the table when the pool is freed. Leaves out: task queues and work stealing.
 #ifndef INFERNO_THREADPOOL_H
 #define INFERNO_THREADPOOL_H
@@ -30,6 +30,14 @@ static inline void inf_pool_share(int64_t n, int ith, int nth, int64_t align, in
     *begin = INF_MIN(c0 * align, n);
     *end = INF_MIN(c1 * align, n);
 }
+
+// ---- dynamic work sharing ----
+// A step whose items may go to whichever thread is free takes them in chunks from a counter slot:
+// inf_pool_next returns the first item of the next unclaimed chunk (>= the item count when none is left).
+// Slots are zeroed at the start of each run; every step of a run uses its own slot, numbered the same way by
+// every thread (they all walk the same steps). Steps past INF_POOL_SLOTS must share out work statically.
+enum { INF_POOL_SLOTS = 1024 };
+int64_t inf_pool_next(inf_pool *p, int slot, int64_t chunk);
 
 // ---- opt-in step profile ----
 // Thread 0 of a run charges wall time to step kinds (names given once, kept by pointer: static strings) in

@@ -63,6 +63,7 @@ typedef struct {
     const float *xq_x;
     inf_type xq_type;
     bool xq_reading;   // this step read s->xq: another thread may still be reading it until the next barrier
+    int slot;          // the pool's next dynamic work counter
     // profile: time since the last mark goes to the next mark's kind (thread 0 of a profiled pool only)
     bool prof;
     int prof_group;
@@ -77,7 +78,9 @@ static inline void prof_mark(fwd *f, prof_kind k) {
 }
 
 // Every write to s->xq or the private inputs goes through here first: the prepared layout may be of them.
-static inline void inputs_changed(fwd *f) { f->pv->prep_src = NULL; }
+static inline void inputs_changed(fwd *f, const void *buf) {
+    if (f->pv->prep_src == buf) f->pv->prep_src = NULL;
+}
 
 static void step_barrier(fwd *f) {
     inf_pool_barrier(f->s->pool);
@@ -101,7 +104,7 @@ static const void *matmul_input(fwd *f, const gguf_tensor *w, const float *x) {
     if (vdt == INF_TYPE_F32) return x;
     if (f->one && x == f->pv->x) {
         if (f->pv->xq_type != vdt) {
-            inputs_changed(f);
+            inputs_changed(f, f->pv->xq);
             s->kern->quantize[vdt](x, f->pv->xq, n);
             f->pv->xq_type = vdt;
             prof_mark(f, P_QUANT);
@@ -110,7 +113,7 @@ static const void *matmul_input(fwd *f, const gguf_tensor *w, const float *x) {
     }
     if (f->xq_x == x && f->xq_type == vdt) return s->xq;
     if (f->xq_reading) step_barrier(f); // nobody may still read the old contents
-    inputs_changed(f);
+    inputs_changed(f, s->xq);
     size_t x_row = inf_row_size(vdt, n);
     int64_t t0, t1;
     inf_pool_share(f->T, f->ith, f->nth, 1, &t0, &t1);
@@ -129,7 +132,7 @@ static void quantize_part(fwd *f, const gguf_tensor *w, const float *x, int64_t 
     inf_session *s = f->s;
     inf_type vdt = vdt_of(w);
     size_t x_row = inf_row_size(vdt, n), off = inf_row_size(vdt, e0);
-    inputs_changed(f);
+    inputs_changed(f, s->xq);
     for (int t = 0; t < f->T; t++)
         if (e1 > e0) s->kern->quantize[vdt](x + (size_t)t * n + e0, (char *)s->xq + (size_t)t * x_row + off, e1 - e0);
     prof_mark(f, P_QUANT);
@@ -177,6 +180,36 @@ static void matmul_range(fwd *f, const gguf_tensor *w, const void *in, float *y,
     }
 }
 
+// ---- dynamic row shares ----
+// The big matmul steps hand out rows in chunks to whichever thread asks, so a thread that was preempted (the
+// machine is shared) or runs slower leaves its rows to the others instead of making them wait at the next
+// barrier. About 8 chunks per thread: each start costs the prefetcher a few KiB of lead.
+typedef struct {
+    fwd *f;
+    int slot;             // the pool's counter, or INF_POOL_SLOTS and up: static share
+    int64_t n, chunk, align;
+    bool started;
+} chunker;
+
+static chunker chunks_begin(fwd *f, int64_t n, int64_t align) {
+    int64_t per = (n + 8 * f->nth - 1) / (8 * f->nth);
+    chunker c = {f, f->slot++, n, INF_MAX(align, (per + align - 1) / align * align), align, false};
+    return c;
+}
+
+// The next [c0, c1) of rows for this thread, false when none is left.
+static bool chunks_next(chunker *c, int64_t *c0, int64_t *c1) {
+    if (c->slot >= INF_POOL_SLOTS) {
+        if (c->started) return false;
+        c->started = true;
+        inf_pool_share(c->n, c->f->ith, c->f->nth, c->align, c0, c1);
+        return *c0 < *c1;
+    }
+    *c0 = inf_pool_next(c->f->s->pool, c->slot, c->chunk);
+    *c1 = INF_MIN(*c0 + c->chunk, c->n);
+    return *c0 < c->n;
+}
+
 // This thread's row share of w (n_out rows), aligned to `align` rows.
 static void row_share(const fwd *f, const gguf_tensor *w, int64_t align, int64_t *r0, int64_t *r1) {
     inf_pool_share(w->ne[1], f->ith, f->nth, align, r0, r1);
@@ -187,21 +220,24 @@ static void row_share(const fwd *f, const gguf_tensor *w, int64_t align, int64_t
 static void matmul_residual(fwd *f, const gguf_tensor *w, const void *in, prof_kind kind) {
     inf_session *s = f->s;
     int64_t E = w->ne[1], r0, r1;
-    row_share(f, w, 16, &r0, &r1);
+    chunker ch = chunks_begin(f, E, 16);
     if (f->T == 1) {
         const void *xr;
         inf_vec_dot_fn dot = row_dot(f, w, in, &xr);
         size_t w_row = inf_row_size(w->type, w->ne[0]);
         if (in == s->xq) f->xq_reading = true;
-        for (int64_t r = r0; r < r1; r++) s->x[r] += dot(w->ne[0], (const char *)w->data + (size_t)r * w_row, xr);
+        while (chunks_next(&ch, &r0, &r1))
+            for (int64_t r = r0; r < r1; r++) s->x[r] += dot(w->ne[0], (const char *)w->data + (size_t)r * w_row, xr);
         prof_mark(f, kind);
         return;
     }
-    matmul_range(f, w, in, s->xb2, (size_t)E, r0, r1);
-    prof_mark(f, kind);
-    for (int t = 0; t < f->T; t++)
-        for (int64_t r = r0; r < r1; r++) s->x[t * E + r] += s->xb2[t * E + r];
-    prof_mark(f, P_NORM);
+    while (chunks_next(&ch, &r0, &r1)) {
+        matmul_range(f, w, in, s->xb2, (size_t)E, r0, r1);
+        prof_mark(f, kind);
+        for (int t = 0; t < f->T; t++)
+            for (int64_t r = r0; r < r1; r++) s->x[t * E + r] += s->xb2[t * E + r];
+        prof_mark(f, P_NORM);
+    }
 }
 
 // out = x / sqrt(mean(x^2) + eps) * weight, as ggml's rms_norm followed by mul.
@@ -308,7 +344,7 @@ static const float *norm_input(fwd *f, const float *weight, const gguf_tensor *w
     const inf_hparams *hp = &s->model->hp;
     const int E = hp->n_embd;
     if (f->one) {
-        inputs_changed(f);
+        inputs_changed(f, f->pv->x);
         rmsnorm(f->pv->x, s->x, weight, E, hp->rms_eps);
         f->pv->xq_type = INF_TYPE_F32;
         prof_mark(f, P_NORM);
@@ -321,7 +357,7 @@ static const float *norm_input(fwd *f, const float *weight, const gguf_tensor *w
     prof_mark(f, P_NORM);
     inf_type vdt = vdt_of(w);
     if (vdt != INF_TYPE_F32) {
-        inputs_changed(f);
+        inputs_changed(f, s->xq);
         size_t x_row = inf_row_size(vdt, E);
         for (int64_t t = t0; t < t1; t++) s->kern->quantize[vdt](s->xb + t * E, (char *)s->xq + (size_t)t * x_row, E);
         f->xq_x = s->xb;
@@ -330,6 +366,25 @@ static const float *norm_input(fwd *f, const float *weight, const gguf_tensor *w
     }
     step_barrier(f);
     return s->xb;
+}
+
+// ---- feed-forward ----
+
+// Rows [r0, r1) of the feed-forward hidden state for every token: gate (unless in_g is NULL: already in
+// s->hb) and up projections, SwiGLU into s->hb and, for a single token, the quantization of those rows for
+// the down projection.
+static void ffn_rows(fwd *f, const inf_layer *L, const void *in_g, const void *in_u, int64_t r0, int64_t r1) {
+    inf_session *s = f->s;
+    const int64_t F = L->ffn_gate->ne[1];
+    if (in_g) {
+        matmul_range(f, L->ffn_gate, in_g, s->hb, (size_t)F, r0, r1);
+        prof_mark(f, P_MM_GATE);
+    }
+    matmul_range(f, L->ffn_up, in_u, s->hb2, (size_t)F, r0, r1);
+    prof_mark(f, P_MM_UP);
+    for (int t = 0; t < f->T; t++) s->kern->swiglu(s->hb + (size_t)t * F + r0, s->hb2 + (size_t)t * F + r0, r1 - r0);
+    prof_mark(f, P_SWIGLU);
+    if (f->one && vdt_of(L->ffn_down) != INF_TYPE_F32) quantize_part(f, L->ffn_down, s->hb, F, r0, r1);
 }
 
 typedef struct {
@@ -427,20 +482,23 @@ static void forward_worker(void *arg, int ith, int nth) {
 
         // ---- feed-forward block: down(silu(gate(x)) * up(x)) ----
         in_x = norm_input(&f, L->ffn_norm, L->ffn_gate);
-        // Gate and up rows aligned to the blocks of down's input, so a single token's thread can quantize
-        // its own part of it.
-        int64_t r0, r1;
+        // Gate and up rows in chunks aligned to the blocks of down's input, so a single token's thread can
+        // quantize its own part of it.
+        // (One input for both when their types agree, as they do in every llama.cpp mix; otherwise one
+        // static share, each matmul after its own input.)
+        int64_t r0, r1, align = INF_MAX(16, block_of(vdt_of(L->ffn_down)));
         inf_type vd = vdt_of(L->ffn_down);
-        row_share(&f, L->ffn_gate, INF_MAX(16, block_of(vd)), &r0, &r1);
-        matmul_range(&f, L->ffn_gate, matmul_input(&f, L->ffn_gate, in_x), s->hb, (size_t)F, r0, r1);
-        prof_mark(&f, P_MM_GATE);
-        matmul_range(&f, L->ffn_up, matmul_input(&f, L->ffn_up, in_x), s->hb2, (size_t)F, r0, r1);
-        prof_mark(&f, P_MM_UP);
-        for (int t = 0; t < T; t++) s->kern->swiglu(s->hb + (size_t)t * F + r0, s->hb2 + (size_t)t * F + r0, r1 - r0);
-        prof_mark(&f, P_SWIGLU);
+        const void *in_g = matmul_input(&f, L->ffn_gate, in_x);
+        if (vdt_of(L->ffn_gate) == vdt_of(L->ffn_up)) {
+            chunker ch = chunks_begin(&f, F, align);
+            while (chunks_next(&ch, &r0, &r1)) ffn_rows(&f, L, in_g, in_g, r0, r1);
+        } else {
+            inf_pool_share(F, ith, nth, align, &r0, &r1);
+            matmul_range(&f, L->ffn_gate, in_g, s->hb, (size_t)F, r0, r1);
+            ffn_rows(&f, L, NULL, matmul_input(&f, L->ffn_up, in_x), r0, r1);
+        }
         f.xq_x = NULL;
         if (f.one && vd != INF_TYPE_F32) {
-            quantize_part(&f, L->ffn_down, s->hb, F, r0, r1);
             f.xq_x = s->hb;
             f.xq_type = vd;
         }
@@ -453,16 +511,17 @@ static void forward_worker(void *arg, int ith, int nth) {
     // The output norm of the tokens that asked for logits, packed in output-row order, and the output head.
     const int n_vocab = hp->n_vocab;
     int64_t r0, r1;
-    row_share(&f, m->output, 16, &r0, &r1);
+    chunker ch = chunks_begin(&f, n_vocab, 16);
     f.xq_x = NULL;
     if (f.one) {
         if (s->out_row[0] < 0) return;
-        inputs_changed(&f);
+        inputs_changed(&f, pv.x);
         rmsnorm(pv.x, s->x, m->output_norm, E, hp->rms_eps);
         pv.xq_type = INF_TYPE_F32;
         prof_mark(&f, P_NORM);
         if (s->embeddings && ith == 0) memcpy(s->embd, pv.x, (size_t)E * sizeof(float));
-        matmul_range(&f, m->output, matmul_input(&f, m->output, pv.x), s->logits, (size_t)n_vocab, r0, r1);
+        const void *in = matmul_input(&f, m->output, pv.x);
+        while (chunks_next(&ch, &r0, &r1)) matmul_range(&f, m->output, in, s->logits, (size_t)n_vocab, r0, r1);
         prof_mark(&f, P_MM_OUT);
         return;
     }
@@ -476,7 +535,8 @@ static void forward_worker(void *arg, int ith, int nth) {
     if (!n_out) return;
     if (s->embeddings && ith == 0) memcpy(s->embd, s->xb, (size_t)n_out * (size_t)E * sizeof(float));
     f.T = n_out;
-    matmul_range(&f, m->output, matmul_input(&f, m->output, s->xb), s->logits, (size_t)n_vocab, r0, r1);
+    const void *in = matmul_input(&f, m->output, s->xb);
+    while (chunks_next(&ch, &r0, &r1)) matmul_range(&f, m->output, in, s->logits, (size_t)n_vocab, r0, r1);
     prof_mark(&f, P_MM_OUT);
 }
 

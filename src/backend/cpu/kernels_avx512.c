@@ -33,14 +33,17 @@ INF_INLINE uint32_t load_u32(const void *p) {
 }
 
 // Decode streams every weight from DRAM once per token. On the VM these kernels were tuned on, the hardware
-// prefetchers alone left a single thread at ~60% of the bandwidth a software prefetch 4 KiB ahead reaches
-// (bench/NOTES.md), so the dot products touch the lines they will need that far ahead.
-enum { PREFETCH_AHEAD = 4096 };
+// prefetchers alone left a single thread at ~55% of the read bandwidth; a software prefetch into L1 4 KiB
+// ahead reached ~80%, limited by the L1 fill buffers it holds while a line comes from DRAM; adding a prefetch
+// into L2 8 KiB ahead reaches ~92%: the L1 prefetch then finds its line in L2 and frees its buffer quickly
+// (bench/NOTES.md, "CPU end-to-end").
+enum { PREFETCH_L1_AHEAD = 4096, PREFETCH_L2_AHEAD = 8192 };
 
 INF_INLINE void prefetch_ahead(const void *p, size_t bytes) {
-    const char *c = (const char *)p + PREFETCH_AHEAD;
+    const char *c1 = (const char *)p + PREFETCH_L1_AHEAD, *c2 = (const char *)p + PREFETCH_L2_AHEAD;
     for (size_t o = 0; o < bytes; o += 64) {
-        _mm_prefetch(c + o, _MM_HINT_T0);
+        _mm_prefetch(c1 + o, _MM_HINT_T0);
+        _mm_prefetch(c2 + o, _MM_HINT_T2);
     }
 }
 
