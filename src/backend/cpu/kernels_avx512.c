@@ -1407,11 +1407,12 @@ INF_INLINE void attn_group(int HC, int G, const float *q, const float *k, const 
                            const int32_t *cells, int n, float scale, float *out) {
     _Alignas(64) float acc[ATT_QMAX][ATT_HDMAX];
     _Alignas(64) float pj[ATT_KB];
-    float mx[ATT_QMAX], sum[ATT_QMAX];
+    float mx[ATT_QMAX];
+    __m512 sum[ATT_QMAX]; // per lane; summed at the end
     const int hd = 16 * HC;
     for (int g = 0; g < G; g++) {
         mx[g] = -INFINITY;
-        sum[g] = 0.0f;
+        sum[g] = _mm512_setzero_ps();
         for (int c = 0; c < HC; c++) _mm512_store_ps(acc[g] + 16 * c, _mm512_setzero_ps());
     }
     for (int j0 = 0; j0 < n; j0 += ATT_KB) {
@@ -1435,11 +1436,15 @@ INF_INLINE void attn_group(int HC, int G, const float *q, const float *k, const 
             }
             __m512 sc = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), valid,
                                            _mm512_mul_ps(hsum16_ps(part), _mm512_set1_ps(scale)));
-            float bm = _mm512_reduce_max_ps(sc), m_new = bm > mx[g] ? bm : mx[g];
-            float corr = expf(mx[g] - m_new); // 0 on the first block (mx = -inf)
-            __m512 p = _mm512_maskz_mov_ps(valid, exp_ps(_mm512_sub_ps(sc, _mm512_set1_ps(m_new))));
-            sum[g] = sum[g] * corr + _mm512_reduce_add_ps(p);
-            mx[g] = m_new;
+            // The running state is rescaled only when the block raises the maximum (after the first blocks,
+            // rarely): corr = e^(old - new), 0 on the first block (old = -inf).
+            float bm = _mm512_reduce_max_ps(sc), corr = 1.0f;
+            if (bm > mx[g]) {
+                corr = expf(mx[g] - bm);
+                mx[g] = bm;
+            }
+            __m512 p = _mm512_maskz_mov_ps(valid, exp_ps(_mm512_sub_ps(sc, _mm512_set1_ps(mx[g]))));
+            sum[g] = corr == 1.0f ? _mm512_add_ps(sum[g], p) : _mm512_fmadd_ps(sum[g], _mm512_set1_ps(corr), p);
             _mm512_store_ps(pj, p);
             // Two independent FMA chains per 16 output lanes (even and odd keys), so the adds do not wait on
             // each other's latency.
@@ -1448,7 +1453,8 @@ INF_INLINE void attn_group(int HC, int G, const float *q, const float *k, const 
                 int nc = HC - c0 < 4 ? HC - c0 : 4;
                 __m512 o[4], e[4];
                 for (int c = 0; c < nc; c++) {
-                    o[c] = _mm512_mul_ps(_mm512_load_ps(acc[g] + 16 * (c0 + c)), vc);
+                    o[c] = _mm512_load_ps(acc[g] + 16 * (c0 + c));
+                    if (corr != 1.0f) o[c] = _mm512_mul_ps(o[c], vc);
                     e[c] = _mm512_setzero_ps();
                 }
                 int jj = 0;
@@ -1468,7 +1474,7 @@ INF_INLINE void attn_group(int HC, int G, const float *q, const float *k, const 
         }
     }
     for (int g = 0; g < G; g++) {
-        __m512 inv = _mm512_set1_ps(1.0f / sum[g]);
+        __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum[g]));
         for (int c = 0; c < HC; c++) {
             _mm512_storeu_ps(out + (size_t)g * (size_t)hd + 16 * c, _mm512_mul_ps(_mm512_load_ps(acc[g] + 16 * c), inv));
         }
