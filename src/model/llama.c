@@ -21,7 +21,10 @@
 //   and SwiGLU outputs for the next projection. Four barriers per layer.
 // - Batches (prefill): norms and quantizations are per token, shared out, with barriers (their count matters
 //   little against the matmuls).
-// Leaves out: other architectures, dynamic work stealing.
+// - The big matmul steps (wo, gate/up, down, output) hand out rows in chunks from a counter, so a preempted
+//   thread's rows go to the others; the rest is shared out statically.
+// INFERNO_PROFILE=1 prints where thread 0's time went (by step kind) when the session is freed.
+// Leaves out: other architectures, overlapping independent steps (no task graph).
 #include "runtime/session.h"
 
 #include <math.h>
@@ -58,7 +61,7 @@ typedef struct {
     int ith, nth, T;
     bool one;          // single token with private inputs
     bool split_kv;     // nth divides n_head_kv: threads own whole KV heads
-    priv_input *pv;    // when one
+    priv_input *pv;    // private input (when one) and the single-row kernels' layout (any single token)
     // what s->xq holds: the quantization of x in type xq_type (x NULL: nothing reusable)
     const float *xq_x;
     inf_type xq_type;

@@ -1,6 +1,7 @@
 // cpu.c: CPU feature detection (CPUID, with XGETBV to confirm the OS saves the wide registers), the
-// scalar kernel table built from the src/quant reference kernels, and the dispatch that picks the best
-// variant this CPU supports once per process (INFERNO_ISA caps it).
+// scalar kernel table built from the src/quant reference kernels plus the scalar attention and SwiGLU
+// references, and the dispatch that picks the best variant this CPU supports once per process (INFERNO_ISA
+// caps it).
 //
 // Deliberately left out: the kernels themselves (kernels_<isa>.c), threading (callers split rows), and
 // any ISA below AVX2 other than the scalar reference: x86-64 machines without AVX2 run the scalar table.

@@ -1,10 +1,13 @@
 // kernels_avx512.c: the AVX-512 kernel variant (F, BW, VL, DQ and VNNI; compiled with those flags by
 // CMake and chosen at run time only on CPUs that have them): activation quantizers, vec_dot for every
-// weight type, and gemm tiles that repack 16 weight rows into lane-per-row form for prefill.
+// weight type, gemm tiles that repack 16 weight rows into lane-per-row form for prefill, a single-row Q4_0
+// path for decode (functions compiled for AVX512-VBMI alone, used only where CPUID reports it), attention
+// and SwiGLU.
 //
 // Equality with the scalar references: quantizers are byte-identical (same float operations, rounding
 // by cvtps2dq, which is round-half-even under the default MXCSR, as inf_nearest_int); dot products keep
-// the reference's integer sums and differ only in the order of float accumulation.
+// the reference's integer sums and differ only in the order of float accumulation; attention and SwiGLU
+// use a polynomial exp (relative error below 1e-7) and agree with the references to float rounding.
 //
 // Deliberately left out: AVX512-BF16 dot products (the machine this was tuned on lacks them, so they
 // could not be tested), non-default MXCSR rounding modes, and n that is not a multiple of the block size.
