@@ -388,7 +388,7 @@ async function runLevel(o, concurrency) {
         tokens_from: sources.size === 1 ? [...sources][0] : sources.size === 0 ? 'none' : 'mixed',
         prompt_tokens: good.every((r) => r.promptTokens !== null)
             ? good.reduce((s, r) => s + r.promptTokens, 0) : null,
-        wall_s: round(wall, 3),
+        wall_s: round(wall, 6), // microseconds: aggregate_tps must follow from it even for very short levels
         aggregate_tps: round(wall > 0 ? tokens / wall : 0),
         per_stream_tps_p50: round(percentile(perStream, 50)),
         decode_tps_p50: round(percentile(decode, 50)),
