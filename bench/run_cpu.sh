@@ -18,12 +18,15 @@
 #   THREADS     threads (default 2)        REPS  repetitions (default 5)
 #   PP, TG      prompt and generation sizes (default 512, 128)
 #   TYPES       model types (default "Q4_K_M Q4_0 Q8_0")
+#   SYNTH       inferno binary that synthesizes missing models (default: the benchmarked one)
 #   VOCAB       vocabulary GGUF (default ../shared/models/vocab/ggml-vocab-llama-spm.gguf beside the repo)
-#   BANDWIDTH   read bandwidth in GB/s; when unset it is measured with a small C probe (needs cc)
+#   BANDWIDTH   read bandwidth in GB/s; when unset it is measured with a small C probe (needs cc), before
+#               the models and again after them; the summary's % uses the higher reading (the ceiling)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 bin=${1:-$repo/build/inferno}
+synth=${SYNTH:-$bin}
 dir=${BENCH_DIR:-/tmp/inferno-bench}
 threads=${THREADS:-2}
 reps=${REPS:-5}
@@ -34,8 +37,6 @@ vocab=${VOCAB:-$repo/../shared/models/vocab/ggml-vocab-llama-spm.gguf}
 
 die() { echo "run_cpu.sh: $*" >&2; exit 1; }
 [ -x "$bin" ] || die "$bin: no inferno binary (build a Release one: cmake -B build -DCMAKE_BUILD_TYPE=Release)"
-"$bin" synth --help >/dev/null 2>&1 || die "$bin has no working 'synth' command"
-[ -f "$vocab" ] || die "$vocab: vocabulary GGUF not found (set VOCAB)"
 command -v python3 >/dev/null || die "python3 is needed for the summary table"
 mkdir -p "$dir"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
@@ -64,15 +65,19 @@ models=()
 for t in $types; do
     f="$dir/tinyllama-1.1b-$t.gguf"
     if [ ! -s "$f" ]; then
+        "$synth" synth --help >/dev/null 2>&1 || die "$f is missing and $synth has no working 'synth' command"
+        [ -f "$vocab" ] || die "$vocab: vocabulary GGUF not found (set VOCAB)"
         echo "synthesizing $f ..."
-        "$bin" synth --shape tinyllama-1.1b --vocab "$vocab" --out "$f.part" --type "$t" -q || die "synth $t failed"
+        "$synth" synth --shape tinyllama-1.1b --vocab "$vocab" --out "$f.part" --type "$t" -q || die "synth $t failed"
         mv "$f.part" "$f"
     fi
     models+=("$f")
 done
 
 # Read bandwidth with the same thread count: each thread sums its half of a 512 MiB buffer (far past any
-# cache); best of 7 passes. This is the ceiling a memory-bound tg step can reach.
+# cache); best of 7 passes. This is the ceiling a memory-bound tg step can reach. On the shared VM a reading
+# moves by +-10% from one minute to the next, so it is taken again after the models.
+probe=""
 if [ -z "${BANDWIDTH:-}" ] && command -v cc >/dev/null; then
     cat >"$dir/readbw.c" <<'EOF'
 // readbw.c: read bandwidth of N threads summing disjoint parts of a 512 MiB buffer; best of 7, GB/s.
@@ -115,7 +120,8 @@ int main(int argc, char **argv) {
     return 0;
 }
 EOF
-    cc -O3 -march=native -pthread -o "$dir/readbw" "$dir/readbw.c" && BANDWIDTH=$("$dir/readbw" "$threads")
+    cc -O3 -march=native -pthread -o "$dir/readbw" "$dir/readbw.c" && probe="$dir/readbw" &&
+        BANDWIDTH=$("$probe" "$threads")
 fi
 bw_flag=()
 if [ -n "${BANDWIDTH:-}" ]; then
@@ -147,12 +153,20 @@ for f in "${models[@]}"; do
     fi
 done
 
+bw_after=""
+if [ -n "$probe" ]; then
+    bw_after=$("$probe" "$threads")
+    echo "read bandwidth after the models, $threads threads: $bw_after GB/s" | tee -a "$out/env.txt"
+fi
+bw_max=$(awk -v a="${BANDWIDTH:-0}" -v b="${bw_after:-0}" 'BEGIN { print (a > b ? a : b) }')
+
 # Summary: one line per model, next to llama.cpp's figures on the development machine.
-python3 - "$out" "${BANDWIDTH:-0}" "$refs" >"$out/summary.md" <<'EOF'
+python3 - "$out" "$bw_max" "$refs" >"$out/summary.md" <<'EOF'
 import json, os, sys
 out, bw, refs = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 ref = {t: (float(p), float(g)) for t, p, g in (x.split(":") for x in refs.split())}
 pct_head = f"% of {bw:.1f} GB/s" if bw > 0 else "% of bw"
+builds = set()
 print(f"| model | size | test | inferno t/s | llama.cpp t/s | ratio | weights GB/s | {pct_head} | others (cores) |")
 print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 for fn in sorted(os.listdir(out)):
@@ -161,18 +175,22 @@ for fn in sorted(os.listdir(out)):
     typ = fn[len("tinyllama-1.1b-"):-len(".json")]
     others = open(os.path.join(out, fn[:-5] + ".others")).read().split()[0]
     for o in json.load(open(os.path.join(out, fn))):
+        builds.add(f"{o['build_commit']} ({o['cpu_info']})")
         r = 0.0
         if o["n_gen"] == 0 and o["n_prompt"] == 512: # the reference figures are pp512 and tg128
             r = ref.get(typ, (0, 0))[0]
         elif o["n_prompt"] == 0 and o["n_gen"] == 128:
             r = ref.get(typ, (0, 0))[1]
-        gb, pct = o["weights_gbps"], o.get("bandwidth_pct")
+        gb = o["weights_gbps"]
+        pct = None if gb is None or bw <= 0 else 100 * gb / bw
         ref_s = f"{r:g}" if r else "-"
         ratio = f"{o['avg_ts'] / r:.2f}" if r else "-"
         gb_s = "-" if gb is None else f"{gb:.1f}"
         pct_s = "-" if pct is None else f"{pct:.0f}%"
         print(f"| {o['model']} | {o['model_size'] / 2**30:.2f} GiB | {o['test']} | "
               f"{o['avg_ts']:.2f} +- {o['stddev_ts']:.2f} | {ref_s} | {ratio} | {gb_s} | {pct_s} | {others} |")
+print()
+print("build: " + "; ".join(sorted(builds)))
 EOF
 cat "$out/summary.md"
 echo
