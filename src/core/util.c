@@ -1,9 +1,12 @@
 // util.c: logging, checked allocation, whole-file reads, time and system information.
 #include "core.h"
 
+#include "backend/cpu/cpu_kernels.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <pthread.h>
 #include <time.h>
 
 static inf_log_level g_log_level = INF_LOG_INFO;
@@ -110,6 +113,25 @@ inf_status inf_read_file(const char *path, size_t max_bytes, char **out, size_t 
     return INF_OK;
 }
 
+static char system_info_buf[256];
+
+// One line for logs and benchmark tables: version, the CPU kernel set in use, build options.
+static void system_info_init(void) {
+    snprintf(system_info_buf, sizeof system_info_buf, "inferno %s | CPU: %s kernels | CUDA: %s | %s",
+             INFERNO_VERSION, inf_cpu_kernels_get()->isa,
+#ifdef INFERNO_CUDA
+             "built",
+#else
+             "not built",
+#endif
+#if defined(__OPTIMIZE__)
+             "optimized build"
+#else
+             "debug build"
+#endif
+    );
+}
+
 double inf_time_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -117,15 +139,7 @@ double inf_time_now(void) {
 }
 
 const char *inf_system_info(void) {
-    static char buf[256];
-    if (!buf[0]) {
-        snprintf(buf, sizeof buf, "inferno %s | CPU: scalar reference kernels | %s", INFERNO_VERSION,
-#if defined(__OPTIMIZE__)
-                 "optimized build"
-#else
-                 "debug build"
-#endif
-        );
-    }
-    return buf;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, system_info_init);
+    return system_info_buf;
 }
