@@ -338,6 +338,27 @@ static void attend(fwd *f, int l, int t, int g) {
                   f->b->pos[t] + 1, 1.0f / sqrtf((float)hd), s->xb + qo);
 }
 
+// attend() for the run of tokens from t on that continue one sequence position by position (a prompt), up to
+// 64 of them: the kernel reads each key block once for all of them. Returns how many it took.
+static int attend_run(fwd *f, int l, int t, int g) {
+    const inf_batch *b = f->b;
+    int n = 1;
+    while (t + n < f->T && n < 64 && b->seq_id[t + n] == b->seq_id[t] && b->pos[t + n] == b->pos[t] + n) n++;
+    if (n == 1) {
+        attend(f, l, t, g);
+        return 1;
+    }
+    inf_session *s = f->s;
+    const inf_hparams *hp = &s->model->hp;
+    const int hd = hp->head_dim, grp = hp->n_head / hp->n_head_kv, Q = hp->n_head * hd, KV = s->kv_dim;
+    size_t layer_off = (size_t)l * (size_t)s->n_ctx * (size_t)KV + (size_t)g * (size_t)hd;
+    size_t qo = (size_t)t * (size_t)Q + (size_t)g * (size_t)grp * (size_t)hd;
+    const int32_t *cells = s->seq_cells + (size_t)b->seq_id[t] * (size_t)s->n_ctx;
+    s->kern->attn_tile(hd, grp, n, s->q + qo, (size_t)Q, s->k_cache + layer_off, s->v_cache + layer_off, (size_t)KV,
+                       cells, b->pos[t] + 1, 1.0f / sqrtf((float)hd), s->xb + qo);
+    return n;
+}
+
 // ---- norms ----
 
 // The RMSNorm of the residual stream with `weight`, as the input of a matmul by w: for a single token every
@@ -450,7 +471,7 @@ static void forward_worker(void *arg, int ith, int nth) {
             for (int t = 0; t < T; t++) rope_kv(&f, l, t, (int)g0, (int)g1);
             prof_mark(&f, P_ROPE);
             for (int g = (int)g0; g < g1; g++)
-                for (int t = 0; t < T; t++) attend(&f, l, t, g);
+                for (int t = 0; t < T;) t += attend_run(&f, l, t, g);
             prof_mark(&f, P_ATTN);
             f.xq_x = NULL; // s->xb now holds the attention output
             inf_type vo = vdt_of(L->wo);

@@ -1,6 +1,7 @@
 // test_cpu_forward.c: the CPU kernels the forward pass uses besides vec_dot and gemm, in every variant this
 // machine supports, against their scalar references: attention (grouped queries over scattered cache cells,
-// the online softmax of the SIMD variants against the two-pass reference), the single-row fast path
+// the online softmax of the SIMD variants against the two-pass reference; one position or a causal tile of
+// several), the single-row fast path
 // (vec_prep + vec_dot_prep against the reference vec_dot of src/quant), and SwiGLU. Outputs start as NaN so
 // an element a kernel forgot to write shows. Leaves out the whole forward pass (test_golden, test_session).
 #include "backend/cpu/cpu_kernels.h"
@@ -96,6 +97,51 @@ static void test_attention_single(const inf_cpu_kernels *k) {
     CHECK_MSG(bad == 0, "%s attention of one position: %d values differ from the value row", k->isa, bad);
 }
 
+// A tile of positions against one call per position of the reference: Tq around the kernels' rows per pass
+// (32 / G positions), positions that start at the first key (n0 = 1) and later, scattered cells.
+static void test_attention_tile(const inf_cpu_kernels *k) {
+    static const int hds[] = {8, 64, 128};
+    static const int gs[] = {1, 8, 9};
+    static const int tqs[] = {1, 3, 4, 5, 9};
+    static const int n0s[] = {1, 17, 40};
+    enum { MAX_HD = 128, MAX_G = 9, MAX_TQ = 9, CELLS = 64, STRIDE = MAX_HD + 8 };
+    enum { MAX_Q = MAX_TQ * (MAX_G * MAX_HD + 16) };
+    static float kc[CELLS * STRIDE], vc[CELLS * STRIDE], q[MAX_Q], got[MAX_Q], want[MAX_Q];
+    int32_t cells[CELLS];
+    for (size_t i = 0; i < CELLS * STRIDE; i++) {
+        kc[i] = rng_unit();
+        vc[i] = rng_unit();
+    }
+    for (int i = 0; i < CELLS; i++) cells[i] = (i * 37 + 11) % CELLS; // a permutation (37 is odd)
+    for (size_t a = 0; a < sizeof hds / sizeof hds[0]; a++)
+        for (size_t b = 0; b < sizeof gs / sizeof gs[0]; b++)
+            for (size_t c = 0; c < sizeof tqs / sizeof tqs[0]; c++)
+                for (size_t d = 0; d < sizeof n0s / sizeof n0s[0]; d++) {
+                    int hd = hds[a], G = gs[b], Tq = tqs[c], n0 = n0s[d];
+                    size_t qs = (size_t)G * (size_t)hd + 16; // rows of a batch are wider than one KV group
+                    size_t total = (size_t)Tq * qs;
+                    for (size_t i = 0; i < total; i++) {
+                        q[i] = rng_unit() * 2.0f;
+                        got[i] = NAN;
+                        want[i] = NAN;
+                    }
+                    float scale = 1.0f / sqrtf((float)hd);
+                    for (int j = 0; j < Tq; j++)
+                        inf_attn_f32_ref(hd, G, q + (size_t)j * qs, kc, vc, STRIDE, cells, n0 + j, scale,
+                                         want + (size_t)j * qs);
+                    k->attn_tile(hd, G, Tq, q, qs, kc, vc, STRIDE, cells, n0, scale, got);
+                    int bad = 0, stray = 0;
+                    for (int j = 0; j < Tq; j++)
+                        for (size_t i = 0; i < qs; i++) {
+                            float gv = got[(size_t)j * qs + i], wv = want[(size_t)j * qs + i];
+                            if (i >= (size_t)G * (size_t)hd) stray += !isnan(gv); // the gap between rows
+                            else if (!(fabsf(gv - wv) <= 2e-6f + 2e-5f * fabsf(wv))) bad++;
+                        }
+                    CHECK_MSG(bad == 0 && stray == 0, "%s attention tile hd %d G %d Tq %d n0 %d: %d differ, %d stray",
+                              k->isa, hd, G, Tq, n0, bad, stray);
+                }
+}
+
 // ---- single-row fast path ----
 
 static void test_prep(const inf_cpu_kernels *k) {
@@ -175,8 +221,9 @@ int main(void) {
             printf("note: %s kernels not available on this CPU or build; skipped\n", variant_names[v]);
             continue;
         }
-        CHECK(k->attn != NULL && k->swiglu != NULL);
+        CHECK(k->attn != NULL && k->attn_tile != NULL && k->swiglu != NULL);
         test_attention(k);
+        test_attention_tile(k);
         test_attention_single(k);
         test_prep(k);
         test_swiglu(k);

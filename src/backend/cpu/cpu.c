@@ -129,6 +129,13 @@ void inf_attn_f32_ref(int hd, int G, const float *q, const float *k, const float
     }
 }
 
+void inf_attn_tile_f32_ref(int hd, int G, int Tq, const float *q, size_t q_stride, const float *k, const float *v,
+                           size_t kv_stride, const int32_t *cells, int n0, float scale, float *out) {
+    for (int j = 0; j < Tq; j++)
+        inf_attn_f32_ref(hd, G, q + (size_t)j * q_stride, k, v, kv_stride, cells, n0 + j, scale,
+                         out + (size_t)j * q_stride);
+}
+
 static void cpu_kernels_fill_scalar(inf_cpu_kernels *k) {
     memset(k, 0, sizeof(*k));
     k->isa = "scalar";
@@ -153,6 +160,7 @@ static void cpu_kernels_fill_scalar(inf_cpu_kernels *k) {
     k->gemm[INF_TYPE_Q5_K] = gemm_q5_K_ref;
     k->gemm[INF_TYPE_Q6_K] = gemm_q6_K_ref;
     k->attn = inf_attn_f32_ref;
+    k->attn_tile = inf_attn_tile_f32_ref;
     k->swiglu = inf_swiglu_f32_ref;
 }
 

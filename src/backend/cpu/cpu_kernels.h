@@ -28,12 +28,19 @@ typedef void (*inf_gemm_fn)(int64_t n, const void *w, size_t w_stride, int n_row
 typedef void (*inf_attn_fn)(int hd, int G, const float *q, const float *k, const float *v, size_t kv_stride,
                             const int32_t *cells, int n, float scale, float *out);
 
+// The same over Tq consecutive positions of one sequence (a prefill tile): query row (j, g), j < Tq, g < G,
+// at q + j * q_stride + g * hd floats, attends to keys 0 .. n0 + j - 1 (n0 >= 1); out likewise.
+typedef void (*inf_attn_tile_fn)(int hd, int G, int Tq, const float *q, size_t q_stride, const float *k,
+                                 const float *v, size_t kv_stride, const int32_t *cells, int n0, float scale,
+                                 float *out);
+
 typedef struct {
     const char *isa;                           // "scalar", "avx2", "avx512", "avx512-vnni"
     inf_vec_dot_fn vec_dot[INF_TYPE_COUNT];    // by weight type; same contract as inf_type_traits.vec_dot
     inf_quantize_fn quantize[INF_TYPE_COUNT];  // by activation type (F16, BF16, Q8_0, Q8_1, Q8_K)
     inf_gemm_fn gemm[INF_TYPE_COUNT];          // by weight type
     inf_attn_fn attn;                          // F32 keys and values
+    inf_attn_tile_fn attn_tile;                // likewise, several positions sharing each key block
     void (*swiglu)(float *h, const float *u, int64_t n); // h[i] = silu(h[i]) * u[i] = h / (1 + e^-h) * u
     // Single-row fast path (decode), by weight type, NULL where a variant has none: vec_prep lays out one
     // activation row (n elements of the vec_dot_type, as vec_dot takes it) in buf, 64-byte aligned, and
@@ -52,6 +59,8 @@ enum { INF_PREP_MAX_N = 16384, INF_PREP_BYTES = INF_PREP_MAX_N / 256 * 448 };
 void inf_swiglu_f32_ref(float *h, const float *u, int64_t n);
 void inf_attn_f32_ref(int hd, int G, const float *q, const float *k, const float *v, size_t kv_stride,
                       const int32_t *cells, int n, float scale, float *out);
+void inf_attn_tile_f32_ref(int hd, int G, int Tq, const float *q, size_t q_stride, const float *k, const float *v,
+                           size_t kv_stride, const int32_t *cells, int n0, float scale, float *out);
 
 // The table for this CPU (initialized once, thread-safe). INFERNO_ISA=scalar|avx2|avx512 in the environment
 // caps the choice (for tests and benchmarks).

@@ -701,11 +701,8 @@ INF_INLINE __m512i dpwssd_bcast(__m512i acc, __m512i a, const void *p) {
 
 // Transpose of a 16x16 matrix of 32-bit elements (row i at src + i * stride bytes): out[j] lane i = row i,
 // element j.
-INF_INLINE void transpose16x16(const void *src, size_t stride, __m512i out[16]) {
-    __m512i r[16], t[16];
-    INF_UNROLL for (int i = 0; i < 16; i++) {
-        r[i] = _mm512_loadu_si512((const uint8_t *)src + (size_t)i * stride);
-    }
+INF_INLINE void transpose16x16_regs(__m512i r[16], __m512i out[16]) {
+    __m512i t[16];
     INF_UNROLL for (int i = 0; i < 8; i++) {
         t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
         t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
@@ -726,6 +723,14 @@ INF_INLINE void transpose16x16(const void *src, size_t stride, __m512i out[16]) 
         out[8 + k] = _mm512_shuffle_i32x4(ab_hi, cd_hi, 0x88);
         out[12 + k] = _mm512_shuffle_i32x4(ab_hi, cd_hi, 0xDD);
     }
+}
+
+INF_INLINE void transpose16x16(const void *src, size_t stride, __m512i out[16]) {
+    __m512i r[16];
+    INF_UNROLL for (int i = 0; i < 16; i++) {
+        r[i] = _mm512_loadu_si512((const uint8_t *)src + (size_t)i * stride);
+    }
+    transpose16x16_regs(r, out);
 }
 
 // Writes (first segment) or adds (later segments) 16 rows of column results; lanes past the tile's rows
@@ -1502,6 +1507,118 @@ static void attn_f32_avx512(int hd, int G, const float *q, const float *k, const
     }
 }
 
+// ---- attention over a tile of positions (prefill) ----
+//
+// Tq consecutive positions of one sequence with G query heads each: up to ATT_TROWS query rows share every
+// key block. The block's keys are transposed once (16 keys per vector), so a row's 16 scores are hd FMAs
+// with the query element broadcast from memory and no reduction; rows past their causal limit skip the
+// block or mask its tail.
+
+enum { ATT_TROWS = 32 };
+
+INF_INLINE void attn_tile_rows(int HC, int G, int Tq, const float *q, size_t qs, const float *k, const float *v,
+                               size_t kvs, const int32_t *cells, int n0, float scale, float *out) {
+    _Alignas(64) float acc[ATT_TROWS][ATT_HDMAX];
+    _Alignas(64) float kt[ATT_HDMAX][ATT_KB];
+    _Alignas(64) float pj[ATT_KB];
+    float mx[ATT_TROWS];
+    __m512 sum[ATT_TROWS];
+    const int hd = 16 * HC, R = Tq * G, n_max = n0 + Tq - 1;
+    for (int r = 0; r < R; r++) {
+        mx[r] = -INFINITY;
+        sum[r] = _mm512_setzero_ps();
+        for (int c = 0; c < HC; c++) _mm512_store_ps(acc[r] + 16 * c, _mm512_setzero_ps());
+    }
+    for (int j0 = 0; j0 < n_max; j0 += ATT_KB) {
+        int nb = n_max - j0 < ATT_KB ? n_max - j0 : ATT_KB;
+        const float *kr[ATT_KB], *vr[ATT_KB];
+        for (int jj = 0; jj < ATT_KB; jj++) { // rows past the block's keys repeat the last one, then are masked
+            int32_t cell = cells[j0 + (jj < nb ? jj : nb - 1)];
+            kr[jj] = k + (size_t)cell * kvs;
+            vr[jj] = v + (size_t)cell * kvs;
+        }
+        for (int c = 0; c < HC; c++) {
+            __m512i rows[16], cols[16];
+            for (int jj = 0; jj < ATT_KB; jj++) rows[jj] = _mm512_loadu_si512(kr[jj] + 16 * c);
+            transpose16x16_regs(rows, cols);
+            for (int i = 0; i < 16; i++) _mm512_store_si512(kt[16 * c + i], cols[i]);
+        }
+        for (int r = 0; r < R; r++) {
+            int lim = n0 + r / G - j0; // keys of this block the row may see
+            if (lim <= 0) continue;
+            lim = lim < nb ? lim : nb;
+            __mmask16 valid = (__mmask16)(lim == 16 ? 0xFFFF : (1u << lim) - 1);
+            const float *qr = q + (size_t)(r / G) * qs + (size_t)(r % G) * (size_t)hd;
+            __m512 s8[8];
+            for (int a = 0; a < 8; a++) s8[a] = _mm512_setzero_ps();
+            for (int i = 0; i < hd; i += 8) {
+                INF_UNROLL for (int a = 0; a < 8; a++) {
+                    s8[a] = _mm512_fmadd_ps(_mm512_set1_ps(qr[i + a]), _mm512_load_ps(kt[i + a]), s8[a]);
+                }
+            }
+            __m512 sc = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s8[0], s8[1]), _mm512_add_ps(s8[2], s8[3])),
+                                      _mm512_add_ps(_mm512_add_ps(s8[4], s8[5]), _mm512_add_ps(s8[6], s8[7])));
+            sc = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), valid, _mm512_mul_ps(sc, _mm512_set1_ps(scale)));
+            float bm = _mm512_reduce_max_ps(sc), corr = 1.0f;
+            if (bm > mx[r]) {
+                corr = expf(mx[r] - bm);
+                mx[r] = bm;
+            }
+            __m512 p = _mm512_maskz_mov_ps(valid, exp_ps(_mm512_sub_ps(sc, _mm512_set1_ps(mx[r]))));
+            sum[r] = corr == 1.0f ? _mm512_add_ps(sum[r], p) : _mm512_fmadd_ps(sum[r], _mm512_set1_ps(corr), p);
+            _mm512_store_ps(pj, p);
+            __m512 vc = _mm512_set1_ps(corr);
+            for (int c0 = 0; c0 < HC; c0 += 4) {
+                int nc = HC - c0 < 4 ? HC - c0 : 4;
+                __m512 o[4], e[4];
+                for (int c = 0; c < nc; c++) {
+                    o[c] = _mm512_load_ps(acc[r] + 16 * (c0 + c));
+                    if (corr != 1.0f) o[c] = _mm512_mul_ps(o[c], vc);
+                    e[c] = _mm512_setzero_ps();
+                }
+                int jj = 0;
+                for (; jj + 2 <= lim; jj += 2) {
+                    __m512 p0 = _mm512_set1_ps(pj[jj]), p1 = _mm512_set1_ps(pj[jj + 1]);
+                    for (int c = 0; c < nc; c++) {
+                        o[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(vr[jj] + 16 * (c0 + c)), o[c]);
+                        e[c] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(vr[jj + 1] + 16 * (c0 + c)), e[c]);
+                    }
+                }
+                if (jj < lim) {
+                    __m512 p0 = _mm512_set1_ps(pj[jj]);
+                    for (int c = 0; c < nc; c++) o[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(vr[jj] + 16 * (c0 + c)), o[c]);
+                }
+                for (int c = 0; c < nc; c++) _mm512_store_ps(acc[r] + 16 * (c0 + c), _mm512_add_ps(o[c], e[c]));
+            }
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum[r]));
+        float *o = out + (size_t)(r / G) * qs + (size_t)(r % G) * (size_t)hd;
+        for (int c = 0; c < HC; c++) _mm512_storeu_ps(o + 16 * c, _mm512_mul_ps(_mm512_load_ps(acc[r] + 16 * c), inv));
+    }
+}
+
+static void attn_tile_f32_avx512(int hd, int G, int Tq, const float *q, size_t q_stride, const float *k,
+                                 const float *v, size_t kv_stride, const int32_t *cells, int n0, float scale,
+                                 float *out) {
+    if (hd % 16 != 0 || hd > ATT_HDMAX || G > ATT_TROWS) {
+        inf_attn_tile_f32_ref(hd, G, Tq, q, q_stride, k, v, kv_stride, cells, n0, scale, out);
+        return;
+    }
+    int per = ATT_TROWS / G; // positions per pass
+    for (int j = 0; j < Tq; j += per) {
+        int tq = Tq - j < per ? Tq - j : per;
+        const float *qj = q + (size_t)j * q_stride;
+        float *oj = out + (size_t)j * q_stride;
+        switch (hd / 16) {
+        case 4: attn_tile_rows(4, G, tq, qj, q_stride, k, v, kv_stride, cells, n0 + j, scale, oj); break;
+        case 8: attn_tile_rows(8, G, tq, qj, q_stride, k, v, kv_stride, cells, n0 + j, scale, oj); break;
+        default: attn_tile_rows(hd / 16, G, tq, qj, q_stride, k, v, kv_stride, cells, n0 + j, scale, oj); break;
+        }
+    }
+}
+
 // ---- SwiGLU ----
 
 static void swiglu_f32_avx512(float *h, const float *u, int64_t n) {
@@ -1551,6 +1668,7 @@ void inf_cpu_kernels_fill_avx512(inf_cpu_kernels *k, const inf_cpu_features *f) 
     k->gemm[INF_TYPE_Q5_K] = gemm_q5_K_avx512;
     k->gemm[INF_TYPE_Q6_K] = gemm_q6_K_avx512;
     k->attn = attn_f32_avx512;
+    k->attn_tile = attn_tile_f32_avx512;
     k->swiglu = swiglu_f32_avx512;
     if (f->avx512vbmi) {
         k->vec_prep[INF_TYPE_Q4_0] = vec_prep_q4_0_avx512;
