@@ -290,6 +290,18 @@ static void rope_table(const inf_model *m, int pos, float *cs) {
     }
 }
 
+// Embedding rows (dequantized from token_embd) and the RoPE table of each position, tokens [t0, t1).
+static void embed_rows(inf_session *s, const inf_batch *b, int64_t t0, int64_t t1) {
+    const inf_model *m = s->model;
+    const int64_t E = m->hp.n_embd;
+    const inf_type_traits *et = inf_type_get(m->token_embd->type);
+    size_t embd_row = inf_row_size(m->token_embd->type, E);
+    for (int64_t t = t0; t < t1; t++) {
+        et->dequantize((const char *)m->token_embd->data + (size_t)b->tokens[t] * embd_row, s->x + t * E, E);
+        rope_table(m, b->pos[t], s->rope + (size_t)t * (size_t)m->hp.n_rot);
+    }
+}
+
 // Rotates each head of x (n_heads heads of head_dim) with the table cs.
 static void rope_apply(const inf_hparams *hp, float *x, int n_heads, const float *cs) {
     for (int h = 0; h < n_heads; h++) {
@@ -439,13 +451,7 @@ static void forward_worker(void *arg, int ith, int nth) {
     int64_t t0, t1;
     inf_pool_share(T, ith, nth, 1, &t0, &t1);
 
-    // Embedding rows (dequantized from token_embd) and the RoPE table of each token's position.
-    const inf_type_traits *et = inf_type_get(m->token_embd->type);
-    size_t embd_row = inf_row_size(m->token_embd->type, E);
-    for (int64_t t = t0; t < t1; t++) {
-        et->dequantize((const char *)m->token_embd->data + (size_t)b->tokens[t] * embd_row, s->x + t * E, E);
-        rope_table(m, b->pos[t], s->rope + (size_t)t * (size_t)hp->n_rot);
-    }
+    embed_rows(s, b, t0, t1);
     prof_mark(&f, P_EMBED);
     step_barrier(&f);
 
@@ -582,7 +588,14 @@ inf_status llama_forward(inf_session *s, const inf_batch *b) {
     if (profile_requested() && !inf_pool_profiling(s->pool))
         inf_pool_profile_enable(s->pool, "cpu profile", 2, prof_group_names, P_KINDS, prof_kind_names);
     uint64_t t_run = inf_pool_profiling(s->pool) ? inf_pool_now_ns() : 0;
-    inf_pool_run(s->pool, forward_worker, &fc);
+    // With every layer on the GPU a short batch needs only its embedding rows from the CPU: this thread
+    // makes them (a few microseconds) instead of waking the pool for them.
+    bool inline_embed = false;
+#ifdef INFERNO_CUDA
+    inline_embed = s->gpu && s->gpu_layer0 == 0 && b->n_tokens <= 16 && !t_run;
+#endif
+    if (inline_embed) embed_rows(s, b, 0, b->n_tokens);
+    else inf_pool_run(s->pool, forward_worker, &fc);
     if (t_run) inf_pool_profile_run(s->pool, b->n_tokens > 1, inf_pool_now_ns() - t_run, b->n_tokens);
 #ifdef INFERNO_CUDA
     // ---- GPU hand-over: one upload of the hidden state (with the RoPE table and the cells), one download of
