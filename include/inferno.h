@@ -338,6 +338,11 @@ typedef struct {
     int running, queued;
     int cells_used, cells_total;
     uint64_t prompt_tokens, generated_tokens, steps, requests_done; // totals since init
+    // Scheduler thread time since init, in seconds, by part. forward: the forward passes; sample: choosing
+    // tokens (the sampler, and log-probabilities where asked); output: detokenizing, stop strings and the
+    // on_token/on_done callbacks; other: the rest of the time it was awake (admission, sweeps, batch
+    // building, cell accounting, locking). (sample + output + other) / steps is the per-step overhead.
+    double forward_seconds, sample_seconds, output_seconds, other_seconds;
 } inf_engine_stats;
 // A snapshot taken at the start and end of each step (and at each submit for queued).
 void inf_engine_get_stats(inf_engine *e, inf_engine_stats *st);

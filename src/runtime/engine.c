@@ -93,6 +93,10 @@ struct inf_engine {
     inf_token top_ids[ENGINE_MAX_TOP_LOGPROBS];
     float top_lp[ENGINE_MAX_TOP_LOGPROBS];
     uint64_t n_prompt_tokens, n_generated_tokens, n_steps, n_requests_done;
+    // Scheduler seconds since init, by part (see inf_engine_stats): busy is every loop iteration that had
+    // work, from waking to the end of its deliveries; the parts are disjoint intervals inside it, so
+    // busy - parts ("other") only grows. t_iter: when the current iteration began (0 between them).
+    double t_busy, t_forward, t_sample, t_output, t_iter;
 };
 
 inf_engine_params inf_engine_default_params(void) {
@@ -162,11 +166,18 @@ static void engine_publish_locked(inf_engine *e) {
     st->generated_tokens = e->n_generated_tokens;
     st->steps = e->n_steps;
     st->requests_done = e->n_requests_done;
+    st->forward_seconds = e->t_forward;
+    st->sample_seconds = e->t_sample;
+    st->output_seconds = e->t_output;
+    double busy = e->t_busy + (e->t_iter > 0 ? inf_time_now() - e->t_iter : 0.0);
+    st->other_seconds = INF_MAX(0.0, busy - e->t_forward - e->t_sample - e->t_output);
 }
 
 // Calls on_done for every finished request (first emitting text the stop matcher still holds, where that
 // text is real output) and frees them. Runs without the mutex.
 static void engine_deliver(inf_engine *e) {
+    if (e->n_done == 0) return;
+    double t0 = inf_time_now();
     for (int i = 0; i < e->n_done; i++) {
         engine_req *q = e->done[i];
         bool flush = q->stop && !q->stop_matched &&
@@ -195,6 +206,7 @@ static void engine_deliver(inf_engine *e) {
         engine_req_free(q);
     }
     e->n_done = 0;
+    e->t_output += inf_time_now() - t0;
 }
 
 // Finishes queued and running requests that were cancelled or whose timeout passed (all of them when
@@ -302,15 +314,17 @@ static float engine_logprobs(inf_engine *e, const float *logits, inf_token tok, 
 // Samples q's next token from logits and reports it; finishes q on EOG, a stop string or max_tokens.
 static void engine_sample(inf_engine *e, engine_req *q, const float *logits) {
     assert(logits);
+    double t0 = inf_time_now();
     inf_token tok = inf_sampler_sample(q->smp, logits, q->r.ignore_eos ? e->banned_eog : NULL);
-    double now = inf_time_now();
-    if (q->t_first <= 0) q->t_first = now;
+    if (q->t_first <= 0) q->t_first = inf_time_now();
     if (tok < 0) {
         engine_finish(e, q, INF_FINISH_ERROR, "no token can be sampled (every logit is banned or NaN)");
+        e->t_sample += inf_time_now() - t0;
         return;
     }
     if (inf_token_is_eog(e->model, tok)) {
         engine_finish(e, q, INF_FINISH_STOP, NULL);
+        e->t_sample += inf_time_now() - t0;
         return;
     }
     inf_sampler_accept(q->smp, tok);
@@ -319,6 +333,8 @@ static void engine_sample(inf_engine *e, engine_req *q, const float *logits) {
     int n_top = 0;
     float lp = NAN; // only requests that ask pay for the pass over the vocabulary
     if (q->r.logprobs || q->r.n_top_logprobs > 0) lp = engine_logprobs(e, logits, tok, q->r.n_top_logprobs, &n_top);
+    double t1 = inf_time_now();
+    e->t_sample += t1 - t0;
     int np = inf_token_to_piece(e->model, tok, false, e->piece, e->piece_cap);
     assert(np <= e->piece_cap);
     const char *text;
@@ -334,6 +350,7 @@ static void engine_sample(inf_engine *e, engine_req *q, const float *logits) {
         q->pending = tok;
         q->state = REQ_DECODE;
     }
+    e->t_output += inf_time_now() - t1;
 }
 
 // Mean of the prompt's hidden states, L2-normalized, into q->emb.
@@ -419,7 +436,9 @@ static void engine_step(inf_engine *e) {
     if (n == 0) return; // every decoder was finished for want of cells
     inf_batch b = {
         .n_tokens = n, .tokens = e->b_tok, .pos = e->b_pos, .seq_id = e->b_seq, .want_logits = e->b_want};
+    double t0 = inf_time_now();
     inf_status st = inf_session_decode(e->sess, &b);
+    e->t_forward += inf_time_now() - t0;
     e->n_steps++;
     if (st != INF_OK) {
         // Not expected (cells were counted and the batch was built valid): a memory failure, most likely.
@@ -469,6 +488,7 @@ static void *engine_main(void *arg) {
     for (;;) {
         pthread_mutex_lock(&e->mu);
         while (!e->stopping && e->n_active == 0 && e->n_queued == 0) pthread_cond_wait(&e->cv, &e->mu);
+        e->t_iter = inf_time_now();
         bool stop = e->stopping;
         engine_sweep_locked(e, stop);
         if (!stop) engine_admit_locked(e);
@@ -476,13 +496,22 @@ static void *engine_main(void *arg) {
         pthread_mutex_unlock(&e->mu);
         engine_deliver(e);
         if (stop) break;
-        if (e->n_active == 0) continue;
-        engine_step(e);
-        pthread_mutex_lock(&e->mu);
-        engine_compact_locked(e);
-        engine_publish_locked(e);
-        pthread_mutex_unlock(&e->mu);
-        engine_deliver(e);
+        if (e->n_active > 0) {
+            engine_step(e);
+            pthread_mutex_lock(&e->mu);
+            engine_compact_locked(e);
+            engine_publish_locked(e);
+            pthread_mutex_unlock(&e->mu);
+            engine_deliver(e);
+        }
+        // Going to sleep: publish once more, so that an idle engine's times include its last deliveries.
+        e->t_busy += inf_time_now() - e->t_iter;
+        e->t_iter = 0.0;
+        if (e->n_active == 0) {
+            pthread_mutex_lock(&e->mu);
+            engine_publish_locked(e);
+            pthread_mutex_unlock(&e->mu);
+        }
     }
     return NULL;
 }

@@ -189,6 +189,32 @@ void srv_route_metrics(srv_req *rq, srv_reply *out) {
             srv_buf_printf(&b, "%s{model=\"%s\"} %d\n", gauges[g].name, c.rows[i].name, v);
         }
     }
+    // Where each engine's scheduler thread spends its time (counters since the model's load; a reload
+    // starts them again, which Prometheus treats as a counter reset).
+    srv_buf_puts(&b, "# HELP inferno_engine_steps_total Forward steps of the model's engine.\n"
+                     "# TYPE inferno_engine_steps_total counter\n");
+    for (int i = 0; i < c.n; i++)
+        if (c.rows[i].ready)
+            srv_buf_printf(&b, "inferno_engine_steps_total{model=\"%s\"} %llu\n", c.rows[i].name,
+                           (unsigned long long)c.rows[i].st.steps);
+    srv_buf_puts(&b, "# HELP inferno_engine_step_seconds_total Scheduler thread time of the model's engine by "
+                     "part: forward pass, sample (sampler, logprobs), output (detokenizing, stop strings, "
+                     "callbacks), other (batch building, admission, locking).\n"
+                     "# TYPE inferno_engine_step_seconds_total counter\n");
+    for (int i = 0; i < c.n; i++) {
+        if (!c.rows[i].ready) continue;
+        const inf_engine_stats *st = &c.rows[i].st;
+        const struct {
+            const char *part;
+            double v;
+        } parts[] = {{"forward", st->forward_seconds},
+                     {"sample", st->sample_seconds},
+                     {"output", st->output_seconds},
+                     {"other", st->other_seconds}};
+        for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++)
+            srv_buf_printf(&b, "inferno_engine_step_seconds_total{model=\"%s\",part=\"%s\"} %.6f\n",
+                           c.rows[i].name, parts[k].part, parts[k].v);
+    }
     free(c.rows);
     uint64_t loads, unloads, bytes;
     int n_loaded;

@@ -446,6 +446,14 @@ test('metrics counters move', opts, async () => {
     assert.ok(b.get('inferno_http_requests_total{route="/v1/chat/completions",status="400"}') > 0);
     assert.ok(b.get('inferno_http_requests_total{route="/v1/chat/completions",status="413"}') > 0);
     assert.equal(b.get(`inferno_queue_depth{model="${MODEL}"}`), 0);
+    // 8 tokens: the prompt's step, then one step per token but the last.
+    const steps = `inferno_engine_steps_total{model="${MODEL}"}`;
+    assert.ok(b.get(steps) - a.get(steps) >= 8, `${b.get(steps) - a.get(steps)} engine steps for 8 tokens`);
+    for (const part of ['forward', 'sample', 'output', 'other']) {
+        const k = `inferno_engine_step_seconds_total{model="${MODEL}",part="${part}"}`;
+        assert.ok(b.get(k) >= a.get(k), `${k} went back`);
+        if (part === 'forward') assert.ok(b.get(k) > a.get(k), `${k} did not move`);
+    }
     assert.ok(b.has('inferno_tokens_per_second'));
     assert.equal(b.get('inferno_models_loaded'), 1);
 });

@@ -96,6 +96,12 @@ static void on_done(void *user, const inf_request_result *res) {
     pthread_mutex_unlock(&g_mu);
 }
 
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static void deadline_in(struct timespec *ts, double seconds) {
     clock_gettime(CLOCK_REALTIME, ts);
     double ns = (double)ts->tv_nsec + seconds * 1e9;
@@ -191,10 +197,21 @@ static void test_lone_greedy(inf_model *m, uint64_t steps_lone[3]) {
         collector c = {0};
         inf_engine_stats before, after;
         inf_engine_get_stats(e, &before);
+        double t0 = now_seconds();
         inf_request req = greedy_request(&g_runs[r], 32, &c);
         submit(e, &req);
         CHECK(wait_done(&c, 1));
         inf_engine_get_stats(e, &after);
+        double wall = now_seconds() - t0;
+        // The scheduler's time by part: every part moves forward (the forward pass and sampling surely
+        // take time), and together they fit in the wall time the request took.
+        double d_fwd = after.forward_seconds - before.forward_seconds;
+        double d_smp = after.sample_seconds - before.sample_seconds;
+        double d_out = after.output_seconds - before.output_seconds;
+        double d_oth = after.other_seconds - before.other_seconds;
+        CHECK(d_fwd > 0 && d_smp > 0 && d_out >= 0 && d_oth >= 0);
+        CHECK_MSG(d_fwd + d_smp + d_out + d_oth <= wall + 1e-3, "parts %g + %g + %g + %g > wall %g", d_fwd,
+                  d_smp, d_out, d_oth, wall);
         CHECK_EQ_INT(c.n_done, 1);
         CHECK_EQ_INT(c.res.finish, INF_FINISH_LENGTH);
         CHECK_EQ_INT(c.res.n_generated, 32);
