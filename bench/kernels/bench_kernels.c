@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <time.h>
 
@@ -134,6 +135,7 @@ typedef struct {
     const uint8_t *w;
     const uint8_t *x;
     size_t x_stride;
+    const void *xp; // x laid out by vec_prep (decode), NULL where the variant has no single-row path
     float *y;
 } mm_ctx;
 
@@ -141,11 +143,16 @@ static void decode_job(void *p, int ith, int nth) {
     mm_ctx *c = p;
     int64_t b, e;
     share(c->rows, ith, nth, &b, &e);
-    inf_vec_dot_fn dot = c->k->vec_dot[c->type];
+    inf_vec_dot_fn dot = c->xp ? c->k->vec_dot_prep[c->type] : c->k->vec_dot[c->type];
+    const void *x = c->xp ? c->xp : c->x;
     for (int m = 0; m < c->copies; m++) {
         const uint8_t *w = c->w + (size_t)m * c->mat_bytes;
+        if (c->xp && c->k->vec_dot_rows[c->type]) {
+            c->k->vec_dot_rows[c->type](c->n, w + (size_t)b * c->row_bytes, c->row_bytes, e - b, x, c->y + b);
+            continue;
+        }
         for (int64_t r = b; r < e; r++) {
-            c->y[r] = dot(c->n, w + (size_t)r * c->row_bytes, c->x);
+            c->y[r] = dot(c->n, w + (size_t)r * c->row_bytes, x);
         }
     }
 }
@@ -168,7 +175,9 @@ static double sum_of(const float *y, int64_t n) {
 
 static void usage(void) {
     printf("usage: bench_kernels [-t TYPES] [-v VARIANTS] [-m decode|prefill|both] [-r ROWS] [-n K] [-c COLS]\n"
-           "                     [-s MIB] [-T THREADS] [-R REPS]\n"
+           "                     [-s MIB] [-T THREADS] [-R REPS] [-P 0|1] [-H 0|1]\n"
+           "  -P 0: decode through vec_dot even where the variant has a single-row path (vec_prep)\n"
+           "  -H 1: weights in transparent huge pages (madvise), as a load-time copy of the weights could be\n"
            "  TYPES, VARIANTS: comma lists (default Q4_K,Q6_K,Q4_0,Q8_0,F16 and every variant this CPU has)\n");
 }
 
@@ -188,7 +197,7 @@ static bool in_list(const char *list, const char *name) {
 int main(int argc, char **argv) {
     const char *types = "Q4_K,Q6_K,Q4_0,Q8_0,F16", *variants = "scalar,avx2,avx512", *mode = "both";
     int64_t rows = 5632, n = 2048, cols = 256;
-    int mib = 512, nth = 2, reps = 5;
+    int mib = 512, nth = 2, reps = 5, use_prep = 1, huge = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "-h") == 0 || v == NULL) {
@@ -205,6 +214,8 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "-s") == 0) mib = atoi(v);
         else if (strcmp(a, "-T") == 0) nth = atoi(v);
         else if (strcmp(a, "-R") == 0) reps = atoi(v);
+        else if (strcmp(a, "-P") == 0) use_prep = atoi(v);
+        else if (strcmp(a, "-H") == 0) huge = atoi(v);
         else {
             usage();
             return 2;
@@ -217,10 +228,13 @@ int main(int argc, char **argv) {
     bool do_decode = strcmp(mode, "prefill") != 0, do_prefill = strcmp(mode, "decode") != 0;
 
     size_t buf_bytes = (size_t)mib << 20;
-    uint8_t *buf = aligned_alloc(64, buf_bytes);
+    uint8_t *buf = aligned_alloc(2u << 20, buf_bytes);
     if (buf == NULL) {
         fprintf(stderr, "out of memory\n");
         return 1;
+    }
+    if (huge && madvise(buf, buf_bytes, MADV_HUGEPAGE) != 0) {
+        perror("madvise(MADV_HUGEPAGE)");
     }
     memset(buf, 1, buf_bytes);
     double load[3] = {0, 0, 0};
@@ -243,6 +257,8 @@ int main(int argc, char **argv) {
                                    INF_TYPE_Q4_K, INF_TYPE_Q5_K, INF_TYPE_Q6_K};
     static const char *const vnames[] = {"scalar", "avx2", "avx512"};
     float *src = malloc(sizeof(float) * (size_t)n);
+    static _Alignas(64) uint8_t prep_buf[INF_PREP_BYTES];
+    void *prep = prep_buf;
     float *y = malloc(sizeof(float) * (size_t)(rows * cols));
     for (size_t ti = 0; ti < sizeof(all) / sizeof(all[0]); ti++) {
         const inf_type_traits *tr = inf_type_get(all[ti]);
@@ -282,6 +298,9 @@ int main(int argc, char **argv) {
             }
             mm_ctx c = {.k = k, .type = all[ti], .n = n, .rows = rows, .cols = cols, .row_bytes = row_bytes,
                         .mat_bytes = mat_bytes, .copies = copies, .w = buf, .x = x, .x_stride = x_stride, .y = y};
+            if (use_prep && k->vec_prep[all[ti]] && k->vec_prep[all[ti]](n, x, prep, sizeof(prep_buf))) {
+                c.xp = prep;
+            }
             bool slow = strcmp(vnames[vi], "scalar") == 0;
             if (do_decode) {
                 // The scalar kernels are far from bandwidth bound: one pass over fewer copies is enough.

@@ -59,6 +59,14 @@ struct inf_model {
     bool tied_output;
     int n_threads;
     struct inf_gpu_state *gpu;      // GPU placement (runtime/session.h), NULL when all layers run on the CPU
+    // The CPU layers' matrices (and the output head when it runs on the CPU), copied at load into one
+    // anonymous mapping advised for transparent huge pages: decode streams every weight once per token and
+    // 4 KiB pages cost it a TLB miss every 4 KiB (bench/NOTES.md, "CPU end-to-end"). The layers point at the
+    // views in cpu_tensors; the gguf tensors (and the GPU's copies) are untouched. NULL when not made.
+    void *cpu_weights;
+    size_t cpu_weights_bytes;
+    gguf_tensor *cpu_tensors;
+    int n_cpu_tensors;
     uint64_t n_params, weights_bytes;
     const char *file_type;
 };

@@ -49,6 +49,11 @@ typedef struct {
     // preps once per matmul and streams the weight rows.
     bool (*vec_prep[INF_TYPE_COUNT])(int64_t n, const void *x, void *buf, size_t bytes);
     inf_vec_dot_fn vec_dot_prep[INF_TYPE_COUNT];
+    // The same over a run of rows: y[r] = vec_dot_prep(n, w + r * w_stride bytes, xp) for r < n_rows, to float
+    // rounding. NULL where a variant has none (then callers loop over vec_dot_prep). One call per range lets
+    // the kernel take several rows per step (sharing the activation loads) and keep one prefetch stream.
+    void (*vec_dot_rows[INF_TYPE_COUNT])(int64_t n, const void *w, size_t w_stride, int64_t n_rows,
+                                         const void *xp, float *y);
 } inf_cpu_kernels;
 
 // Bytes of vec_prep's buffer that cover every row length up to INF_PREP_MAX_N elements.
