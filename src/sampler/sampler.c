@@ -7,14 +7,25 @@
 // own xoshiro256** seeded through splitmix64, so sampled (non-greedy) sequences are reproducible run to run
 // but are not the ones llama.cpp's mt19937 would draw.
 //
+// Speed: a call does one pass over the logits. The tokens whose logit is not the raw one (banned tokens and,
+// with penalties, those in the penalty window: the "special" ids) are collected and sorted first; the
+// vocabulary between them is scanned in blocks with no per-token branches (greedy: a running maximum per
+// lane; top-k: a block is looked at only when some logit in it beats the heap's worst). The result is
+// exactly the reference chain's (sampler_sample_ref: every candidate built, then filtered), which the unit
+// test checks on random logits; calls with too many special ids, or where top-k does not apply, take the
+// reference path.
+//
 // Memory: every buffer is sized at init (candidates and counts per vocabulary entry, one ring slot per
-// window token); sample/accept/reset never allocate.
+// window token, the special-id list); sample/accept/reset never allocate.
 #include "sampler/sampler_int.h"
 
 #include "core/core.h"
 
 #include <math.h>
 #include <string.h>
+
+#define SAMPLER_LANES 16 // floats per step of the vector loops: four vectors of 4, a cache line
+#define SAMPLER_BLOCK 64 // logits per block of the top-k bound
 
 struct inf_sampler {
     inf_sampler_params params;
@@ -25,6 +36,10 @@ struct inf_sampler {
                              // NULL unless window > 0
     int window;              // > 0: ring size; -1: whole history (counts only, never evicted)
     int ring_len, ring_head;
+    inf_token *seen;         // (SAMPLER_MAX_SPECIAL) window -1 only: distinct accepted tokens, in order
+    int n_seen;              // may pass SAMPLER_MAX_SPECIAL (then the list is incomplete: reference path)
+    inf_token *special;      // (SAMPLER_MAX_SPECIAL) scratch: sorted distinct ids not taking their raw logit
+    float *bmax;             // (8 * (n_vocab / SAMPLER_BLOCK) + 1) top-k scratch: group maxima, then a heap
     uint64_t rng[4]; // xoshiro256** state
 };
 
@@ -128,7 +143,9 @@ inf_status inf_sampler_init(const inf_sampler_params *params, int n_vocab, inf_s
     smp->params = *params;
     smp->n_vocab = n_vocab;
     smp->cand = inf_malloc_array((size_t)n_vocab, sizeof *smp->cand);
-    bool ok = smp->cand != NULL;
+    smp->special = inf_malloc_array(SAMPLER_MAX_SPECIAL, sizeof *smp->special);
+    smp->bmax = inf_malloc_array(8 * (size_t)(n_vocab / SAMPLER_BLOCK) + 1, sizeof *smp->bmax);
+    bool ok = smp->cand != NULL && smp->special != NULL && smp->bmax != NULL;
     if (ok && sampler_penalties_active(params)) {
         smp->window = params->repeat_last_n;
         smp->counts = inf_calloc((size_t)n_vocab, sizeof *smp->counts);
@@ -136,6 +153,9 @@ inf_status inf_sampler_init(const inf_sampler_params *params, int n_vocab, inf_s
         if (ok && smp->window > 0) {
             smp->ring = inf_malloc_array((size_t)smp->window, sizeof *smp->ring);
             ok = smp->ring != NULL;
+        } else if (ok) {
+            smp->seen = inf_malloc_array(SAMPLER_MAX_SPECIAL, sizeof *smp->seen);
+            ok = smp->seen != NULL;
         }
     }
     if (!ok) {
@@ -152,6 +172,9 @@ void inf_sampler_free(inf_sampler *smp) {
     free(smp->cand);
     free(smp->counts);
     free(smp->ring);
+    free(smp->seen);
+    free(smp->special);
+    free(smp->bmax);
     free(smp);
 }
 
@@ -159,6 +182,7 @@ void inf_sampler_reset(inf_sampler *smp) {
     assert(smp);
     smp->ring_len = 0;
     smp->ring_head = 0;
+    smp->n_seen = 0;
     if (smp->counts) memset(smp->counts, 0, (size_t)smp->n_vocab * sizeof *smp->counts);
     sampler_rng_seed(smp);
 }
@@ -173,6 +197,10 @@ void inf_sampler_accept(inf_sampler *smp, inf_token token) {
         return;
     }
     if (smp->window < 0) {
+        if (smp->counts[token] == 0) {
+            if (smp->n_seen < SAMPLER_MAX_SPECIAL) smp->seen[smp->n_seen] = token;
+            if (smp->n_seen <= SAMPLER_MAX_SPECIAL) smp->n_seen++; // one past the cap marks "incomplete"
+        }
         if (smp->counts[token] < UINT32_MAX) smp->counts[token]++;
         return;
     }
@@ -323,8 +351,17 @@ static int sampler_apply_min_p(sampler_candidate *c, int n, bool sorted, float m
     return kept;
 }
 
-int sampler_filter_candidates(inf_sampler *smp, const float *logits, const uint8_t *banned,
-                              const sampler_candidate **out) {
+// The stages after top-k, on c[0..n) (sorted best first when `sorted`): top-p, min-p, temperature, softmax.
+static int sampler_filter_rest(const inf_sampler_params *p, sampler_candidate *c, int n, bool sorted) {
+    if (p->top_p < 1.0f && n > 1) n = sampler_apply_top_p(c, n, &sorted, p->top_p);
+    if (p->min_p > 0.0f && n > 1) n = sampler_apply_min_p(c, n, sorted, p->min_p);
+    for (int i = 0; i < n; i++) c[i].logit /= p->temperature;
+    sampler_softmax(c, n);
+    return n;
+}
+
+int sampler_filter_candidates_ref(inf_sampler *smp, const float *logits, const uint8_t *banned,
+                                  const sampler_candidate **out) {
     const inf_sampler_params *p = &smp->params;
     assert(p->temperature > 0.0f);
     sampler_candidate *c = smp->cand;
@@ -343,11 +380,284 @@ int sampler_filter_candidates(inf_sampler *smp, const float *logits, const uint8
         n = p->top_k;
         sorted = true;
     }
-    if (p->top_p < 1.0f && n > 1) n = sampler_apply_top_p(c, n, &sorted, p->top_p);
-    if (p->min_p > 0.0f && n > 1) n = sampler_apply_min_p(c, n, sorted, p->min_p);
-    for (int i = 0; i < n; i++) c[i].logit /= p->temperature;
-    sampler_softmax(c, n);
-    return n;
+    return sampler_filter_rest(p, c, n, sorted);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The one-pass paths. Ids are visited in ascending order: the stretches between special ids in blocks, the
+// special ids one by one with their own logit. Ascending order is what makes a plain "greater than" test
+// exact under the total order: an equal logit met later always has the higher id, so it never wins.
+// ---------------------------------------------------------------------------------------------------------
+
+// GCC/clang vector extensions: SSE2 on any x86-64, NEON on arm64, plain code elsewhere; no intrinsics and
+// no per-ISA files. A comparison gives -1 (true) or 0 per lane.
+typedef float sampler_v4f __attribute__((vector_size(16)));
+typedef int32_t sampler_v4i __attribute__((vector_size(16)));
+
+static sampler_v4f sampler_v4f_load(const float *x) {
+    sampler_v4f v;
+    memcpy(&v, x, sizeof v); // unaligned load
+    return v;
+}
+
+static bool sampler_v4i_any(sampler_v4i m) { return (m[0] | m[1] | m[2] | m[3]) != 0; }
+
+static int sampler_int_cmp(const void *pa, const void *pb) {
+    inf_token a = *(const inf_token *)pa, b = *(const inf_token *)pb;
+    return (a > b) - (a < b);
+}
+
+// Fills smp->special with the sorted distinct ids whose logit is not the raw one: banned ids and, with
+// penalties, ids accepted within the window. Returns their count, or -1 when there are more than
+// SAMPLER_MAX_SPECIAL (the caller then takes the reference path).
+static int sampler_collect_special(inf_sampler *smp, const uint8_t *banned) {
+    inf_token *sp = smp->special;
+    int n = 0;
+    if (banned) {
+        // Bans are few (end-of-generation ids): test 64 mask bytes at a time.
+        int i = 0;
+        for (; i + 64 <= smp->n_vocab; i += 64) {
+            uint64_t w[8];
+            memcpy(w, banned + i, sizeof w);
+            if (!(w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7])) continue;
+            for (int j = i; j < i + 64; j++) {
+                if (!banned[j]) continue;
+                if (n == SAMPLER_MAX_SPECIAL) return -1;
+                sp[n++] = j;
+            }
+        }
+        for (; i < smp->n_vocab; i++) {
+            if (!banned[i]) continue;
+            if (n == SAMPLER_MAX_SPECIAL) return -1;
+            sp[n++] = i;
+        }
+    }
+    if (!smp->counts) return n; // the scan above is already sorted
+    const inf_token *hist = smp->window > 0 ? smp->ring : smp->seen;
+    int n_hist = smp->window > 0 ? smp->ring_len : smp->n_seen;
+    if (n_hist > SAMPLER_MAX_SPECIAL - n) return -1;
+    memcpy(sp + n, hist, (size_t)n_hist * sizeof *sp);
+    n += n_hist;
+    qsort(sp, (size_t)n, sizeof *sp, sampler_int_cmp);
+    int w = 0;
+    for (int i = 0; i < n; i++)
+        if (w == 0 || sp[i] != sp[w - 1]) sp[w++] = sp[i];
+    return w;
+}
+
+// The logit a special id takes into the chain, or NaN when it is out (banned, or a NaN logit).
+static float sampler_special_logit(const inf_sampler *smp, const float *logits, const uint8_t *banned,
+                                   inf_token id) {
+    if ((banned && banned[id]) || isnan(logits[id])) return NAN;
+    return smp->counts ? sampler_penalize_logit(&smp->params, logits[id], smp->counts[id]) : logits[id];
+}
+
+// v where v > m, else m (so m where v is NaN): the running maximum that skips NaN. This is exactly SSE's
+// maxps(v, m), one instruction; other targets get the same select from three bit operations.
+static sampler_v4f sampler_v4f_max(sampler_v4f v, sampler_v4f m) {
+#if defined(__SSE__)
+    return __builtin_ia32_maxps(v, m);
+#else
+    sampler_v4i gt = v > m;
+    return (sampler_v4f)(((sampler_v4i)v & gt) | ((sampler_v4i)m & ~gt));
+#endif
+}
+
+// First index of the largest non-NaN value of x[lo, hi), or -1 when all are NaN (or the range is empty).
+// Two passes with no branches per value: the maximum (16 lanes), then the first block of 16 holding it.
+static int sampler_range_argmax(const float *x, int lo, int hi) {
+    const sampler_v4f ninf = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    sampler_v4f m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
+    int i = lo;
+    for (; i + SAMPLER_LANES <= hi; i += SAMPLER_LANES) {
+        m0 = sampler_v4f_max(sampler_v4f_load(x + i), m0);
+        m1 = sampler_v4f_max(sampler_v4f_load(x + i + 4), m1);
+        m2 = sampler_v4f_max(sampler_v4f_load(x + i + 8), m2);
+        m3 = sampler_v4f_max(sampler_v4f_load(x + i + 12), m3);
+    }
+    m0 = sampler_v4f_max(sampler_v4f_max(m0, m1), sampler_v4f_max(m2, m3));
+    float best = -INFINITY;
+    for (int j = 0; j < 4; j++)
+        if (m0[j] > best) best = m0[j];
+    for (int k = i; k < hi; k++)
+        if (x[k] > best) best = x[k];
+    // The first value equal to it (NaN never is); when nothing is above -inf, the first -inf, if any.
+    i = lo;
+    for (; i + SAMPLER_LANES <= hi; i += SAMPLER_LANES) {
+        sampler_v4i eq = (sampler_v4f_load(x + i) == best) | (sampler_v4f_load(x + i + 4) == best) |
+                         (sampler_v4f_load(x + i + 8) == best) | (sampler_v4f_load(x + i + 12) == best);
+        if (sampler_v4i_any(eq)) break;
+    }
+    for (; i < hi; i++)
+        if (x[i] == best) return i;
+    return -1;
+}
+
+// Argmax of the penalised logits over the tokens not banned; ties go to the lower id; -1 if none.
+static inf_token sampler_pick_greedy_fast(inf_sampler *smp, const float *logits, const uint8_t *banned, int n_sp) {
+    inf_token best = -1;
+    float best_logit = 0.0f;
+    int lo = 0;
+    for (int s = 0; s <= n_sp; s++) {
+        int hi = s < n_sp ? smp->special[s] : smp->n_vocab;
+        int i = sampler_range_argmax(logits, lo, hi);
+        if (i >= 0 && (best < 0 || logits[i] > best_logit)) best = i, best_logit = logits[i];
+        if (s == n_sp) break;
+        float l = sampler_special_logit(smp, logits, banned, hi);
+        if (!isnan(l) && (best < 0 || l > best_logit)) best = hi, best_logit = l;
+        lo = hi + 1;
+    }
+    return best;
+}
+
+// Offers candidate (id, l) to the bounded heap c[0..k) (root: the worst) while it fills, then against its
+// root. *n_heap counts the candidates held (k once full).
+static void sampler_heap_offer(sampler_candidate *c, int k, int *n_heap, inf_token id, float l) {
+    if (*n_heap < k) {
+        c[(*n_heap)++] = (sampler_candidate){.id = id, .logit = l, .p = 0.0f};
+        if (*n_heap == k)
+            for (int i = k / 2 - 1; i >= 0; i--) sampler_heap_sift_down(c, k, i);
+        return;
+    }
+    if (!(l > c[0].logit)) return; // ascending ids: an equal logit loses; NaN never gets here
+    c[0] = (sampler_candidate){.id = id, .logit = l, .p = 0.0f};
+    sampler_heap_sift_down(c, k, 0);
+}
+
+// The k-th largest of the non-NaN values v[0..n), or -inf when there are fewer than k (a min-heap of k in
+// scratch[0..k)).
+static float sampler_kth_largest(const float *v, int n, int k, float *scratch) {
+    int h = 0;
+    for (int i = 0; i < n; i++) {
+        float x = v[i];
+        if (isnan(x)) continue;
+        if (h < k) {
+            int j = h++; // sift up
+            while (j > 0 && scratch[(j - 1) / 2] > x) {
+                scratch[j] = scratch[(j - 1) / 2];
+                j = (j - 1) / 2;
+            }
+            scratch[j] = x;
+            continue;
+        }
+        if (!(x > scratch[0])) continue;
+        int j = 0; // replace the root, sift down
+        for (;;) {
+            int l = 2 * j + 1, r = l + 1, m = j;
+            float mv = x;
+            if (l < k && scratch[l] < mv) m = l, mv = scratch[l];
+            if (r < k && scratch[r] < mv) m = r, mv = scratch[r];
+            if (m == j) break;
+            scratch[j] = scratch[m];
+            j = m;
+        }
+        scratch[j] = x;
+    }
+    return h < k ? -INFINITY : scratch[0];
+}
+
+// Top-k straight from the logits, then the rest of the chain. Returns -1 when top-k would not apply (k at
+// least the number of candidates): the reference path then runs the chain without it.
+//
+// Pass 1 splits every block of SAMPLER_BLOCK logits into 4 groups (the vector lanes: positions modulo 4),
+// keeps each group's maximum and counts NaN. The k-th largest group maximum over blocks without special
+// ids, T, bounds the answer from below: k disjoint groups each hold a candidate >= T, so the k-th best
+// candidate is >= T and nothing below T can be in the top k. Pass 2 offers the candidates >= T to a bounded
+// heap in id order, looking only into blocks with a group maximum that reaches T (and, once the heap is
+// full, its worst) and into blocks holding special ids. The heap ends with exactly the k best under the
+// total order; sorting them gives what the reference's selection gives.
+// Offers the raw logits x[lo, hi) that are >= T to the heap, in id order; stretches of 16 where none
+// reaches T (or, once the heap is full, its worst, which is >= T) are passed over by one vector test.
+static void sampler_offer_range(const float *x, int lo, int hi, float T, sampler_candidate *c, int k,
+                                int *n_heap) {
+    int j = lo;
+    for (; j + 16 <= hi; j += 16) {
+        const float t = *n_heap < k ? T : c[0].logit;
+        sampler_v4f v0 = sampler_v4f_load(x + j), v1 = sampler_v4f_load(x + j + 4);
+        sampler_v4f v2 = sampler_v4f_load(x + j + 8), v3 = sampler_v4f_load(x + j + 12);
+        if (!sampler_v4i_any((v0 >= t) | (v1 >= t) | (v2 >= t) | (v3 >= t))) continue;
+        for (int q = j; q < j + 16; q++)
+            if (x[q] >= T) sampler_heap_offer(c, k, n_heap, q, x[q]);
+    }
+    for (; j < hi; j++)
+        if (x[j] >= T) sampler_heap_offer(c, k, n_heap, j, x[j]);
+}
+
+static int sampler_filter_top_k_fast(inf_sampler *smp, const float *x, const uint8_t *banned, int n_sp) {
+    const inf_sampler_params *p = &smp->params;
+    const int k = p->top_k, V = smp->n_vocab, nb = V / SAMPLER_BLOCK;
+    const inf_token *sp = smp->special;
+    float *bmax = smp->bmax;
+    sampler_candidate *c = smp->cand;
+
+    const sampler_v4f ninf = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    sampler_v4i nan4 = {0, 0, 0, 0};
+    for (int b = 0; b < nb; b++) {
+        const float *xb = x + (size_t)b * SAMPLER_BLOCK;
+        sampler_v4f m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
+        for (int q = 0; q < SAMPLER_BLOCK; q += 16) {
+            sampler_v4f v0 = sampler_v4f_load(xb + q), v1 = sampler_v4f_load(xb + q + 4);
+            sampler_v4f v2 = sampler_v4f_load(xb + q + 8), v3 = sampler_v4f_load(xb + q + 12);
+            m0 = sampler_v4f_max(v0, m0);
+            m1 = sampler_v4f_max(v1, m1);
+            m2 = sampler_v4f_max(v2, m2);
+            m3 = sampler_v4f_max(v3, m3);
+            nan4 += (v0 != v0) + (v1 != v1) + (v2 != v2) + (v3 != v3); // -1 per NaN
+        }
+        sampler_v4f m = sampler_v4f_max(sampler_v4f_max(m0, m1), sampler_v4f_max(m2, m3));
+        memcpy(bmax + 4 * b, &m, sizeof m);
+    }
+    int n_nan = -(nan4[0] + nan4[1] + nan4[2] + nan4[3]);
+    for (int i = nb * SAMPLER_BLOCK; i < V; i++) n_nan += isnan(x[i]);
+    int n_valid = V - n_nan;
+    for (int s = 0; s < n_sp; s++) {
+        if (sp[s] < nb * SAMPLER_BLOCK) // left out of T; always visited
+            for (int j = 0; j < 4; j++) bmax[4 * (sp[s] / SAMPLER_BLOCK) + j] = NAN;
+        if (banned && banned[sp[s]] && !isnan(x[sp[s]])) n_valid--;
+    }
+    if (n_valid <= k) return -1;
+    const float T = k <= 4 * nb ? sampler_kth_largest(bmax, 4 * nb, k, smp->bmax + 4 * nb) : -INFINITY;
+
+    int n_heap = 0, s = 0;
+    for (int b = 0; b <= nb; b++) {
+        const int lo = b * SAMPLER_BLOCK, hi = b < nb ? lo + SAMPLER_BLOCK : V;
+        if (lo >= hi) break;
+        if (s < n_sp && sp[s] < hi) {
+            // A block with special ids: the stretches between them, then each on its own.
+            int j = lo;
+            for (; s < n_sp && sp[s] < hi; s++) {
+                sampler_offer_range(x, j, sp[s], T, c, k, &n_heap);
+                float l = sampler_special_logit(smp, x, banned, sp[s]);
+                if (l >= T) sampler_heap_offer(c, k, &n_heap, sp[s], l); // false for NaN
+                j = sp[s] + 1;
+            }
+            sampler_offer_range(x, j, hi, T, c, k, &n_heap);
+            continue;
+        }
+        if (b < nb) {
+            const float t = n_heap < k ? T : c[0].logit;
+            if (!sampler_v4i_any(sampler_v4f_load(bmax + 4 * b) >= t)) continue;
+        }
+        sampler_offer_range(x, lo, hi, T, c, k, &n_heap);
+    }
+    assert(n_heap == k);
+    sampler_sort(c, k);
+    return sampler_filter_rest(p, c, k, true);
+}
+
+int sampler_filter_candidates(inf_sampler *smp, const float *logits, const uint8_t *banned,
+                              const sampler_candidate **out) {
+    const inf_sampler_params *p = &smp->params;
+    assert(p->temperature > 0.0f);
+    *out = smp->cand;
+    if (p->top_k > 0 && p->top_k < smp->n_vocab) {
+        int n_sp = sampler_collect_special(smp, banned);
+        if (n_sp >= 0) {
+            int n = sampler_filter_top_k_fast(smp, logits, banned, n_sp);
+            if (n >= 0) return n;
+        }
+    }
+    return sampler_filter_candidates_ref(smp, logits, banned, out);
 }
 
 // Argmax of the penalised logits over the tokens not banned; ties go to the lower id; -1 if none.
@@ -365,12 +675,8 @@ static inf_token sampler_pick_greedy(const inf_sampler *smp, const float *logits
     return best;
 }
 
-inf_token inf_sampler_sample(inf_sampler *smp, const float *logits, const uint8_t *banned) {
-    assert(smp && logits);
-    if (smp->params.temperature <= 0.0f) return sampler_pick_greedy(smp, logits, banned);
-
-    const sampler_candidate *c;
-    int n = sampler_filter_candidates(smp, logits, banned, &c);
+// The draw from the filtered candidates c[0..n).
+static inf_token sampler_draw(inf_sampler *smp, const sampler_candidate *c, int n) {
     // Draw even when the choice is forced, so the generator's position depends only on the number of
     // sampling calls, not on the logits.
     double u = sampler_rng_uniform(smp);
@@ -384,4 +690,24 @@ inf_token inf_sampler_sample(inf_sampler *smp, const float *logits, const uint8_
     for (int i = n - 1; i > 0; i--)
         if (c[i].p > 0.0f) return c[i].id;
     return c[0].id;
+}
+
+inf_token inf_sampler_sample(inf_sampler *smp, const float *logits, const uint8_t *banned) {
+    assert(smp && logits);
+    if (smp->params.temperature <= 0.0f) {
+        int n_sp = sampler_collect_special(smp, banned);
+        if (n_sp >= 0) return sampler_pick_greedy_fast(smp, logits, banned, n_sp);
+        return sampler_pick_greedy(smp, logits, banned);
+    }
+    const sampler_candidate *c;
+    int n = sampler_filter_candidates(smp, logits, banned, &c);
+    return sampler_draw(smp, c, n);
+}
+
+inf_token sampler_sample_ref(inf_sampler *smp, const float *logits, const uint8_t *banned) {
+    assert(smp && logits);
+    if (smp->params.temperature <= 0.0f) return sampler_pick_greedy(smp, logits, banned);
+    const sampler_candidate *c;
+    int n = sampler_filter_candidates_ref(smp, logits, banned, &c);
+    return sampler_draw(smp, c, n);
 }

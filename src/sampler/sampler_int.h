@@ -19,6 +19,9 @@
 // equals a decimal sum of probabilities (0.8 for 0.5 + 0.3) is not defeated by float rounding of p and of
 // the logits. Far below any probability difference a caller could mean.
 #define SAMPLER_TOP_P_SLACK 1e-6
+// Most "special" ids (banned, or in the penalty window) a call takes the one-pass path with; more (a huge
+// ban list, a long penalty window) fall back to the reference path.
+#define SAMPLER_MAX_SPECIAL 4096
 
 // One token still in the running: its id, its logit after the stages applied so far, and (after the
 // chain has run) its probability in the renormalised distribution the draw uses.
@@ -46,6 +49,13 @@ uint32_t sampler_token_count(const inf_sampler *smp, inf_token token);
 // Asserts the sampler's temperature is > 0.
 int sampler_filter_candidates(inf_sampler *smp, const float *logits, const uint8_t *banned,
                               const sampler_candidate **out);
+
+// The reference paths, kept for the tests that hold the one-pass paths to them: the chain with every
+// candidate built first (a full pass per stage), and inf_sampler_sample on top of it with a plain argmax
+// for temperature <= 0. Same results, same generator use, bit for bit.
+int sampler_filter_candidates_ref(inf_sampler *smp, const float *logits, const uint8_t *banned,
+                                  const sampler_candidate **out);
+inf_token sampler_sample_ref(inf_sampler *smp, const float *logits, const uint8_t *banned);
 
 // The next uniform double in [0, 1) from the sampler's generator (53 random bits).
 double sampler_rng_uniform(inf_sampler *smp);

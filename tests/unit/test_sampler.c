@@ -1,7 +1,8 @@
 // test_sampler.c: the sampler chain and the stop-string matcher against hand-computed values and brute-force
 // references: parameter validation, greedy choice (ties, bans), exact penalised logits, the sets top-k,
-// top-p and min-p keep, reproducibility by seed, draw frequencies at two temperatures, and stop matching
-// across pieces and UTF-8 characters.
+// top-p and min-p keep, the one-pass paths bit for bit against the reference chain on random logits,
+// reproducibility by seed, draw frequencies at two temperatures, and stop matching across pieces and UTF-8
+// characters.
 //
 // Not covered here: sampling on real model logits (the CLI golden tests do greedy runs end to end).
 #include "sampler/sampler_int.h"
@@ -437,6 +438,151 @@ static void test_large_vocab(void) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// The one-pass paths against the reference chain (sampler_sample_ref, sampler_filter_candidates_ref: every
+// candidate built, then filtered, as the sampler did before the one-pass paths): on random logits of many
+// shapes (ties, NaN, infinities, odd vocabulary sizes), with bans and penalty histories, the candidates
+// (ids, logits, probabilities, bit for bit) and the drawn tokens must be the same, step after step.
+// ---------------------------------------------------------------------------------------------------------
+typedef enum { T_UNIFORM, T_GAUSS, T_TIES, T_NAN, T_INF, T_MOSTLY_NAN, T_PEAKED, T_DIST_COUNT } t_dist;
+
+static void t_fill_logits(float *x, int n, t_dist d) {
+    for (int i = 0; i < n; i++) {
+        float u = (float)(t_rand() % 1000000) / 1e6f, g = 0.0f;
+        for (int k = 0; k < 4; k++) g += (float)(t_rand() % 10000) / 1e4f;
+        g = (g - 2.0f) * 3.0f;
+        switch (d) {
+        case T_UNIFORM: x[i] = u * 20.0f - 10.0f; break;
+        case T_GAUSS: x[i] = g; break;
+        case T_TIES: x[i] = (float)(t_rand() % 8) * 0.5f; break; // a few values, thousands of ties
+        case T_NAN: x[i] = t_rand() % 50 == 0 ? NAN : g; break;
+        case T_INF: {
+            uint32_t r = t_rand() % 200;
+            x[i] = r == 0 ? INFINITY : r < 20 ? -INFINITY : g;
+            break;
+        }
+        case T_MOSTLY_NAN: x[i] = t_rand() % 100 == 0 ? g : NAN; break;
+        case T_PEAKED: x[i] = t_rand() % 3000 == 0 ? 30.0f + g : g - 5.0f; break;
+        default: x[i] = 0.0f;
+        }
+    }
+    // Now and then the best at the very end (the tail of the vector loops); otherwise thousands of ties for
+    // the best, spread over the stretches between special ids.
+    if (d == T_TIES && n > 10 && t_rand() % 2) x[n - 1] = 100.0f;
+    if (d == T_MOSTLY_NAN) {
+        x[0] = -INFINITY; // a -inf candidate among the few valid ones
+        x[n - 1] = NAN;
+    }
+}
+
+static int g_fast_mismatch;
+
+// Runs `steps` sampling steps with two samplers of the same parameters and history, the one-pass paths in
+// one and the reference in the other, and compares everything they produce.
+static void t_fast_vs_ref(const inf_sampler_params *p, int n_vocab, t_dist d, int n_banned, int n_history,
+                          int steps) {
+    inf_sampler *fast = t_sampler(p, n_vocab), *ref = t_sampler(p, n_vocab);
+    float *x = malloc((size_t)n_vocab * sizeof *x);
+    uint8_t *banned = n_banned > 0 ? calloc((size_t)n_vocab, 1) : NULL;
+    for (int i = 0; i < n_banned; i++) banned[t_rand() % (uint32_t)n_vocab] = 1;
+    if (banned && n_banned >= n_vocab) memset(banned, 1, (size_t)n_vocab);
+    for (int i = 0; i < n_history; i++) {
+        // Repeats and near-by ids, so that the window holds duplicates and special ids share blocks.
+        inf_token t = (inf_token)(t_rand() % (uint32_t)(i % 3 == 0 && n_vocab > 64 ? 64 : n_vocab));
+        inf_sampler_accept(fast, t);
+        inf_sampler_accept(ref, t);
+    }
+    int bad = 0;
+    for (int step = 0; step < steps && !bad; step++) {
+        t_fill_logits(x, n_vocab, d);
+        if (p->temperature > 0.0f) {
+            const sampler_candidate *cf, *cr;
+            int nf = sampler_filter_candidates(fast, x, banned, &cf);
+            int nr = sampler_filter_candidates_ref(ref, x, banned, &cr);
+            if (nf != nr) {
+                bad = 1;
+                CHECK_MSG(false, "filter: %d candidates, reference %d (vocab %d, dist %d, top_k %d, top_p %g, "
+                                 "min_p %g, banned %d, history %d)",
+                          nf, nr, n_vocab, d, p->top_k, (double)p->top_p, (double)p->min_p, n_banned, n_history);
+                break;
+            }
+            for (int i = 0; i < nf && !bad; i++) {
+                if (cf[i].id != cr[i].id || memcmp(&cf[i].logit, &cr[i].logit, sizeof(float)) != 0 ||
+                    memcmp(&cf[i].p, &cr[i].p, sizeof(float)) != 0) {
+                    bad = 1;
+                    CHECK_MSG(false, "filter: candidate %d is (%d, %a, %a), reference (%d, %a, %a) (vocab %d, "
+                                     "dist %d, top_k %d)",
+                              i, cf[i].id, (double)cf[i].logit, (double)cf[i].p, cr[i].id, (double)cr[i].logit,
+                              (double)cr[i].p, n_vocab, d, p->top_k);
+                }
+            }
+        }
+        inf_token tf = inf_sampler_sample(fast, x, banned), tr = sampler_sample_ref(ref, x, banned);
+        if (tf != tr) {
+            bad = 1;
+            CHECK_MSG(false, "sample: token %d, reference %d (vocab %d, dist %d, temperature %g, top_k %d, "
+                             "banned %d, history %d, step %d)",
+                      tf, tr, n_vocab, d, (double)p->temperature, p->top_k, n_banned, n_history, step);
+        }
+        if (tf >= 0) {
+            inf_sampler_accept(fast, tf);
+            inf_sampler_accept(ref, tr);
+        }
+    }
+    g_fast_mismatch += bad;
+    if (!bad) CHECK(true);
+    free(banned);
+    free(x);
+    inf_sampler_free(fast);
+    inf_sampler_free(ref);
+}
+
+static void test_fast_matches_reference(void) {
+    const int vocabs[] = {32000, 1000, 77, 130, 5};
+    const int top_ks[] = {0, 1, 2, 40, 100, 999, 1000, 5000};
+    const float temps[] = {0.0f, 0.8f, 1.5f};
+    const int n_bans[] = {0, 3, 200, 5000, 1 << 30}; // 5000 > SAMPLER_MAX_SPECIAL: the fallback; all banned
+    uint64_t seed = 1;
+    for (size_t v = 0; v < sizeof vocabs / sizeof vocabs[0]; v++) {
+        int n_vocab = vocabs[v];
+        for (int d = 0; d < T_DIST_COUNT; d++) {
+            for (size_t ti = 0; ti < sizeof temps / sizeof temps[0]; ti++) {
+                // Not every combination: a pseudo-random walk over them keeps the test fast.
+                for (int rep = 0; rep < (n_vocab >= 32000 ? 3 : 5); rep++) {
+                    inf_sampler_params p = inf_sampler_default_params();
+                    p.temperature = temps[ti];
+                    p.top_k = top_ks[t_rand() % (sizeof top_ks / sizeof top_ks[0])];
+                    if (t_rand() % 4 == 0) p.top_k = n_vocab - (int)(t_rand() % 3); // at and around n_vocab
+                    p.top_p = (const float[]){1.0f, 0.95f, 0.5f}[t_rand() % 3];
+                    p.min_p = (const float[]){0.0f, 0.05f, 0.3f}[t_rand() % 3];
+                    // Penalties: none, repeat, negative frequency, whole history, short window, and one that
+                    // leaves a token seen once at its raw logit (special ids that tie with the rest).
+                    int pen = (int)(t_rand() % 6);
+                    p.repeat_penalty = pen == 1 || pen == 3 ? 1.1f : pen == 4 ? 0.9f : 1.0f;
+                    p.frequency_penalty = pen == 2 ? -0.5f : pen == 3 ? 0.3f : pen == 5 ? 0.5f : 0.0f;
+                    p.presence_penalty = pen == 2 ? 0.4f : pen == 5 ? -0.5f : 0.0f;
+                    p.repeat_last_n = pen == 3 ? -1 : pen == 4 ? 3 : 64;
+                    p.seed = seed++;
+                    int n_banned = n_bans[t_rand() % (sizeof n_bans / sizeof n_bans[0])];
+                    if (n_banned > n_vocab) n_banned = t_rand() % 8 == 0 ? n_vocab : 0;
+                    int n_history = (int)(t_rand() % 100);
+                    t_fast_vs_ref(&p, n_vocab, (t_dist)d, n_banned, n_history, n_vocab >= 32000 ? 3 : 6);
+                }
+            }
+        }
+    }
+    // A whole-history window (repeat_last_n -1) with more distinct tokens than SAMPLER_MAX_SPECIAL: the
+    // list of seen ids is incomplete and the reference path must take over.
+    inf_sampler_params p = inf_sampler_default_params();
+    p.repeat_last_n = -1;
+    p.frequency_penalty = 0.2f;
+    for (int t = 0; t < 2; t++) {
+        p.temperature = t ? 0.7f : 0.0f;
+        t_fast_vs_ref(&p, 32000, T_GAUSS, 0, SAMPLER_MAX_SPECIAL + 500, 4);
+    }
+    CHECK_EQ_INT(g_fast_mismatch, 0);
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Reproducibility
 // ---------------------------------------------------------------------------------------------------------
 enum { SEQ_VOCAB = 50, SEQ_LEN = 200 };
@@ -854,6 +1000,7 @@ int main(void) {
     test_penalties();
     test_filters();
     test_large_vocab();
+    test_fast_matches_reference();
     test_reproducible();
     test_distribution();
     test_stop_basic();
