@@ -136,6 +136,7 @@ typedef struct {
     const uint8_t *x;
     size_t x_stride;
     const void *xp; // x laid out by vec_prep (decode), NULL where the variant has no single-row path
+    bool use_rows;  // decode through vec_dot_rows where the variant has it
     float *y;
 } mm_ctx;
 
@@ -147,7 +148,7 @@ static void decode_job(void *p, int ith, int nth) {
     const void *x = c->xp ? c->xp : c->x;
     for (int m = 0; m < c->copies; m++) {
         const uint8_t *w = c->w + (size_t)m * c->mat_bytes;
-        if (c->xp && c->k->vec_dot_rows[c->type]) {
+        if (c->xp && c->use_rows && c->k->vec_dot_rows[c->type]) {
             c->k->vec_dot_rows[c->type](c->n, w + (size_t)b * c->row_bytes, c->row_bytes, e - b, x, c->y + b);
             continue;
         }
@@ -175,8 +176,9 @@ static double sum_of(const float *y, int64_t n) {
 
 static void usage(void) {
     printf("usage: bench_kernels [-t TYPES] [-v VARIANTS] [-m decode|prefill|both] [-r ROWS] [-n K] [-c COLS]\n"
-           "                     [-s MIB] [-T THREADS] [-R REPS] [-P 0|1] [-H 0|1]\n"
-           "  -P 0: decode through vec_dot even where the variant has a single-row path (vec_prep)\n"
+           "                     [-s MIB] [-T THREADS] [-R REPS] [-P 0|1|2] [-H 0|1]\n"
+           "  -P: decode through 0 vec_dot, 1 vec_dot_prep per row, 2 vec_dot_rows (default; each falls back\n"
+           "      to the one before where the variant lacks it)\n"
            "  -H 1: weights in transparent huge pages (madvise), as a load-time copy of the weights could be\n"
            "  TYPES, VARIANTS: comma lists (default Q4_K,Q6_K,Q4_0,Q8_0,F16 and every variant this CPU has)\n");
 }
@@ -197,7 +199,7 @@ static bool in_list(const char *list, const char *name) {
 int main(int argc, char **argv) {
     const char *types = "Q4_K,Q6_K,Q4_0,Q8_0,F16", *variants = "scalar,avx2,avx512", *mode = "both";
     int64_t rows = 5632, n = 2048, cols = 256;
-    int mib = 512, nth = 2, reps = 5, use_prep = 1, huge = 0;
+    int mib = 512, nth = 2, reps = 5, use_prep = 2, huge = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "-h") == 0 || v == NULL) {
@@ -300,6 +302,7 @@ int main(int argc, char **argv) {
                         .mat_bytes = mat_bytes, .copies = copies, .w = buf, .x = x, .x_stride = x_stride, .y = y};
             if (use_prep && k->vec_prep[all[ti]] && k->vec_prep[all[ti]](n, x, prep, sizeof(prep_buf))) {
                 c.xp = prep;
+                c.use_rows = use_prep >= 2;
             }
             bool slow = strcmp(vnames[vi], "scalar") == 0;
             if (do_decode) {

@@ -170,6 +170,11 @@ static void matmul_range(fwd *f, const gguf_tensor *w, const void *in, float *y,
     if (f->T == 1) {
         const void *xr;
         inf_vec_dot_fn dot = row_dot(f, w, in, &xr);
+        // The single-row kernels' range form where there is one (several rows per step, one call per range).
+        if (xr == f->pv->prep && s->kern->vec_dot_rows[w->type]) {
+            s->kern->vec_dot_rows[w->type](n_in, wd + (size_t)r0 * w_row, w_row, r1 - r0, xr, y + r0);
+            return;
+        }
         for (int64_t r = r0; r < r1; r++) y[r] = dot(n_in, wd + (size_t)r * w_row, xr);
         return;
     }

@@ -306,6 +306,57 @@ static void test_dot_variant(const dot_case *dc, const inf_cpu_kernels *k) {
     }
 }
 
+// The single-row decode path: vec_prep lays out an activation row once, then vec_dot_prep per row and
+// vec_dot_rows per run of rows must agree with the reference vec_dot. vec_dot_rows writes exactly its rows
+// (outputs start as NaN, one slot either side must stay NaN), for odd and even counts and offsets.
+static void test_rows_variant(const dot_case *dc, const inf_cpu_kernels *k) {
+    const char *name = inf_type_get(dc->type)->name;
+    if (k->vec_prep[dc->type] == NULL) {
+        CHECK_MSG(k->vec_dot_rows[dc->type] == NULL, "%s %s: vec_dot_rows without vec_prep", k->isa, name);
+        return;
+    }
+    static _Alignas(64) uint8_t prep[INF_PREP_BYTES];
+    int wrong = 0, stray = 0;
+    for (int c = 0; c < 3; c++) {
+        const uint8_t *x = dc->x + (size_t)c * dc->x_stride;
+        if (!k->vec_prep[dc->type](dc->n, x, prep, sizeof prep)) {
+            CHECK_MSG(dc->n % 256 != 0, "%s vec_prep %s n=%lld refused a multiple of 256", k->isa, name,
+                      (long long)dc->n);
+            return;
+        }
+        for (int r = 0; r < dc->rows; r++) {
+            float got = k->vec_dot_prep[dc->type](dc->n, dc->w + (size_t)r * dc->w_stride, prep);
+            int idx = c * dc->rows + r;
+            if (!(fabs(got - dc->ref[idx]) <= dc->tol[idx]) && wrong++ < 3) {
+                CHECK_MSG(0, "%s vec_dot_prep %s n=%lld r=%d c=%d: %.9g vs ref %.9g", k->isa, name,
+                          (long long)dc->n, r, c, got, dc->ref[idx]);
+            }
+        }
+        if (k->vec_dot_rows[dc->type] == NULL) {
+            continue;
+        }
+        static const int ranges[][2] = {{0, 70}, {0, 1}, {1, 2}, {3, 5}, {7, 16}, {69, 1}, {10, 33}};
+        for (size_t ri = 0; ri < ARRAY_LEN(ranges); ri++) {
+            int r0 = ranges[ri][0], nr = ranges[ri][1];
+            float y[72];
+            for (size_t i = 0; i < ARRAY_LEN(y); i++) {
+                y[i] = NAN;
+            }
+            k->vec_dot_rows[dc->type](dc->n, dc->w + (size_t)r0 * dc->w_stride, dc->w_stride, nr, prep, y + 1);
+            stray += !isnan(y[0]) + !isnan(y[nr + 1]);
+            for (int i = 0; i < nr; i++) {
+                int idx = c * dc->rows + r0 + i;
+                if (!(fabs(y[i + 1] - dc->ref[idx]) <= dc->tol[idx]) && wrong++ < 3) {
+                    CHECK_MSG(0, "%s vec_dot_rows %s n=%lld rows %d+%d, row %d c=%d: %.9g vs ref %.9g", k->isa,
+                              name, (long long)dc->n, r0, nr, i, c, y[i + 1], dc->ref[idx]);
+                }
+            }
+        }
+    }
+    CHECK_MSG(wrong == 0 && stray == 0, "%s single-row path %s n=%lld: %d wrong, %d stray writes", k->isa, name,
+              (long long)dc->n, wrong, stray);
+}
+
 int main(void) {
     // Set before the first kernel call, which reads it once: checks that the cap is honoured.
     setenv("INFERNO_ISA", "avx2", 1);
@@ -337,6 +388,26 @@ int main(void) {
                 // The scalar table is the reference itself: only its gemm wrapper needs a look, once.
                 if (variants[v] != NULL && (v != 0 || si == 0)) {
                     test_dot_variant(&dc, variants[v]);
+                }
+            }
+            dot_case_free(&dc);
+        }
+    }
+    // The single-row path for the types that have one in some variant, at multiples of 256 elements (up to
+    // the 2048 and 5632 of TinyLlama's rows).
+    for (size_t ti = 0; ti < ARRAY_LEN(weight_types); ti++) {
+        inf_type t = weight_types[ti];
+        bool any = false;
+        for (size_t v = 0; v < ARRAY_LEN(variants); v++) {
+            any |= variants[v] != NULL && variants[v]->vec_prep[t] != NULL;
+        }
+        const int64_t sizes[] = {256, 768, 2048, 5632};
+        for (size_t si = 0; any && si < ARRAY_LEN(sizes); si++) {
+            dot_case dc;
+            dot_case_init(&dc, ref, t, sizes[si]);
+            for (size_t v = 0; v < ARRAY_LEN(variants); v++) {
+                if (variants[v] != NULL) {
+                    test_rows_variant(&dc, variants[v]);
                 }
             }
             dot_case_free(&dc);

@@ -1365,6 +1365,72 @@ __attribute__((target("avx512vbmi"))) static float vec_dot_prep_q4_0_avx512(int6
     return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
+// Two rows per step (vec_dot_rows): the activation loads are shared, and the two rows' block sums go through
+// one reduction and one scale multiply. pA/rA (row A, blocks 0-3 / 4-7, lanes 4L..4L+3 of block L) and pB/rB
+// fold to [A: L, A: 4+L, B: L, B: 4+L] in the four lanes of 128-bit lane L, against the scales laid out the
+// same way: 9 ops where two single-row reductions take 10, and one cvt, multiply and FMA instead of two.
+// Word 4L+2 of the fp16 scales is block L's d of row B, word 4L+3 block 4+L's (the same bytes as
+// q4_0_prep_id's words 4L, 4L+1, moved up two words; masked to those words).
+static const _Alignas(64) uint8_t q4_0_prep_id2[64] = {
+    0, 0, 0, 0, 0, 1, 72, 73, 0, 0, 0, 0, 18, 19, 90, 91,
+    0, 0, 0, 0, 36, 37, 108, 109, 0, 0, 0, 0, 54, 55, 126, 127,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+// Integer sums of the 8 blocks of one row's group: p (blocks 0-3), r (blocks 4-7), lanes as above.
+INF_INLINE __attribute__((target("avx512vbmi"))) void q4_0_prep_sums(const uint8_t *a, const q4_0_prep_group *g,
+                                                                      __m512i x00, __m512i x01, __m512i x10,
+                                                                      __m512i x11, __m512i *p, __m512i *r,
+                                                                      __m512i *w0, __m512i *w1) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    *w0 = _mm512_loadu_si512(a);
+    *w1 = _mm512_loadu_si512(a + 64);
+    __m512i w2 = _mm512_zextsi128_si512(_mm_loadu_si128((const __m128i *)(a + 128)));
+    __m512i q0 = _mm512_permutex2var_epi8(*w0, _mm512_load_si512(q4_0_prep_iq0), *w1);
+    __m512i q1 = _mm512_permutex2var_epi8(*w1, _mm512_load_si512(q4_0_prep_iq1), w2);
+    __m512i pp = _mm512_load_si512(g->off[0]), rr = _mm512_load_si512(g->off[1]);
+    pp = _mm512_dpbusd_epi32(pp, _mm512_and_si512(q0, m4), x00);
+    pp = _mm512_dpbusd_epi32(pp, _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4), x01);
+    rr = _mm512_dpbusd_epi32(rr, _mm512_and_si512(q1, m4), x10);
+    rr = _mm512_dpbusd_epi32(rr, _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4), x11);
+    *p = pp;
+    *r = rr;
+}
+
+__attribute__((target("avx512vbmi"))) static void vec_dot_rows_q4_0_avx512(int64_t n, const void *w, size_t ws,
+                                                                            int64_t n_rows, const void *xp,
+                                                                            float *y) {
+    const q4_0_prep_group *g = xp;
+    const int64_t ng = n / 256;
+    const __m512i vd = _mm512_load_si512(q4_0_prep_id), vd2 = _mm512_load_si512(q4_0_prep_id2);
+    int64_t r = 0;
+    for (; r + 2 <= n_rows; r += 2) {
+        const uint8_t *a = (const uint8_t *)w + (size_t)r * ws, *b = a + ws;
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t i = 0; i < ng; i++, a += 144, b += 144) {
+            prefetch_ahead(a, 144);
+            prefetch_ahead(b, 144);
+            __m512i x00 = _mm512_load_si512(g[i].x[0][0]), x01 = _mm512_load_si512(g[i].x[0][1]);
+            __m512i x10 = _mm512_load_si512(g[i].x[1][0]), x11 = _mm512_load_si512(g[i].x[1][1]);
+            __m512i pA, rA, pB, rB, a0, a1, b0, b1;
+            q4_0_prep_sums(a, &g[i], x00, x01, x10, x11, &pA, &rA, &a0, &a1);
+            q4_0_prep_sums(b, &g[i], x00, x01, x10, x11, &pB, &rB, &b0, &b1);
+            __m512i tA = _mm512_add_epi32(_mm512_unpacklo_epi32(pA, rA), _mm512_unpackhi_epi32(pA, rA));
+            __m512i tB = _mm512_add_epi32(_mm512_unpacklo_epi32(pB, rB), _mm512_unpackhi_epi32(pB, rB));
+            __m512i t = _mm512_add_epi32(_mm512_unpacklo_epi64(tA, tB), _mm512_unpackhi_epi64(tA, tB));
+            __m512i d16 = _mm512_or_si512(_mm512_maskz_permutex2var_epi8(0x0F0F0F0F, a0, vd, a1),
+                                          _mm512_maskz_permutex2var_epi8(0xF0F0F0F0, b0, vd2, b1));
+            __m512 dx = _mm512_permute_ps(_mm512_load_ps(g[i].dx), 0x44); // [dL, d4+L, dL, d4+L]
+            __m512 sc = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(d16)), dx);
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), sc, acc);
+        }
+        y[r] = _mm512_mask_reduce_add_ps(0x3333, acc);
+        y[r + 1] = _mm512_mask_reduce_add_ps(0xCCCC, acc);
+    }
+    if (r < n_rows) y[r] = vec_dot_prep_q4_0_avx512(n, (const uint8_t *)w + (size_t)r * ws, xp);
+}
+
 // ---- attention: key blocks of 16, online softmax ----
 //
 // For a block of 16 keys, each query's 16 scores come from hd/16 FMAs per key and one transposing reduction
@@ -1673,5 +1739,6 @@ void inf_cpu_kernels_fill_avx512(inf_cpu_kernels *k, const inf_cpu_features *f) 
     if (f->avx512vbmi) {
         k->vec_prep[INF_TYPE_Q4_0] = vec_prep_q4_0_avx512;
         k->vec_dot_prep[INF_TYPE_Q4_0] = vec_dot_prep_q4_0_avx512;
+        k->vec_dot_rows[INF_TYPE_Q4_0] = vec_dot_rows_q4_0_avx512;
     }
 }
