@@ -1431,6 +1431,110 @@ __attribute__((target("avx512vbmi"))) static void vec_dot_rows_q4_0_avx512(int64
     if (r < n_rows) y[r] = vec_dot_prep_q4_0_avx512(n, (const uint8_t *)w + (size_t)r * ws, xp);
 }
 
+// ---- single-row fast path (decode): Q4_K against a Q8_K row laid out for it ----
+//
+// vec_dot_q4_K takes the 64 weights of each chunk from a 256-bit broadcast and a per-half shift. With the
+// activation bytes re-laid once per matmul in the order the nibbles come out of plain 64-byte loads, a
+// super-block's 128 quant bytes are two loads: the low nibbles of bytes 0-63 are sub-blocks 0 and 2, the
+// high nibbles sub-blocks 1 and 3, and likewise 4-7 from bytes 64-127. The mins need the activation sums
+// per 32-element sub-block, also made once. vec_dot_rows takes two rows per step sharing the activation loads.
+
+typedef struct {
+    int8_t x[4][64];  // [v]: sub-blocks (4(v/2) + v%2) and (4(v/2) + v%2 + 2) of the Q8_K quants, 32 bytes each
+    int16_t bs[8];    // sum of the quants of sub-block j (32 elements)
+    float d;          // the Q8_K scale
+    uint8_t pad[44];
+} q4_K_prep_sb;
+_Static_assert(sizeof(q4_K_prep_sb) == 320 && sizeof(q4_K_prep_sb) <= 448,
+               "a 64-byte multiple within INF_PREP_BYTES' 448 per 256 elements");
+
+static bool vec_prep_q4_K_avx512(int64_t n, const void *x, void *buf, size_t bytes) {
+    if (n % QK_K != 0 || (size_t)(n / QK_K) * sizeof(q4_K_prep_sb) > bytes || ((uintptr_t)buf & 63) != 0) {
+        return false;
+    }
+    const block_q8_K *b = x;
+    q4_K_prep_sb *p = buf;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        for (int v = 0; v < 4; v++) {
+            int s0 = 4 * (v / 2) + v % 2;
+            memcpy(p[i].x[v], b[i].qs + 32 * s0, 32);
+            memcpy(p[i].x[v] + 32, b[i].qs + 32 * (s0 + 2), 32);
+        }
+        for (int j = 0; j < 8; j++) {
+            p[i].bs[j] = (int16_t)(b[i].bsums[2 * j] + b[i].bsums[2 * j + 1]); // |sum| <= 32 * 128
+        }
+        p[i].d = b[i].d;
+        memset(p[i].pad, 0, sizeof(p[i].pad));
+    }
+    return true;
+}
+
+// 16-bit lanes 0-15 get scale a, lanes 16-31 scale b, from the 8 scales as 16-bit words in every 128-bit lane.
+INF_INLINE __m512i k4_scale_pair(__m512i sc16x4, int a, int b) {
+    return _mm512_shuffle_epi8(sc16x4, set_halves_epi16((short)(((2 * a + 1) << 8) | (2 * a)),
+                                                        (short)(((2 * b + 1) << 8) | (2 * b))));
+}
+
+INF_INLINE void q4_K_prep_sb_dot(const block_q4_K *a, const q4_K_prep_sb *x, __m512 *acc, __m128 *accm) {
+    uint64_t sc8, m8;
+    k4_scales_unpack(a->scales, &sc8, &m8);
+    __m512i sc = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc8)));
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512i q0 = _mm512_loadu_si512(a->qs), q1 = _mm512_loadu_si512(a->qs + 64);
+    __m512i v0 = _mm512_and_si512(q0, m4), v1 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
+    __m512i v2 = _mm512_and_si512(q1, m4), v3 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+    // Two chains of two, so the vpdpwssd latencies overlap.
+    __m512i s0 = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(v0, _mm512_load_si512(x->x[0])),
+                                     k4_scale_pair(sc, 0, 2));
+    __m512i s1 = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(v1, _mm512_load_si512(x->x[1])),
+                                     k4_scale_pair(sc, 1, 3));
+    s0 = _mm512_dpwssd_epi32(s0, _mm512_maddubs_epi16(v2, _mm512_load_si512(x->x[2])), k4_scale_pair(sc, 4, 6));
+    s1 = _mm512_dpwssd_epi32(s1, _mm512_maddubs_epi16(v3, _mm512_load_si512(x->x[3])), k4_scale_pair(sc, 5, 7));
+    float xd = x->d;
+    *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), _mm512_set1_ps(fp16_f32(a->d) * xd), *acc);
+    __m128i mins = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m8)),
+                                  _mm_load_si128((const __m128i *)x->bs));
+    *accm = _mm_fmadd_ps(_mm_cvtepi32_ps(mins), _mm_set1_ps(fp16_f32(a->dmin) * xd), *accm);
+}
+
+INF_INLINE float hsum_ps128(__m128 t) {
+    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+    return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+static float vec_dot_prep_q4_K_avx512(int64_t n, const void *w, const void *xp) {
+    const block_q4_K *a = w;
+    const q4_K_prep_sb *x = xp;
+    __m512 acc = _mm512_setzero_ps();
+    __m128 accm = _mm_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        prefetch_ahead(&a[i], sizeof(a[i]));
+        q4_K_prep_sb_dot(&a[i], &x[i], &acc, &accm);
+    }
+    return _mm512_reduce_add_ps(acc) - hsum_ps128(accm);
+}
+
+static void vec_dot_rows_q4_K_avx512(int64_t n, const void *w, size_t ws, int64_t n_rows, const void *xp,
+                                     float *y) {
+    const q4_K_prep_sb *x = xp;
+    int64_t r = 0;
+    for (; r + 2 <= n_rows; r += 2) {
+        const block_q4_K *a = (const void *)((const uint8_t *)w + (size_t)r * ws);
+        const block_q4_K *b = (const void *)((const uint8_t *)a + ws);
+        __m512 acc_a = _mm512_setzero_ps(), acc_b = _mm512_setzero_ps();
+        __m128 m_a = _mm_setzero_ps(), m_b = _mm_setzero_ps();
+        for (int64_t i = 0; i < n / QK_K; i++) {
+            prefetch_ahead(&a[i], sizeof(a[i]));
+            prefetch_ahead(&b[i], sizeof(b[i]));
+            q4_K_prep_sb_dot(&a[i], &x[i], &acc_a, &m_a);
+            q4_K_prep_sb_dot(&b[i], &x[i], &acc_b, &m_b);
+        }
+        y[r] = _mm512_reduce_add_ps(acc_a) - hsum_ps128(m_a);
+        y[r + 1] = _mm512_reduce_add_ps(acc_b) - hsum_ps128(m_b);
+    }
+    if (r < n_rows) y[r] = vec_dot_prep_q4_K_avx512(n, (const uint8_t *)w + (size_t)r * ws, xp);
+}
+
 // ---- attention: key blocks of 16, online softmax ----
 //
 // For a block of 16 keys, each query's 16 scores come from hd/16 FMAs per key and one transposing reduction
@@ -1736,6 +1840,9 @@ void inf_cpu_kernels_fill_avx512(inf_cpu_kernels *k, const inf_cpu_features *f) 
     k->attn = attn_f32_avx512;
     k->attn_tile = attn_tile_f32_avx512;
     k->swiglu = swiglu_f32_avx512;
+    k->vec_prep[INF_TYPE_Q4_K] = vec_prep_q4_K_avx512;
+    k->vec_dot_prep[INF_TYPE_Q4_K] = vec_dot_prep_q4_K_avx512;
+    k->vec_dot_rows[INF_TYPE_Q4_K] = vec_dot_rows_q4_K_avx512;
     if (f->avx512vbmi) {
         k->vec_prep[INF_TYPE_Q4_0] = vec_prep_q4_0_avx512;
         k->vec_dot_prep[INF_TYPE_Q4_0] = vec_dot_prep_q4_0_avx512;
