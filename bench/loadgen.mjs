@@ -11,6 +11,9 @@
 //   TTFT p50/p99      request sent -> first chunk with non-empty content (chat) or text (completions)
 //   latency p50/p99   request sent -> `data: [DONE]` (or the end of the body)
 //   errors            HTTP status other than 200, a network failure, a timeout, or an error in the stream
+//   engine            inferno only, from its /metrics before and after the level: forward steps, the
+//                     forward pass per step, and the scheduler's time outside it per step (sampling,
+//                     detokenizing and callbacks, batch building), the overhead that limits batching
 // Completion tokens come from the usage object the server sends in its last chunks (asked for with
 // stream_options.include_usage, which llama.cpp and OpenAI honour); where a response carries none they are
 // the count of content chunks, a lower bound where a server merges tokens that arrive together into one
@@ -348,9 +351,49 @@ function nextPrompt(o) {
     return o.unique ? `[${n}] ${p}` : p;
 }
 
+// The server's engine counters (inferno serve's /metrics: forward steps and the scheduler thread's time by
+// part), summed over models; null when the server has none (llama.cpp) or /metrics does not answer.
+async function engineCounters(o) {
+    const headers = {};
+    if (o.apiKey) headers.Authorization = `Bearer ${o.apiKey}`;
+    try {
+        const res = await fetch(`${o.url}/metrics`, { headers, signal: AbortSignal.timeout(5000) });
+        if (!res.ok) return null;
+        const c = { steps: 0, forward: 0, sample: 0, output: 0, other: 0 };
+        let seen = false;
+        for (const line of (await res.text()).split('\n')) {
+            let m = line.match(/^inferno_engine_steps_total\{[^}]*\} (\S+)$/);
+            if (m) {
+                c.steps += Number(m[1]);
+                seen = true;
+                continue;
+            }
+            m = line.match(/^inferno_engine_step_seconds_total\{[^}]*part="(\w+)"[^}]*\} (\S+)$/);
+            if (m && m[1] in c) c[m[1]] += Number(m[2]);
+        }
+        return seen ? c : null;
+    } catch {
+        return null;
+    }
+}
+
+// Per forward step of the level: the forward pass in ms and the scheduler's other parts in us.
+function engineDelta(a, b) {
+    if (!a || !b || b.steps <= a.steps) return null;
+    const n = b.steps - a.steps;
+    const r = (x, d) => Math.round(x * 10 ** d) / 10 ** d;
+    const us = (k) => r(((b[k] - a[k]) / n) * 1e6, 1);
+    return {
+        steps: n, forward_ms_per_step: r(((b.forward - a.forward) / n) * 1e3, 3),
+        sample_us_per_step: us('sample'), output_us_per_step: us('output'), other_us_per_step: us('other'),
+        non_forward_us_per_step: r(us('sample') + us('output') + us('other'), 1),
+    };
+}
+
 async function runLevel(o, concurrency) {
     const results = [];
     const load0 = os.loadavg()[0];
+    const eng0 = await engineCounters(o);
     const t0 = performance.now();
     const deadline = o.duration > 0 ? t0 + o.duration * 1000 : Infinity;
     const stream = async () => {
@@ -361,6 +404,7 @@ async function runLevel(o, concurrency) {
     };
     await Promise.all(Array.from({ length: concurrency }, stream));
     const wall = (performance.now() - t0) / 1000;
+    const engine = engineDelta(eng0, await engineCounters(o));
     const good = results.filter((r) => r.ok);
     const bad = results.filter((r) => !r.ok);
     const tokens = good.reduce((s, r) => s + r.tokens, 0);
@@ -396,6 +440,7 @@ async function runLevel(o, concurrency) {
         latency_ms: spread(lat),
         finish_reasons: finishes,
         loadavg_1m: { before: round(load0), after: round(os.loadavg()[0]) },
+        engine, // inferno only: the server's forward steps in the level and its time per step
     };
 }
 
@@ -408,13 +453,16 @@ function fmt(x, d = 1) {
 
 function table(report) {
     const head = ['streams', 'reqs', 'errors', 'tokens', 'wall s', 'agg tok/s', 'vs 1', 'stream tok/s',
-        'decode tok/s', 'TTFT p50 ms', 'TTFT p99 ms', 'lat p50 ms', 'lat p99 ms', 'load 1m'];
+        'decode tok/s', 'TTFT p50 ms', 'TTFT p99 ms', 'lat p50 ms', 'lat p99 ms', 'load 1m', 'steps',
+        'fwd ms/step', 'non-fwd us/step'];
     const rows = report.levels.map((l) => [
         String(l.concurrency), String(l.requests), String(l.errors), String(l.completion_tokens),
         fmt(l.wall_s, 2),
         fmt(l.aggregate_tps), l.speedup === null ? '-' : fmt(l.speedup, 2) + 'x', fmt(l.per_stream_tps_p50),
         fmt(l.decode_tps_p50), fmt(l.ttft_ms.p50), fmt(l.ttft_ms.p99), fmt(l.latency_ms.p50),
         fmt(l.latency_ms.p99), `${fmt(l.loadavg_1m.before, 2)}/${fmt(l.loadavg_1m.after, 2)}`,
+        l.engine ? String(l.engine.steps) : '-', fmt(l.engine?.forward_ms_per_step, 2),
+        fmt(l.engine?.non_forward_us_per_step, 0),
     ]);
     const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
     const line = (cells) => '| ' + cells.map((c, i) => (i === 0 ? c.padEnd(width[i]) : c.padStart(width[i])))

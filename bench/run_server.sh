@@ -116,10 +116,13 @@ set +e
 node "$here/loadgen.mjs" --url "http://127.0.0.1:$port" --model "$(basename "$model" .gguf)" \
     --concurrency "$concurrency" --max-tokens "$max_tokens" "${per_stream[@]}" "${json_args[@]}" "$@"
 rc=$?
-# The server's own view, to set beside the client's: finished requests by reason, and its mean TTFT (sum and
-# count of its histogram; it starts at arrival, the client's at sending, so the client's is the larger).
+# The server's own view, to set beside the client's: finished requests by reason, its mean TTFT (sum and
+# count of its histogram; it starts at arrival, the client's at sending, so the client's is the larger), and
+# its engine's forward steps and scheduler time by part (totals over every level; the table has them per
+# level).
 curl -sf --max-time 5 "http://127.0.0.1:$port/metrics" 2>/dev/null |
-    grep -E '^inferno_(requests_finished_total|time_to_first_token_seconds_(sum|count))' | sed 's/^/metrics: /'
+    grep -E '^inferno_(requests_finished_total|time_to_first_token_seconds_(sum|count)|engine_step)' |
+    sed 's/^/metrics: /'
 set -e
 busy
 if [ "$rc" != 0 ]; then

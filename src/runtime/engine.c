@@ -7,9 +7,12 @@
 // that runs out of cells is finished with LENGTH instead), priorities, speculative decoding, and logits
 // beyond the chosen token's log-probability and its top alternatives.
 //
-// Threads: submit, cancel and get_stats take the mutex. The session, samplers, stop matchers, the batch
-// arrays and every callback belong to the scheduler thread. Callbacks never run with the mutex held, so
-// they may call submit, cancel and get_stats (not inf_engine_free, which joins the thread).
+// Threads: submit, cancel and get_stats take the mutex. The session, stop matchers, the batch arrays and
+// every callback belong to the scheduler thread. Samplers too, except while a step's tokens are chosen:
+// then up to ENGINE_MAX_HELPERS helper threads take some of the step's requests (each request's sampler and
+// logits row on one thread at a time; see engine_sample_all) and the scheduler waits for them before it
+// reports anything. Callbacks never run with the mutex held, so they may call submit, cancel and get_stats
+// (not inf_engine_free, which joins the threads).
 //
 // Context: the pool has n_ctx cells; one sequence holds at most n_ctx_seq = min(n_ctx, training context)
 // positions, since positions past the training context are not what the model was trained for.
@@ -21,8 +24,13 @@
 // cells go back to the pool, until the others fit.
 //
 // Memory: per request, what submit allocates (prompt copy, sampler, stop matcher, embedding sums); per
-// engine, the batch arrays (n_batch), the slot table (n_seq_max) and the done list (n_seq_max + max_queue).
-// A step allocates nothing here; the session grows its logits rows up to n_batch once.
+// engine, the batch arrays (n_batch), the slot table and the step's sampling list (n_seq_max) and the done
+// list (n_seq_max + max_queue). A step allocates nothing here; the session grows its logits rows up to
+// n_batch once.
+//
+// Time: the scheduler's time is counted by part (inf_engine_stats): the forward pass, sampling, output
+// (detokenizing, stop strings, callbacks) and the rest, so that the work outside the forward pass, which
+// caps what batching gains on a fast GPU, can be watched (/metrics shows it).
 #include "runtime/engine_int.h"
 
 #include "core/core.h"
@@ -30,8 +38,12 @@
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef enum { REQ_QUEUED, REQ_PREFILL, REQ_DECODE } engine_req_state;
+
+// What the end of a step does with a request that had tokens in it.
+enum { ENGINE_ACT_NONE, ENGINE_ACT_SAMPLE, ENGINE_ACT_EMBEDDING, ENGINE_ACT_LENGTH };
 
 typedef struct engine_req {
     uint64_t id;
@@ -48,6 +60,15 @@ typedef struct engine_req {
     int n_gen;            // tokens generated (EOG not counted)
     inf_token pending;    // REQ_DECODE: sampled token still to be decoded, at position n_past
     int b_first, b_count; // this request's tokens in the current step (b_count 0: none)
+    // This step's ending, set by the scheduler after the forward pass. ENGINE_ACT_SAMPLE: s_logits is the
+    // row to sample from, and the thread that samples it fills s_tok, s_lp and the alternatives.
+    uint8_t s_action;
+    const float *s_logits;
+    inf_token s_tok;
+    float s_lp;
+    int s_n_top;
+    inf_token top_ids[ENGINE_MAX_TOP_LOGPROBS];
+    float top_lp[ENGINE_MAX_TOP_LOGPROBS];
     bool cancelled;       // set by inf_engine_cancel; read and written under the mutex only
     bool done;            // finished; waits in the done list for on_done
     bool stop_matched;    // a stop string ended it: the held text is the stop string, never shown
@@ -90,8 +111,19 @@ struct inf_engine {
     engine_req **done;      // (n_seq_max + max_queue) finished requests whose on_done is pending
     int n_done;
     int rr; // where the decode round robin starts when decoders outnumber n_batch
-    inf_token top_ids[ENGINE_MAX_TOP_LOGPROBS];
-    float top_lp[ENGINE_MAX_TOP_LOGPROBS];
+    engine_req **s_reqs; // (n_seq_max) this step's requests to sample, in admission order
+
+    // Sampling helpers: threads that sample some of a step's requests while the scheduler samples others
+    // (each request's sampler is used by one thread at a time; nothing else is shared). jobs, n_jobs,
+    // next_job, jobs_done and h_stop are under hmu; a job is claimed by taking next_job.
+    pthread_t helpers[ENGINE_MAX_HELPERS];
+    int n_helpers;
+    bool hsync_ok; // hmu and the condition variables exist
+    pthread_mutex_t hmu;
+    pthread_cond_t h_work, h_done;
+    engine_req **jobs;
+    int n_jobs, next_job, jobs_done;
+    bool h_stop;
     uint64_t n_prompt_tokens, n_generated_tokens, n_steps, n_requests_done;
     // Scheduler seconds since init, by part (see inf_engine_stats): busy is every loop iteration that had
     // work, from waking to the end of its deliveries; the parts are disjoint intervals inside it, so
@@ -282,65 +314,114 @@ static void engine_admit_locked(inf_engine *e) {
 }
 
 // Log-probability of token tok under softmax(logits) at temperature 1 without penalties, and the n_top best
-// tokens with theirs (best first; equal logits: lower id first), written to e->top_ids / e->top_lp; *n_found
-// gets how many there are (fewer than n_top only when the vocabulary is smaller or logits are NaN).
-static float engine_logprobs(inf_engine *e, const float *logits, inf_token tok, int n_top, int *n_found) {
+// tokens with theirs (best first; equal logits: lower id first), written to top_ids / top_lp; *n_found gets
+// how many there are (fewer than n_top only when the vocabulary is smaller or logits are NaN).
+static float engine_logprobs(int n_vocab, const float *logits, inf_token tok, int n_top, inf_token *top_ids,
+                             float *top_lp, int *n_found) {
     float mx = -INFINITY;
-    for (int i = 0; i < e->n_vocab; i++)
+    for (int i = 0; i < n_vocab; i++)
         if (logits[i] > mx) mx = logits[i];
     double sum = 0.0;
-    for (int i = 0; i < e->n_vocab; i++)
+    for (int i = 0; i < n_vocab; i++)
         if (logits[i] > -INFINITY) sum += exp((double)logits[i] - (double)mx); // NaN logits count as nothing
     double lse = (double)mx + log(sum);
     int n = 0;
-    for (int i = 0; i < e->n_vocab && n_top > 0; i++) {
+    for (int i = 0; i < n_vocab && n_top > 0; i++) {
         float l = logits[i];
         if (!(l > -INFINITY)) continue;
-        if (n == n_top && !(l > e->top_lp[n - 1])) continue;
+        if (n == n_top && !(l > top_lp[n - 1])) continue;
         int j = n < n_top ? n++ : n - 1;
-        while (j > 0 && e->top_lp[j - 1] < l) {
-            e->top_lp[j] = e->top_lp[j - 1];
-            e->top_ids[j] = e->top_ids[j - 1];
+        while (j > 0 && top_lp[j - 1] < l) {
+            top_lp[j] = top_lp[j - 1];
+            top_ids[j] = top_ids[j - 1];
             j--;
         }
-        e->top_lp[j] = l;
-        e->top_ids[j] = i;
+        top_lp[j] = l;
+        top_ids[j] = i;
     }
-    for (int j = 0; j < n; j++) e->top_lp[j] = (float)((double)e->top_lp[j] - lse);
+    for (int j = 0; j < n; j++) top_lp[j] = (float)((double)top_lp[j] - lse);
     *n_found = n;
     return (float)((double)logits[tok] - lse);
 }
 
-// Samples q's next token from logits and reports it; finishes q on EOG, a stop string or max_tokens.
-static void engine_sample(inf_engine *e, engine_req *q, const float *logits) {
-    assert(logits);
-    double t0 = inf_time_now();
-    inf_token tok = inf_sampler_sample(q->smp, logits, q->r.ignore_eos ? e->banned_eog : NULL);
+// Chooses q's next token from q->s_logits into q->s_tok, with its log-probability and alternatives where
+// asked (not for end-of-generation tokens, which are never reported). Touches q and read-only engine
+// state only, so any thread may run it for any request of the step.
+static void engine_sample_one(const inf_engine *e, engine_req *q) {
+    q->s_tok = inf_sampler_sample(q->smp, q->s_logits, q->r.ignore_eos ? e->banned_eog : NULL);
+    q->s_lp = NAN; // only requests that ask pay for the pass over the vocabulary
+    q->s_n_top = 0;
+    if (q->s_tok >= 0 && (q->r.logprobs || q->r.n_top_logprobs > 0) && !inf_token_is_eog(e->model, q->s_tok))
+        q->s_lp = engine_logprobs(e->n_vocab, q->s_logits, q->s_tok, q->r.n_top_logprobs, q->top_ids, q->top_lp,
+                                  &q->s_n_top);
+}
+
+static void *engine_helper_main(void *arg) {
+    inf_engine *e = arg;
+    pthread_mutex_lock(&e->hmu);
+    for (;;) {
+        while (!e->h_stop && e->next_job >= e->n_jobs) pthread_cond_wait(&e->h_work, &e->hmu);
+        if (e->h_stop) break;
+        engine_req *q = e->jobs[e->next_job++];
+        pthread_mutex_unlock(&e->hmu);
+        engine_sample_one(e, q);
+        pthread_mutex_lock(&e->hmu);
+        if (++e->jobs_done == e->n_jobs) pthread_cond_signal(&e->h_done);
+    }
+    pthread_mutex_unlock(&e->hmu);
+    return NULL;
+}
+
+// Samples the n requests of reqs[] (their s_logits set). With helpers and enough requests, the helpers are
+// woken (one per ENGINE_JOBS_PER_THREAD requests beyond the scheduler's share) and everyone takes jobs until
+// none is left; the scheduler then waits only for the jobs already taken. A helper that wakes late finds
+// nothing to do and sleeps again, so a busy machine never makes the scheduler wait for a thread to start.
+static void engine_sample_all(inf_engine *e, engine_req **reqs, int n) {
+    int wake = INF_MIN(e->n_helpers, n / ENGINE_JOBS_PER_THREAD - 1);
+    if (wake <= 0) {
+        for (int i = 0; i < n; i++) engine_sample_one(e, reqs[i]);
+        return;
+    }
+    pthread_mutex_lock(&e->hmu);
+    e->jobs = reqs;
+    e->n_jobs = n;
+    e->next_job = 0;
+    e->jobs_done = 0;
+    for (int k = 0; k < wake; k++) pthread_cond_signal(&e->h_work);
+    while (e->next_job < e->n_jobs) {
+        engine_req *q = e->jobs[e->next_job++];
+        pthread_mutex_unlock(&e->hmu);
+        engine_sample_one(e, q);
+        pthread_mutex_lock(&e->hmu);
+        e->jobs_done++;
+    }
+    while (e->jobs_done < e->n_jobs) pthread_cond_wait(&e->h_done, &e->hmu);
+    e->jobs = NULL;
+    e->n_jobs = e->next_job = e->jobs_done = 0;
+    pthread_mutex_unlock(&e->hmu);
+}
+
+// Reports q's sampled token (q->s_tok) and finishes q on EOG, a stop string or max_tokens.
+static void engine_emit(inf_engine *e, engine_req *q) {
+    inf_token tok = q->s_tok;
     if (q->t_first <= 0) q->t_first = inf_time_now();
     if (tok < 0) {
         engine_finish(e, q, INF_FINISH_ERROR, "no token can be sampled (every logit is banned or NaN)");
-        e->t_sample += inf_time_now() - t0;
         return;
     }
     if (inf_token_is_eog(e->model, tok)) {
         engine_finish(e, q, INF_FINISH_STOP, NULL);
-        e->t_sample += inf_time_now() - t0;
         return;
     }
     inf_sampler_accept(q->smp, tok);
     q->n_gen++;
     e->n_generated_tokens++;
-    int n_top = 0;
-    float lp = NAN; // only requests that ask pay for the pass over the vocabulary
-    if (q->r.logprobs || q->r.n_top_logprobs > 0) lp = engine_logprobs(e, logits, tok, q->r.n_top_logprobs, &n_top);
-    double t1 = inf_time_now();
-    e->t_sample += t1 - t0;
     int np = inf_token_to_piece(e->model, tok, false, e->piece, e->piece_cap);
     assert(np <= e->piece_cap);
     const char *text;
     size_t n_text;
     bool matched = inf_stop_matcher_feed(q->stop, e->piece, (size_t)INF_MAX(np, 0), &text, &n_text);
-    if (q->r.on_token) q->r.on_token(q->r.user, tok, text, n_text, lp, e->top_ids, e->top_lp, n_top);
+    if (q->r.on_token) q->r.on_token(q->r.user, tok, text, n_text, q->s_lp, q->top_ids, q->top_lp, q->s_n_top);
     if (matched) {
         q->stop_matched = true;
         engine_finish(e, q, INF_FINISH_STOP, NULL);
@@ -350,7 +431,6 @@ static void engine_sample(inf_engine *e, engine_req *q, const float *logits) {
         q->pending = tok;
         q->state = REQ_DECODE;
     }
-    e->t_output += inf_time_now() - t1;
 }
 
 // Mean of the prompt's hidden states, L2-normalized, into q->emb.
@@ -451,36 +531,62 @@ static void engine_step(inf_engine *e) {
                 engine_finish(e, e->active[i], INF_FINISH_ERROR, msg);
         return;
     }
+    // The step's results, in three passes: bookkeeping, which says what ends each request's part of the
+    // step; the sampling, spread over the helpers; then, in admission order as before, the reports and
+    // finishes (callbacks run on this thread only).
+    int n_smp = 0;
     for (int i = 0; i < na; i++) {
         engine_req *a = e->active[i];
+        a->s_action = ENGINE_ACT_NONE;
         if (a->done || a->b_count == 0) continue;
         int last = a->b_first + a->b_count - 1;
         if (a->state == REQ_DECODE) {
             a->n_past++;
-            engine_sample(e, a, inf_session_logits(e->sess, last));
-            continue;
-        }
-        if (a->emb) {
-            for (int t = a->b_first; t <= last; t++) {
-                const float *h = inf_session_embedding(e->sess, t);
-                assert(h);
-                for (int j = 0; j < e->n_embd; j++) a->emb_sum[j] += h[j];
+        } else {
+            if (a->emb) {
+                for (int t = a->b_first; t <= last; t++) {
+                    const float *h = inf_session_embedding(e->sess, t);
+                    assert(h);
+                    for (int j = 0; j < e->n_embd; j++) a->emb_sum[j] += h[j];
+                }
             }
+            a->n_past += a->b_count;
+            e->n_prompt_tokens += (uint64_t)a->b_count;
+            if (a->n_past < a->n_prompt) continue;
+            if (a->emb) {
+                a->s_action = ENGINE_ACT_EMBEDDING;
+                continue;
+            }
+            if (a->r.max_tokens == 0) {
+                a->s_action = ENGINE_ACT_LENGTH;
+                continue;
+            }
+            a->state = REQ_DECODE; // engine_emit sets pending, or finishes
         }
-        a->n_past += a->b_count;
-        e->n_prompt_tokens += (uint64_t)a->b_count;
-        if (a->n_past < a->n_prompt) continue;
-        if (a->emb) {
+        a->s_action = ENGINE_ACT_SAMPLE;
+        a->s_logits = inf_session_logits(e->sess, last);
+        assert(a->s_logits);
+        e->s_reqs[n_smp++] = a;
+    }
+    double t1 = inf_time_now();
+    engine_sample_all(e, e->s_reqs, n_smp);
+    double t2 = inf_time_now();
+    e->t_sample += t2 - t1;
+    for (int i = 0; i < na; i++) {
+        engine_req *a = e->active[i];
+        switch (a->s_action) {
+        case ENGINE_ACT_SAMPLE: engine_emit(e, a); break;
+        case ENGINE_ACT_EMBEDDING:
             engine_embedding_finish(e, a);
             a->t_first = inf_time_now();
             engine_finish(e, a, INF_FINISH_STOP, NULL);
-        } else if (a->r.max_tokens == 0) {
-            engine_finish(e, a, INF_FINISH_LENGTH, NULL);
-        } else {
-            a->state = REQ_DECODE; // engine_sample sets pending, or finishes
-            engine_sample(e, a, inf_session_logits(e->sess, last));
+            break;
+        case ENGINE_ACT_LENGTH: engine_finish(e, a, INF_FINISH_LENGTH, NULL); break;
+        default: break;
         }
+        a->s_action = ENGINE_ACT_NONE;
     }
+    e->t_output += inf_time_now() - t2;
 }
 
 static void *engine_main(void *arg) {
@@ -579,8 +685,9 @@ inf_status inf_engine_init(inf_model *model, const inf_engine_params *params, in
     e->b_seq = inf_malloc_array(B, sizeof *e->b_seq);
     e->b_want = inf_malloc_array(B, sizeof *e->b_want);
     e->done = inf_malloc_array((size_t)e->n_seq_max + (size_t)e->max_queue, sizeof *e->done);
+    e->s_reqs = inf_malloc_array((size_t)e->n_seq_max, sizeof *e->s_reqs);
     if (!e->active || !e->seq_used || !e->banned_eog || !e->piece || !e->b_tok || !e->b_pos || !e->b_seq ||
-        !e->b_want || !e->done) {
+        !e->b_want || !e->done || !e->s_reqs) {
         inf_engine_free(e);
         return inf_fail(INF_ERR_NOMEM, "engine: out of memory for %d sequences and batches of %d",
                         p.n_seq_max, p.n_batch);
@@ -589,6 +696,27 @@ inf_status inf_engine_init(inf_model *model, const inf_engine_params *params, in
     if (pthread_mutex_init(&e->mu, NULL) != 0 || pthread_cond_init(&e->cv, NULL) != 0) {
         inf_engine_free(e); // the thread never started, so free leaves the mutex alone
         return inf_fail(INF_ERR_INTERNAL, "engine: cannot create its mutex");
+    }
+    // Sampling helpers, where a step can have enough requests to share out (none is an answer too: the
+    // scheduler then samples alone).
+    long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int want = INF_MIN(ENGINE_MAX_HELPERS, e->n_seq_max / ENGINE_JOBS_PER_THREAD - 1);
+    want = (int)INF_MIN((long)want, n_cpu - 1);
+    if (want > 0 && pthread_mutex_init(&e->hmu, NULL) == 0) {
+        if (pthread_cond_init(&e->h_work, NULL) == 0) {
+            if (pthread_cond_init(&e->h_done, NULL) == 0) {
+                e->hsync_ok = true;
+            } else {
+                pthread_cond_destroy(&e->h_work);
+                pthread_mutex_destroy(&e->hmu);
+            }
+        } else {
+            pthread_mutex_destroy(&e->hmu);
+        }
+    }
+    for (int k = 0; e->hsync_ok && k < want; k++) {
+        if (pthread_create(&e->helpers[k], NULL, engine_helper_main, e) != 0) break; // fewer helpers is fine
+        e->n_helpers++;
     }
     if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
         pthread_cond_destroy(&e->cv);
@@ -606,6 +734,21 @@ inf_status inf_engine_init(inf_model *model, const inf_engine_params *params, in
     return INF_OK;
 }
 
+// Stops and joins the sampling helpers (after the scheduler, which is the only one to give them work).
+static void engine_helpers_stop(inf_engine *e) {
+    if (!e->hsync_ok) return;
+    pthread_mutex_lock(&e->hmu);
+    e->h_stop = true;
+    pthread_cond_broadcast(&e->h_work);
+    pthread_mutex_unlock(&e->hmu);
+    for (int k = 0; k < e->n_helpers; k++) pthread_join(e->helpers[k], NULL);
+    e->n_helpers = 0;
+    pthread_cond_destroy(&e->h_done);
+    pthread_cond_destroy(&e->h_work);
+    pthread_mutex_destroy(&e->hmu);
+    e->hsync_ok = false;
+}
+
 void inf_engine_free(inf_engine *e) {
     if (!e) return;
     if (e->thread_started) {
@@ -619,6 +762,7 @@ void inf_engine_free(inf_engine *e) {
         pthread_cond_destroy(&e->cv);
         pthread_mutex_destroy(&e->mu);
     }
+    engine_helpers_stop(e);
     inf_session_free(e->sess);
     free(e->active);
     free(e->seq_used);
@@ -629,6 +773,7 @@ void inf_engine_free(inf_engine *e) {
     free(e->b_seq);
     free(e->b_want);
     free(e->done);
+    free(e->s_reqs);
     free(e);
 }
 
