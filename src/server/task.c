@@ -102,8 +102,10 @@ static void srv_job_on_token(void *user, inf_token token, const char *text, size
             j->pieces[j->n_pieces - 1].text_end = j->text.len;
         }
     }
-    pthread_cond_signal(&t->cv);
     pthread_mutex_unlock(&t->mu);
+    // After the unlock, so that the woken reader does not wake only to wait for the mutex this thread holds.
+    // t stays alive: the engine's reference is dropped in on_done, which runs on this thread after this.
+    pthread_cond_signal(&t->cv);
 }
 
 static void srv_job_on_done(void *user, const inf_request_result *res) {
