@@ -759,7 +759,12 @@ static void test_embeddings(inf_model *m) {
         for (int j = 0; j < E; j++) norm += (double)c[i].emb[j] * c[i].emb[j];
         CHECK_NEAR(norm, 1.0, 1e-5);
     }
-    CHECK(memcmp(c[0].emb, c[1].emb, (size_t)E * sizeof(float)) == 0);
+    // The same prompt twice: the same embedding, up to rounding. Not bit for bit: when the two are admitted
+    // in different steps their prompts are cut into different chunks, and the CPU kernels round a run of
+    // positions of one sequence (attention tiles, batched matmuls) differently from a shorter one.
+    double same = 0;
+    for (int j = 0; j < E; j++) same = fmax(same, fabs(c[0].emb[j] - c[1].emb[j]));
+    CHECK_MSG(same < 1e-5, "two embeddings of one prompt differ by %g", same);
     double diff = 0;
     for (int j = 0; j < E; j++) diff = fmax(diff, fabs(c[0].emb[j] - c[2].emb[j]));
     CHECK(diff > 1e-2);
