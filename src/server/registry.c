@@ -117,7 +117,17 @@ static inf_status srv_model_open(srv_registry *reg, srv_model *m) {
     mp.gpu_enabled = reg->gpu_enabled;
     mp.n_gpu_layers = reg->n_gpu_layers;
     inf_status st = inf_model_load(m->path, &mp, &m->model);
-    if (st == INF_OK) st = inf_engine_init(m->model, &reg->ep, &m->engine);
+    inf_engine_params ep = reg->ep;
+    if (st == INF_OK && ep.n_threads == 0) {
+        inf_model_info mi;
+        inf_model_get_info(m->model, &mi);
+        if (mi.n_layer > 0 && mi.n_gpu_layers >= mi.n_layer) {
+            ep.n_threads = SRV_GPU_HOST_THREADS;
+            inf_log(INF_LOG_INFO, "serve: model '%s' runs on the GPU: its engine uses %d CPU threads (--threads sets "
+                                  "another count)", m->name, ep.n_threads);
+        }
+    }
+    if (st == INF_OK) st = inf_engine_init(m->model, &ep, &m->engine);
     if (st == INF_OK && reg->chat_template) {
         // An explicit template must be one this build renders; say so at load rather than at every chat.
         inf_chat_message probe = {.role = "user", .content = "hi"};
