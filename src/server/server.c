@@ -77,6 +77,7 @@ inf_status srv_start(const srv_options *opt, srv_server **out) {
         srv_free(srv);
         return inf_fail(INF_ERR_NOMEM, "server: out of memory");
     }
+    srv->notifier = srv_notifier_new(); // before any engine; without it the callbacks signal themselves
     if ((st = srv_registry_init(&srv->opt, &srv->reg)) != INF_OK) {
         srv_free(srv);
         return st;
@@ -133,6 +134,7 @@ void srv_free(srv_server *srv) {
         srv_http_stop(srv);
     }
     srv_registry_free(srv->reg);
+    srv_notifier_free(srv->notifier); // after the engines: no callback can queue a task any more
     srv_metrics_free(srv->metrics);
     for (int i = 0; i < SRV_MAX_PRELOAD; i++) {
         free((char *)srv->preload[i].name);

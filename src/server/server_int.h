@@ -178,6 +178,7 @@ struct srv_server {
     int port;
     srv_registry *reg;
     srv_metrics *metrics;
+    struct srv_notifier *notifier; // wakes stream readers for the engine callbacks (task.c)
     _Atomic int state;        // srv_state
     _Atomic int active;       // tasks (generation requests) not yet answered
     _Atomic uint64_t id_seq;  // for response ids
@@ -289,6 +290,7 @@ typedef struct srv_task {
     size_t out_off;
     bool role_sent, end_queued;
     bool cancelled;            // cancel sent to the engine
+    bool wake_queued;          // in the notifier's queue, holding a reference (task mutex)
 } srv_task;
 
 // A task for n_jobs engine requests on model m (the task takes over the caller's reference to m).
@@ -303,6 +305,16 @@ void srv_task_cancel(srv_task *t);
 bool srv_task_wait_all(srv_task *t, struct MHD_Connection *conn);
 // The HTTP side is finished with the task: cancels unfinished jobs, releases the model, drops its ref.
 void srv_task_finish(srv_task *t);
+
+// The notifier: a thread that wakes the tasks' waiters (signals task->cv) on behalf of the engine callbacks,
+// so that a model's scheduler thread pays for one wake a step (the notifier's) instead of one per token (a
+// futex call, and where cores are short, the woken reader taking the scheduler's core). A task waits in its
+// bounded queue at most once, holding a reference; when the queue is full the callback signals itself.
+// srv_notifier_free stops the thread and wakes what is left; call it after every engine is freed.
+typedef struct srv_notifier srv_notifier;
+srv_notifier *srv_notifier_new(void); // NULL when out of memory or no thread: callbacks then signal directly
+void srv_notifier_free(srv_notifier *n);
+bool srv_notifier_push(srv_notifier *n, srv_task *t); // t->wake_queued set and a reference taken; false: full
 
 // Streams (sse.c): a response that sends the task's chunks as server-sent events.
 struct MHD_Response *srv_sse_response(srv_task *t, struct MHD_Connection *conn);

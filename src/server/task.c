@@ -3,7 +3,8 @@
 // the OpenAI reply that depend only on results (usage, finish_reason, logprobs).
 //
 // The callbacks run on the model's scheduler thread and must not block it: they append to the job's
-// buffers under the task's mutex and signal; formatting happens on the HTTP thread. A job whose text
+// buffers under the task's mutex and queue the task for the notifier thread, which wakes its waiter;
+// formatting happens on the HTTP thread. A job whose text
 // passes SRV_MAX_TEXT stops recording and is cancelled by the waiting HTTP thread.
 // Left out: the HTTP framing (sse.c, routes_openai.c).
 #include "server/server_int.h"
@@ -64,6 +65,101 @@ static void srv_task_destroy(srv_task *t) {
     free(t);
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// The notifier (see server_int.h): a ring of tasks to wake, one thread.
+// ---------------------------------------------------------------------------------------------------------
+#define SRV_NOTIFY_CAP 4096 // tasks waiting for their wake (a task is queued at most once)
+
+struct srv_notifier {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    srv_task *ring[SRV_NOTIFY_CAP];
+    int head, count;
+    bool idle; // the thread waits on cv: the next push signals it
+    bool stop;
+};
+
+// Wakes t's waiters and drops the queue's reference (t may be freed here).
+static void srv_notifier_wake(srv_task *t) {
+    pthread_mutex_lock(&t->mu);
+    t->wake_queued = false;
+    pthread_mutex_unlock(&t->mu);
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_lock(&t->mu);
+    bool last = --t->refs == 0;
+    pthread_mutex_unlock(&t->mu);
+    if (last) srv_task_destroy(t);
+}
+
+static void *srv_notifier_main(void *arg) {
+    srv_notifier *n = arg;
+    srv_task *batch[64];
+    pthread_mutex_lock(&n->mu);
+    for (;;) {
+        while (!n->stop && n->count == 0) {
+            n->idle = true;
+            pthread_cond_wait(&n->cv, &n->mu);
+        }
+        n->idle = false;
+        if (n->count == 0) break; // stopping, and nothing left
+        int k = 0;
+        for (; k < 64 && n->count > 0; k++) {
+            batch[k] = n->ring[n->head];
+            n->head = (n->head + 1) % SRV_NOTIFY_CAP;
+            n->count--;
+        }
+        pthread_mutex_unlock(&n->mu);
+        for (int i = 0; i < k; i++) srv_notifier_wake(batch[i]);
+        pthread_mutex_lock(&n->mu);
+    }
+    pthread_mutex_unlock(&n->mu);
+    return NULL;
+}
+
+srv_notifier *srv_notifier_new(void) {
+    srv_notifier *n = calloc(1, sizeof *n);
+    if (!n) return NULL;
+    pthread_mutex_init(&n->mu, NULL);
+    pthread_cond_init(&n->cv, NULL);
+    if (pthread_create(&n->thread, NULL, srv_notifier_main, n) != 0) {
+        pthread_cond_destroy(&n->cv);
+        pthread_mutex_destroy(&n->mu);
+        free(n);
+        return NULL;
+    }
+    return n;
+}
+
+void srv_notifier_free(srv_notifier *n) {
+    if (!n) return;
+    pthread_mutex_lock(&n->mu);
+    n->stop = true;
+    pthread_cond_signal(&n->cv);
+    pthread_mutex_unlock(&n->mu);
+    pthread_join(n->thread, NULL); // it empties the ring before it returns
+    assert(n->count == 0);
+    pthread_cond_destroy(&n->cv);
+    pthread_mutex_destroy(&n->mu);
+    free(n);
+}
+
+// Queues t (its wake_queued set and a reference taken by the caller); false when the ring is full.
+bool srv_notifier_push(srv_notifier *n, srv_task *t) {
+    pthread_mutex_lock(&n->mu);
+    if (n->count == SRV_NOTIFY_CAP) {
+        pthread_mutex_unlock(&n->mu);
+        return false;
+    }
+    n->ring[(n->head + n->count) % SRV_NOTIFY_CAP] = t;
+    n->count++;
+    bool wake = n->idle;
+    n->idle = false; // one signal is enough until it waits again
+    pthread_mutex_unlock(&n->mu);
+    if (wake) pthread_cond_signal(&n->cv);
+    return true;
+}
+
 // Appends to a capped array that doubles; false when full or out of memory.
 static bool srv_grow(void **arr, int *cap, int n, int max, size_t elem) {
     if (n < *cap) return true;
@@ -102,8 +198,23 @@ static void srv_job_on_token(void *user, inf_token token, const char *text, size
             j->pieces[j->n_pieces - 1].text_end = j->text.len;
         }
     }
+    // The waiter's wake goes through the notifier: once per task until the notifier has woken it (a token
+    // that comes meanwhile is covered by that wake), the queued reference keeping the task alive.
+    srv_notifier *nt = t->srv->notifier;
+    bool pending = nt && t->wake_queued, queue = nt && !t->wake_queued;
+    if (queue) {
+        t->wake_queued = true;
+        t->refs++;
+    }
     pthread_mutex_unlock(&t->mu);
-    // After the unlock, so that the woken reader does not wake only to wait for the mutex this thread holds.
+    if (pending || (queue && srv_notifier_push(nt, t))) return;
+    if (queue) { // the queue is full: undo, and wake the waiter from here
+        pthread_mutex_lock(&t->mu);
+        t->wake_queued = false;
+        t->refs--; // never the last: the engine's reference lasts until on_done, which runs on this thread
+        pthread_mutex_unlock(&t->mu);
+    }
+    // After the unlock, so that the woken reader does not wake only to wait for the mutex this thread held.
     // t stays alive: the engine's reference is dropped in on_done, which runs on this thread after this.
     pthread_cond_signal(&t->cv);
 }
