@@ -35,14 +35,16 @@ counters() {
 
 one_stream() { # stream index
     for ((k = 0; k < requests; k++)); do
-        curl -sN --max-time 600 "$url/v1/completions" -H 'Content-Type: application/json' -d \
-            "{\"model\":\"$model\",\"prompt\":\"[$1-$k] Once upon a time, in a small village by the sea,\",\"max_tokens\":$max_tokens,\"temperature\":$temp,\"stream\":true,\"ignore_eos\":true}" \
-            >/dev/null || echo "curl_load.sh: stream $1 request $k failed" >&2
+        local body="{\"model\":\"$model\",\"prompt\":\"[$1-$k] Once upon a time, in a small village by the sea,\","
+        body+="\"max_tokens\":$max_tokens,\"temperature\":$temp,\"stream\":true,\"ignore_eos\":true}"
+        curl -sN --max-time 600 "$url/v1/completions" -H 'Content-Type: application/json' -d "$body" >/dev/null ||
+            echo "curl_load.sh: stream $1 request $k failed" >&2
     done
 }
 
 echo "curl_load: $url model=$model max_tokens=$max_tokens temperature=$temp $requests requests per stream"
-echo "| streams | tokens | wall s | agg tok/s | vs 1 | steps | forward ms/step | sample us/step | output us/step | other us/step | non-forward us/step |"
+echo "| streams | tokens | wall s | agg tok/s | vs 1 | steps | forward ms/step | sample us/step |" \
+     "output us/step | other us/step | non-forward us/step |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 base=
 IFS=, read -ra levels <<<"$streams"

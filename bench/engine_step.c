@@ -107,9 +107,9 @@ static int bench_parse_list(const char *s, int *out, int cap) {
 }
 
 static void bench_usage(void) {
-    fprintf(stderr, "usage: engine_step -m MODEL [-s 1,8,32] [-n TOKENS] [-t THREADS] [--temp T] [--top-k K]\n"
-                    "                   [--top-p P] [--min-p P] [--repeat-penalty R] [--presence P] [--seed S]\n"
-                    "                   [--logprobs N] [--stop STR] [-ngl N]\n"
+    fprintf(stderr, "usage: engine_step -m MODEL [-s 1,8,32] [-n TOKENS] [-t THREADS] [--temp T]\n"
+                    "         [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--presence P]\n"
+                    "         [--seed S] [--logprobs N] [--stop STR] [-ngl N]\n"
                     "defaults: 128 tokens, 1 thread, temperature 0 (greedy); with --temp the sampler's other\n"
                     "settings are llama.cpp's defaults (top-k 40, top-p 0.95, min-p 0.05) unless given\n");
 }
@@ -162,12 +162,12 @@ int main(int argc, char **argv) {
     inf_model_get_info(model, &info);
     printf("model %s: n_vocab %d, n_embd %d, n_layer %d, %s; %d tokens a request, temperature %g, top_k %d, "
            "top_p %g, min_p %g, repeat_penalty %g, presence %g, logprobs %d, stop %s\n",
-           path, info.n_vocab, info.n_embd, info.n_layer, info.file_type, n_gen, (double)sp.temperature, sp.top_k,
-           (double)sp.top_p, (double)sp.min_p, (double)sp.repeat_penalty, (double)sp.presence_penalty, n_top,
+           path, info.n_vocab, info.n_embd, info.n_layer, info.file_type, n_gen, (double)sp.temperature,
+           sp.top_k, (double)sp.top_p, (double)sp.min_p, (double)sp.repeat_penalty, (double)sp.presence_penalty, n_top,
            stop ? stop : "(none)");
     printf("| streams | steps | tokens | forward us/step | sample us/step | output us/step | other us/step | "
-           "non-forward us/step | non-forward us/token | tokens hash |\n|---:|---:|---:|---:|---:|---:|---:|---:|"
-           "---:|---|\n");
+           "non-forward us/step | non-forward us/token | tokens hash |\n"
+           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
 
     static bench_stream streams[BENCH_MAX_STREAMS];
     int rc = 0;
@@ -264,8 +264,8 @@ int main(int argc, char **argv) {
         double steps = (double)(st.steps ? st.steps : 1);
         double nonfwd = st.sample_seconds + st.output_seconds + st.other_seconds;
         printf("| %d | %llu | %llu | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %016llx |\n", S,
-               (unsigned long long)st.steps, (unsigned long long)st.generated_tokens, 1e6 * st.forward_seconds / steps,
-               1e6 * st.sample_seconds / steps, 1e6 * st.output_seconds / steps, 1e6 * st.other_seconds / steps,
+               (unsigned long long)st.steps, (unsigned long long)st.generated_tokens,
+               1e6 * st.forward_seconds / steps, 1e6 * st.sample_seconds / steps, 1e6 * st.output_seconds / steps, 1e6 * st.other_seconds / steps,
                1e6 * nonfwd / steps, 1e6 * nonfwd / (double)(st.generated_tokens ? st.generated_tokens : 1),
                (unsigned long long)h);
         fflush(stdout);
