@@ -88,6 +88,9 @@ static inline void inputs_changed(fwd *f, const void *buf) {
 static void step_barrier(fwd *f) {
     inf_pool_barrier(f->s->pool);
     f->xq_reading = false;
+    // Past a barrier the shared inputs (s->xq, s->xb, ...) may hold what other threads wrote, which
+    // inputs_changed() on this thread never saw: the prepared layout is stale.
+    f->pv->prep_src = NULL;
     prof_mark(f, P_BARRIER);
 }
 

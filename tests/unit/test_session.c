@@ -1,12 +1,14 @@
 // test_session.c: sessions over several sequences: the three greedy prompts of stories260K decoded
 // together in one batch, then continued together one token each per step, must give llama.cpp's golden
 // tokens for every sequence (the batch interface computes exactly what single-sequence runs compute);
-// batch validation, context-full behaviour, truncation and clearing of sequences.
+// batch validation, context-full behaviour, truncation and clearing of sequences; decode logits that agree
+// across thread counts.
 #include "test.h"
 
 #include "inferno.h"
 
 #include <json-c/json.h>
+#include <math.h>
 
 static int argmax(const float *x, int n) {
     int b = 0;
@@ -139,6 +141,58 @@ static void test_batch_errors(inf_model *m) {
     CHECK(inf_session_init(m, &sp, &s) == INF_ERR_INVALID_ARG);
 }
 
+// The logits of a prompt and 8 greedy single-token steps with 1, 2 and 3 threads: the same up to rounding
+// (the prompt's batch kernels may group rows differently by thread count; the single-token path computes
+// each row with the same kernel). A thread's cached input layout going stale when other threads rewrite a
+// shared input showed up exactly here, as differences of the logits' own size.
+static void test_threads_agree(const char *file) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/synthetic/%s", test_shared_dir(), file);
+    inf_model_params mp = inf_model_default_params();
+    mp.gpu_enabled = false;
+    mp.n_gpu_layers = 0;
+    inf_model *m = NULL;
+    if (inf_model_load(path, &mp, &m) != INF_OK) {
+        fprintf(stderr, "%s: %s\n", file, inf_last_error());
+        CHECK(false);
+        return;
+    }
+    enum { P = 6, STEPS = 8, V = 512 };
+    static float out[3][(STEPS + 1) * V];
+    const inf_token prompt[P] = {1, 403, 261, 457, 17, 290};
+    for (int k = 0; k < 3; k++) {
+        inf_session_params sp = {.n_ctx = 64, .n_batch = 16, .n_seq_max = 1, .n_threads = k + 1};
+        inf_session *s = NULL;
+        CHECK(inf_session_init(m, &sp, &s) == INF_OK);
+        if (!s) continue;
+        int32_t pos[P], seq[P] = {0};
+        for (int i = 0; i < P; i++) pos[i] = i;
+        inf_batch b = {.n_tokens = P, .tokens = prompt, .pos = pos, .seq_id = seq};
+        CHECK(inf_session_decode(s, &b) == INF_OK);
+        memcpy(out[k], inf_session_logits(s, -1), sizeof(float) * V);
+        for (int t = 0; t < STEPS; t++) {
+            inf_token tok = (inf_token)argmax(out[k] + (size_t)t * V, V);
+            int32_t p1 = P + t, s1 = 0;
+            inf_batch b1 = {.n_tokens = 1, .tokens = &tok, .pos = &p1, .seq_id = &s1};
+            CHECK(inf_session_decode(s, &b1) == INF_OK);
+            memcpy(out[k] + (size_t)(t + 1) * V, inf_session_logits(s, -1), sizeof(float) * V);
+        }
+        inf_session_free(s);
+    }
+    double lo = INFINITY, hi = -INFINITY, d2 = 0.0, d3 = 0.0;
+    for (int i = 0; i < (STEPS + 1) * V; i++) {
+        lo = fmin(lo, out[0][i]), hi = fmax(hi, out[0][i]);
+        d2 = fmax(d2, fabs((double)out[1][i] - out[0][i]));
+        d3 = fmax(d3, fabs((double)out[2][i] - out[0][i]));
+        if (!isfinite(out[1][i]) || !isfinite(out[2][i])) d2 = d3 = INFINITY;
+    }
+    printf("%s: max |logit - 1 thread's| / logit range: %.2e (2 threads), %.2e (3 threads)\n", file,
+           d2 / (hi - lo), d3 / (hi - lo));
+    CHECK(d2 <= 1e-4 * (hi - lo));
+    CHECK(d3 <= 1e-4 * (hi - lo));
+    inf_model_free(m);
+}
+
 int main(void) {
     char path[1024];
     snprintf(path, sizeof path, "%s/models/stories260K.gguf", test_shared_dir());
@@ -156,6 +210,9 @@ int main(void) {
     CHECK(golden != NULL);
     if (golden) test_multi_sequence(m, golden);
     test_batch_errors(m);
+    test_threads_agree("micro-Q4_0.gguf");
+    test_threads_agree("micro-Q4_K_M-mix.gguf");
+    test_threads_agree("micro-Q8_0.gguf");
     json_object_put(golden);
     inf_model_free(m);
     return test_summary();
