@@ -89,6 +89,9 @@ for ty in $types; do
     [ -f "$model" ] || continue
     timeout 200 "$bin" bench -m "$model" -p 512 -n 128 -r 3 -ngl 999 --output md >"$out/bench-$ty.md" 2>"$out/bench-$ty.err" ||
         log "bench $ty FAILED: $(tail -3 "$out/bench-$ty.err")"
+    # The A/B of the decode path: the per-op kernels instead of the persistent one.
+    INFERNO_CUDA_PERSIST=0 timeout 120 "$bin" bench -m "$model" -p 0 -n 128 -r 3 -ngl 999 --output md 2>/dev/null |
+        grep 'tg128' | sed "s/^/PERSIST=0 /" >>"$out/bench-$ty-ab.md"
     if [ "$first" = 1 ]; then
         # Per-op GPU time (events after every op; graphs off): a decode-heavy run, then a prompt-only run.
         INFERNO_CUDA_PROFILE=1 timeout 120 "$bin" run -m "$model" -p "Once upon a time" -n 64 --temp 0 --ignore-eos \
@@ -99,14 +102,12 @@ for ty in $types; do
         INFERNO_CUDA_PROFILE=2 timeout 120 "$bin" run -m "$model" -p "Once upon a time" -n 128 --temp 0 --ignore-eos \
             -ngl 999 -v 2>&1 >/dev/null | grep -E "GPU profile|^generation: " | grep -v 'tokens:' | tr -s ' ' |
             sed "s/^/graph $ty: /" | tee -a "$out/summary.txt"
-        # Decode without programmatic dependent launch, and with the opt-in norm/combine fusions, for the A/B.
-        INFERNO_CUDA_PDL=0 timeout 120 "$bin" bench -m "$model" -p 0 -n 128 -r 3 -ngl 999 --output md 2>/dev/null |
-            grep 'tg128' | sed "s/CUDA     /CUDA PDL=0/" >"$out/bench-$ty-nopdl.md"
-        INFERNO_CUDA_FUSE=1 timeout 120 "$bin" bench -m "$model" -p 0 -n 128 -r 3 -ngl 999 --output md 2>/dev/null |
-            grep 'tg128' | sed "s/CUDA      /CUDA FUSE=1/" >>"$out/bench-$ty-nopdl.md"
+        # Prompt processing without the model's F16 weight copies (dequantized per batch instead).
+        INFERNO_CUDA_F16_CACHE=0 timeout 120 "$bin" bench -m "$model" -p 512 -n 0 -r 3 -ngl 999 --output md 2>/dev/null |
+            grep 'pp512' | sed "s/^/F16_CACHE=0 /" >>"$out/bench-$ty-ab.md"
         # Fewer CPU threads (the GPU rows use the CPU for the embedding rows only).
         timeout 120 "$bin" bench -m "$model" -p 512 -n 128 -r 3 -t 4 -ngl 999 --output md 2>/dev/null |
-            grep -E 'pp512|tg128' >>"$out/bench-$ty-nopdl.md"
+            grep -E 'pp512|tg128' >>"$out/bench-$ty-ab.md"
         if [ "${GPU_CHECK_CPU:-1}" = 1 ]; then
             timeout 200 "$bin" bench -m "$model" -p 512 -n 128 -r 3 -ngl 0 --output md >"$out/bench-$ty-cpu.md" \
                 2>"$out/bench-$ty-cpu.err" || log "bench $ty -ngl 0 FAILED: $(tail -3 "$out/bench-$ty-cpu.err")"
@@ -121,7 +122,7 @@ echo
 f=$(ls "$out"/bench-*.md 2>/dev/null | head -1)
 [ -n "$f" ] && grep -m2 '^|' "$f"
 for ty in $types; do [ -f "$out/bench-$ty.md" ] && grep '^|' "$out/bench-$ty.md" | tail -n +3; done
-for ty in $types; do [ -f "$out/bench-$ty-nopdl.md" ] && cat "$out/bench-$ty-nopdl.md"; done
+for ty in $types; do [ -f "$out/bench-$ty-ab.md" ] && cat "$out/bench-$ty-ab.md"; done
 for ty in $types; do [ -f "$out/bench-$ty-cpu.md" ] && grep '^|' "$out/bench-$ty-cpu.md" | tail -n +3; done
 [ -n "$f" ] && grep '^build:' "$f"
 exit 0

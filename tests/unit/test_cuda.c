@@ -1,11 +1,13 @@
 // test_cuda.c: the CUDA backend against the CPU backend. For every micro model type: the logits of a
 // 40-token prompt (one batch, every position: the GEMM path with flash attention), of the same prompt in
 // batches of 10 (the dp4a matrix-vector path, 8 + 2 tokens a launch) and of 8 single-token decode steps (the
-// CUDA-graph path), as normalized MSE against the CPU's logits under a per-type bound; llama.cpp's greedy tokens for stories260K
-// (every step) with all layers on the GPU and with a partial offload; partial offload close to full offload;
-// a 1,600-token prompt in a context of 2,048 (micro model, 4 batches) against the CPU; two sequences in one
-// batch; the opt-in decode fusions (INFERNO_CUDA_FUSE=1) on two types. Skips (77) with the reason when the
-// build has no CUDA backend or no device is found.
+// persistent decode kernel, in a CUDA graph), as normalized MSE against the CPU's logits under a per-type
+// bound; llama.cpp's greedy tokens for stories260K (every step) with all layers on the GPU and with a partial
+// offload; partial offload close to full offload; a 1,592-token prompt in a context of 2,048 (micro model,
+// 4 batches) and 8 decode steps after it against the CPU; two sequences in one batch; the opt-in decode
+// fusions (INFERNO_CUDA_FUSE=1) and the per-op decode kernels (INFERNO_CUDA_PERSIST=0) on two types each;
+// the persistent kernel's opt-in prefetch and KV-head counters on one type and the long prompt.
+// Skips (77) with the reason when the build has no CUDA backend or no device is found.
 //
 // Normalized MSE = sum((gpu - cpu)^2) / sum((cpu - mean(cpu))^2) over the compared logits: 0 is identical,
 // 1 is as far off as the logits' own spread. The CPU quantizes activations to 8 bits for quantized weights
@@ -247,23 +249,26 @@ static void check_long(const char *dir) {
     snprintf(path, sizeof path, "%s/models/synthetic/micro-F16.gguf", dir);
     inf_model *cpu = load(path, 0), *gpu = load(path, 999);
     CHECK(cpu && gpu);
-    enum { N = 1600 };
+    // A 1,592-token prompt, then 8 decode steps over the long cache (the persistent kernel's most key splits).
+    enum { N = 1600, STEPS = 8, P = N - STEPS };
     static inf_token toks[N];
-    static int8_t keep[N];
+    static int8_t keep[P];
     make_tokens(toks, N, 512, 3);
     int n_keep = 0;
-    for (int i = 0; i < N; i++) n_keep += keep[i] = (i % 100 == 99) || i == N - 1;
-    float *lc = malloc((size_t)n_keep * 512 * sizeof(float)), *lg = malloc((size_t)n_keep * 512 * sizeof(float));
+    for (int i = 0; i < P; i++) n_keep += keep[i] = (i % 100 == 99) || i == P - 1;
+    const int rows = n_keep + STEPS;
+    float *lc = malloc((size_t)rows * 512 * sizeof(float)), *lg = malloc((size_t)rows * 512 * sizeof(float));
     inf_session *sc = cpu ? session(cpu, 2048, 512, 1) : NULL, *sg = gpu ? session(gpu, 2048, 512, 1) : NULL;
     if (sc && sg) {
-        int rc = run_logits(sc, toks, N, 512, keep, NULL, 0, 512, lc);
-        int rg = run_logits(sg, toks, N, 512, keep, NULL, 0, 512, lg);
-        CHECK(rc == n_keep && rg == n_keep);
-        double e_all = nmse(lg, lc, (size_t)n_keep * 512);
-        double e_last = nmse(lg + (size_t)(n_keep - 1) * 512, lc + (size_t)(n_keep - 1) * 512, 512);
-        printf("long prompt %d tokens (micro-F16, n_ctx 2048): nmse %.3e, last position %.3e (bound 3e-6)\n", N,
-               e_all, e_last);
-        CHECK(e_all <= 3e-6 && e_last <= 3e-6);
+        int rc = run_logits(sc, toks, P, 512, keep, toks + P, STEPS, 512, lc);
+        int rg = run_logits(sg, toks, P, 512, keep, toks + P, STEPS, 512, lg);
+        CHECK(rc == rows && rg == rows);
+        double e_all = nmse(lg, lc, (size_t)rows * 512);
+        double e_prompt = nmse(lg + (size_t)(n_keep - 1) * 512, lc + (size_t)(n_keep - 1) * 512, 512);
+        double e_steps = nmse(lg + (size_t)n_keep * 512, lc + (size_t)n_keep * 512, (size_t)STEPS * 512);
+        printf("long prompt %d tokens + %d steps (micro-F16, n_ctx 2048): nmse %.3e, last prompt position %.3e, "
+               "steps %.3e (bound 3e-6)\n", P, STEPS, e_all, e_prompt, e_steps);
+        CHECK(e_all <= 3e-6 && e_prompt <= 3e-6 && e_steps <= 3e-6);
     } else {
         CHECK(false);
     }
@@ -273,6 +278,38 @@ static void check_long(const char *dir) {
     free(lg);
     inf_model_free(cpu);
     inf_model_free(gpu);
+}
+
+// The GEMM path with the model's F16 weight copies (made at the first large batch) against the per-batch
+// dequantization into scratch (INFERNO_CUDA_F16_CACHE=0): the same kernel makes both, so the logits of a
+// 40-token batch must be bit-identical.
+static void check_f16_cache(const char *dir) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/synthetic/micro-Q4_K_M-mix.gguf", dir);
+    enum { N = 40 };
+    inf_token toks[N];
+    make_tokens(toks, N, 512, 11);
+    static float out[2][N * 512];
+    int rows[2] = {-1, -1};
+    for (int k = 0; k < 2; k++) {
+        if (k == 0) setenv("INFERNO_CUDA_F16_CACHE", "0", 1);
+        inf_model *gpu = load(path, 999);
+        inf_session *sg = gpu ? session(gpu, 128, 64, 1) : NULL;
+        // Two batches: the first makes the copies (or declines), the second reads them.
+        if (sg) rows[k] = run_logits(sg, toks, N, 64, NULL, NULL, 0, 512, out[k]);
+        if (sg) inf_session_seq_clear(sg, 0);
+        if (sg) rows[k] = run_logits(sg, toks, N, 64, NULL, NULL, 0, 512, out[k]);
+        inf_session_free(sg);
+        inf_model_free(gpu);
+        unsetenv("INFERNO_CUDA_F16_CACHE");
+    }
+    CHECK_EQ_INT(rows[0], N);
+    CHECK_EQ_INT(rows[1], N);
+    int diff = 0;
+    for (int i = 0; i < N * 512; i++) diff += memcmp(&out[0][i], &out[1][i], sizeof(float)) != 0;
+    printf("F16 weight copies vs per-batch dequantization (micro-Q4_K_M-mix, 40-token batch): %d of %d logits "
+           "differ\n", diff, N * 512);
+    CHECK_EQ_INT(diff, 0);
 }
 
 // Two sequences interleaved in one batch, then one decode step each in one batch: GPU against CPU.
@@ -350,10 +387,25 @@ int main(void) {
     check_type(dir, &cases[10]); // micro-Q4_K_M
     check_type(dir, &cases[1]);  // micro-F16
     unsetenv("INFERNO_CUDA_FUSE");
+    // Single-token steps through the per-op kernels instead of the persistent one (the default).
+    setenv("INFERNO_CUDA_PERSIST", "0", 1);
+    printf("with INFERNO_CUDA_PERSIST=0:\n");
+    check_type(dir, &cases[13]); // micro-Q4_K_M-mix
+    check_type(dir, &cases[4]);  // micro-Q4_0
+    unsetenv("INFERNO_CUDA_PERSIST");
+    // The persistent kernel's opt-in variants: L2 prefetch by idle warps, per-KV-head counters after qkv.
+    setenv("INFERNO_CUDA_PD_PREFETCH", "1", 1);
+    setenv("INFERNO_CUDA_PD_FLAGS", "1", 1);
+    printf("with INFERNO_CUDA_PD_PREFETCH=1 INFERNO_CUDA_PD_FLAGS=1:\n");
+    check_type(dir, &cases[13]); // micro-Q4_K_M-mix
+    check_long(dir);
+    unsetenv("INFERNO_CUDA_PD_PREFETCH");
+    unsetenv("INFERNO_CUDA_PD_FLAGS");
     check_greedy(dir, 999);
     check_greedy(dir, 3);
     check_partial(dir);
     check_two_sequences(dir);
+    check_f16_cache(dir);
     check_long(dir);
     return test_summary();
 }

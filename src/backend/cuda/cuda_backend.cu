@@ -17,7 +17,10 @@
 // them to 8 bits (as the CPU does for quantized weights); F16 and F32 weights keep F32 activations in the
 // matrix-vector path. The KV cache is F16. Logits differ from the CPU backend's by rounding; tests bound it.
 //
-// Leaves out (for now): MMA kernels of our own (cuBLAS does the GEMM), a persistent decode kernel, fusing
+// A single-token step with one output row takes the persistent kernel (decode_persistent.cuh) where the
+// model and card allow: the whole step in one cooperative launch with grid-wide barriers between phases.
+//
+// Leaves out (for now): MMA kernels of our own (cuBLAS does the GEMM), fusing
 // the norms into the preceding matvec, multi-GPU.
 #include "backend/cuda/cuda_backend.h"
 
@@ -26,6 +29,7 @@
 #include <cuda_runtime.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +148,7 @@ typedef struct {
     const uint8_t *d;   // quant plane
     const __half *s;    // scale plane (Q4_0, Q8_0, Q6_K) or NULL
     int spitch;         // scales per row
+    const __half *h;    // quantized types: the model's F16 copy (n_out rows of n_in) once made, else NULL
 } dmat;
 
 typedef struct {
@@ -160,6 +165,12 @@ struct cuda_model {
     dmat output;
     void *buf;
     uint64_t buf_bytes;
+    // F16 copies of the quantized matrices for the GEMM path, made at the first large batch when free VRAM
+    // allows (f16_cache_acquire); f16_state 0: not tried, 1: made (the dmat h pointers are set), 2: declined.
+    pthread_mutex_t f16_lock;
+    int f16_state;
+    void *f16_buf;
+    uint64_t f16_bytes;
 };
 
 typedef struct {
@@ -197,7 +208,7 @@ static void repack_rows(const cuda_matrix *m, uint64_t pitch, int spr, uint8_t *
 
 static dmat walk_matrix(walker *w, const cuda_matrix *m) {
     dmat d = {m->type, (int)m->n_in, (int)m->n_out, row_pitch_of(m->type, m->n_in), NULL, NULL,
-              scales_per_row(m->type, m->n_in)};
+              scales_per_row(m->type, m->n_in), NULL};
     uint64_t off = w->used, bytes = cuda_matrix_bytes(m->type, m->n_in, m->n_out);
     uint64_t quants = align_up(d.pitch * (uint64_t)m->n_out, 16);
     w->used = align_up(w->used + bytes, ALIGN);
@@ -278,6 +289,7 @@ extern "C" bool cuda_model_upload(const cuda_model_desc *d, cuda_model **out, ch
     m->layer0 = d->layer0;
     m->rms_eps = d->rms_eps;
     m->rope_neox = d->rope_neox;
+    pthread_mutex_init(&m->f16_lock, NULL);
     for (int l = 0; l < n_gpu; l++)
         if (d->layers[l].gate.type != d->layers[l].up.type) {
             snprintf(err, cap, "layer %d: ffn_gate and ffn_up differ in type (the GPU pairs them)", d->layer0 + l);
@@ -312,6 +324,8 @@ extern "C" bool cuda_model_upload(const cuda_model_desc *d, cuda_model **out, ch
 extern "C" void cuda_model_free(cuda_model *m) {
     if (!m) return;
     if (m->buf) cudaFree(m->buf);
+    if (m->f16_buf) cudaFree(m->f16_buf);
+    pthread_mutex_destroy(&m->f16_lock);
     free(m->layers);
     free(m);
 }
@@ -740,7 +754,14 @@ __device__ __forceinline__ int4 q6_group(uint4 a, uint4 b, uint4 h, int k) {
 // (T of them valid), summed per lane into acc; the caller reduces over the warp. Lanes take 16-byte pieces
 // of the row: one Q4_0 block, half a Q8_0 block, a quarter of a Q4_K or Q6_K super-block (64 weights), 8
 // F16 or 4 F32 values.
-template <int TYPE, int R, int NT>
+// Loads of the activation operand: through the read-only path from global memory, or plain loads when x is in
+// shared memory (the persistent decode kernel), where __ldg would be wrong.
+template <bool XS, typename V> __device__ __forceinline__ V ldx(const V *p) {
+    if constexpr (XS) return *p;
+    else return __ldg(p);
+}
+
+template <int TYPE, int R, int NT, bool XS = false>
 __device__ __forceinline__ void dot_rows(const uint8_t *const (&w)[R], const __half *const (&s)[R], const xop &x,
                                          int T, int lane, float (&acc)[R][NT]) {
     const int n = x.n_in;
@@ -759,8 +780,8 @@ __device__ __forceinline__ void dot_rows(const uint8_t *const (&w)[R], const __h
             for (int t = 0; t < NT; t++) {
                 if (t >= T) break;
                 const int4 *xp = (const int4 *)(x.q + (size_t)t * n) + 2 * b;
-                int4 x0 = __ldg(xp), x1 = __ldg(xp + 1);
-                float2 ds = __ldg(x.ds + (size_t)t * nb + b);
+                int4 x0 = ldx<XS>(xp), x1 = ldx<XS>(xp + 1);
+                float2 ds = ldx<XS>(x.ds + (size_t)t * nb + b);
 #pragma unroll
                 for (int r = 0; r < R; r++) {
                     int si = dot_nib(wv[r], x1, 4, dot_nib(wv[r], x0, 0, 0));
@@ -783,8 +804,8 @@ __device__ __forceinline__ void dot_rows(const uint8_t *const (&w)[R], const __h
 #pragma unroll
             for (int t = 0; t < NT; t++) {
                 if (t >= T) break;
-                int4 xv = __ldg((const int4 *)(x.q + (size_t)t * n) + u);
-                float dx = __ldg(x.ds + (size_t)t * nb + b).x;
+                int4 xv = ldx<XS>((const int4 *)(x.q + (size_t)t * n) + u);
+                float dx = ldx<XS>(x.ds + (size_t)t * nb + b).x;
 #pragma unroll
                 for (int r = 0; r < R; r++) acc[r][t] += dw[r] * dx * (float)dot_i8(wv[r], xv, 0);
             }
@@ -828,9 +849,9 @@ __device__ __forceinline__ void dot_rows(const uint8_t *const (&w)[R], const __h
             for (int t = 0; t < NT; t++) {
                 if (t >= T) break;
                 const int4 *xp = (const int4 *)(x.q + (size_t)t * n + (size_t)sb * 256 + 64 * g);
-                int4 x0a = __ldg(xp), x0b = __ldg(xp + 1), x1a = __ldg(xp + 2), x1b = __ldg(xp + 3);
+                int4 x0a = ldx<XS>(xp), x0b = ldx<XS>(xp + 1), x1a = ldx<XS>(xp + 2), x1b = ldx<XS>(xp + 3);
                 const float2 *dsp = x.ds + (size_t)t * nb + 8 * sb + 2 * g;
-                float2 ds0 = __ldg(dsp), ds1 = __ldg(dsp + 1);
+                float2 ds0 = ldx<XS>(dsp), ds1 = ldx<XS>(dsp + 1);
 #pragma unroll
                 for (int r = 0; r < R; r++) {
                     int s0 = dot_nib(q1[r], x0b, 0, dot_nib(q0[r], x0a, 0, 0));
@@ -867,8 +888,8 @@ __device__ __forceinline__ void dot_rows(const uint8_t *const (&w)[R], const __h
                 float dx[4];
 #pragma unroll
                 for (int k = 0; k < 4; k++) {
-                    xv[k] = __ldg((const int4 *)(xb + 32 * k));
-                    dx[k] = __ldg(dsp + k).x;
+                    xv[k] = ldx<XS>((const int4 *)(xb + 32 * k));
+                    dx[k] = ldx<XS>(dsp + k).x;
                 }
 #pragma unroll
                 for (int r = 0; r < R; r++) {
@@ -895,7 +916,7 @@ __device__ __forceinline__ void dot_rows(const uint8_t *const (&w)[R], const __h
                 for (int t = 0; t < NT; t++) {
                     if (t >= T) break;
                     const float4 *xp = (const float4 *)(x.f + (size_t)t * n) + 2 * g;
-                    float4 xa = __ldg(xp), xb = __ldg(xp + 1);
+                    float4 xa = ldx<XS>(xp), xb = ldx<XS>(xp + 1);
 #pragma unroll
                     for (int r = 0; r < R; r++) {
                         float2 f0 = h2f(wv[r].x), f1 = h2f(wv[r].y), f2 = h2f(wv[r].z), f3 = h2f(wv[r].w);
@@ -927,7 +948,7 @@ __device__ __forceinline__ void dot_rows(const uint8_t *const (&w)[R], const __h
 #pragma unroll
                 for (int t = 0; t < NT; t++) {
                     if (t >= T) break;
-                    float4 xv = __ldg((const float4 *)(x.f + (size_t)t * n) + g);
+                    float4 xv = ldx<XS>((const float4 *)(x.f + (size_t)t * n) + g);
 #pragma unroll
                     for (int r = 0; r < R; r++)
                         acc[r][t] += wv[r].x * xv.x + wv[r].y * xv.y + wv[r].z * xv.z + wv[r].w * xv.w;
@@ -1293,6 +1314,8 @@ __global__ void k_attn_combine(const float *part, int S, float *out, __half *out
 // T * att_splits(T) <= max(32, T) bounds the partials buffer.
 static int att_splits(int T) { return T == 1 ? 16 : T <= 8 ? 4 : 1; }
 
+#include "backend/cuda/decode_persistent.cuh"
+
 __device__ __forceinline__ float f4_get(float4 v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
 
 // Flash-style causal attention for a batch of one sequence: block (tile of FA_BQ queries, head). Each of the 4
@@ -1486,12 +1509,30 @@ struct cuda_session {
     __half *xh, *scratch;
     uint64_t scratch_elems;
     cublasHandle_t cublas; // made at the first GEMM batch
+    bool f16_checked;      // f16_cache_acquire ran for this session
+    bool f16_ready;        // this session has seen the model's F16 copies made (read them without the lock)
     int gemm_min;          // batches of >= gemm_min tokens take the GEMM path (0: never)
     bool mmvq, flash;      // dp4a matvec (else legacy); flash attention kernel for this head size
     bool pdl;              // decode-path kernels launched with programmatic dependent launch
     bool fuse;             // INFERNO_CUDA_FUSE=1: norms in the wo/down kernels' last block, attention combine
                            // in the split kernel's last block (fewer launches, but a serialized tail)
-    unsigned *counters;    // [0]: the matvec's; then one per (token, head) for the attention
+    unsigned *counters;    // [0]: the matvec's; then one per (token, head) for the attention; then the
+                           // persistent kernel's: one per head, then its barrier's two
+    // The persistent decode kernel (decode_persistent.cuh) for single-token steps, unless INFERNO_CUDA_PERSIST=0
+    bool persist;
+    bool pd_prefetch;      // INFERNO_CUDA_PD_PREFETCH=1: idle warps prefetch the next phase's weights into L2
+    bool pd_flags;         // INFERNO_CUDA_PD_FLAGS=1: per-KV-head counters instead of a grid barrier after qkv
+    int pd_max_splits;     // key splits a head (the partials buffer and the merge's shared weights hold them)
+    size_t pd_wts_at;      // byte offset of the merge's weights in the kernel's shared memory
+    int pd_grid;           // co-resident blocks (a multiple of the SM count)
+    size_t pd_smem;        // dynamic shared memory a block
+    dlayer *d_layers;      // device copy of the GPU layers' table
+    // INFERNO_CUDA_PROFILE=3: block 0's clock at the persistent kernel's phase edges, summed per edge kind
+    bool pd_prof;
+    long long *pd_trace, *h_trace; // device / host: (n_gpu_layers + 1) * PD_EDGES clocks of the last step
+    double pd_cycles[PD_EDGES + 3];
+    long pd_steps;
+    int clock_khz;
     cudaError_t launch_err; // the first failed cudaLaunchKernelEx of a step
     // INFERNO_CUDA_PROFILE=2: graphs stay on; each graph replay is timed with two events
     bool prof_graph;
@@ -1530,6 +1571,17 @@ extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t ca
     if (s && s->prof_graph && s->graph_steps) {
         snprintf(buf, cap, "GPU profile: %ld decode graph replays, %.1f us of GPU time each", s->graph_steps,
                  1e3 * s->graph_ms / (double)s->graph_steps);
+        return true;
+    }
+    if (s && s->pd_prof && s->pd_steps) {
+        static const char *const names[PD_EDGES + 3] = {
+            "down sync", "qkv stage", "qkv", "qkv sync", "attention", "attention sync", "wo copy", "wo", "wo sync",
+            "gate/up stage", "gate/up", "gate/up sync", "down stage", "down", "head stage", "head", "total"};
+        const double us = 1e3 / (double)s->clock_khz / (double)s->pd_steps; // cycles -> us a step
+        int n = snprintf(buf, cap, "persistent kernel, block 0, %ld steps, us a step:", s->pd_steps);
+        for (int i = 0; i < PD_EDGES + 3 && n > 0 && (size_t)n < cap; i++)
+            n += snprintf(buf + n, cap - (size_t)n, " %s %.1f%s", names[i], s->pd_cycles[i] * us,
+                          i + 1 < PD_EDGES + 3 ? "," : "");
         return true;
     }
     if (!s || !s->prof || !s->prof_steps) return false;
@@ -1571,7 +1623,7 @@ static compute_sizes compute_sizes_of(const cuda_model_desc *d, int n_ctx, int n
     c.gu = align_up(B * 2 * F * 4, ALIGN);
     c.xh = align_up(B * max_u64(EQ, F) * 2, ALIGN);
     c.scratch = align_up(E * max_u64(Q, F) * 2, ALIGN); // the largest layer matrix; the head goes in row chunks
-    c.cnt = align_up((1 + B * (uint64_t)d->n_head) * 4, ALIGN);
+    c.cnt = align_up((1 + B * (uint64_t)d->n_head + 2 + (uint64_t)d->n_head_kv) * 4, ALIGN);
     return c;
 }
 
@@ -1592,6 +1644,9 @@ extern "C" void cuda_session_free(cuda_session *s) {
     if (!s) return;
     if (s->graph) cudaGraphExecDestroy(s->graph);
     if (s->cublas) cublasDestroy(s->cublas);
+    if (s->d_layers) cudaFree(s->d_layers);
+    if (s->pd_trace) cudaFree(s->pd_trace);
+    free(s->h_trace);
     for (int i = 0; i < PROF_MAX_EVENTS; i++)
         if (s->ev[i]) cudaEventDestroy(s->ev[i]);
     if (s->stream) cudaStreamDestroy(s->stream);
@@ -1606,6 +1661,81 @@ static bool flash_supported(int hd) { return hd == 8 || hd == 16 || hd == 32 || 
 
 template <int HD> static cudaError_t flash_prepare() {
     return cudaFuncSetAttribute(k_flash<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)flash_smem_bytes(HD));
+}
+
+// Decides whether single-token steps take the persistent kernel and sizes its grid: every block must be
+// resident at once (the grid-wide barriers), so the grid is the occupancy calculator's blocks per SM (at most
+// INFERNO_CUDA_PD_BLOCKS, default 1) times the SM count, launched cooperatively. False only on a CUDA error;
+// a model or card the kernel does not take just leaves it off.
+static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
+    const cuda_model *m = s->m;
+    const char *pe = getenv("INFERNO_CUDA_PERSIST"), *pb = getenv("INFERNO_CUDA_PD_BLOCKS");
+    const int E = m->n_embd, Q = m->n_head * m->head_dim, F = m->n_ff;
+    s->persist = false;
+    const char *pp = getenv("INFERNO_CUDA_PD_PREFETCH");
+    // Both measured within noise of off on an H100 (bench/NOTES.md, CUDA step 7): opt-in, kept for other cards.
+    s->pd_prefetch = pp && !strcmp(pp, "1");
+    const char *pfl = getenv("INFERNO_CUDA_PD_FLAGS");
+    s->pd_flags = pfl && !strcmp(pfl, "1");
+    if ((pe && !strcmp(pe, "0")) || !s->mmvq || E % 32 || Q % 32 || F % 32 || m->head_dim % 32 ||
+        m->n_layer - m->layer0 <= 0 || E > PD_STAGE_MAX || F > PD_STAGE_MAX)
+        return true;
+    int dev = 0, coop = 0, n_sm = 0, per_sm = 0;
+    if (!cu_ok(cudaGetDevice(&dev), "cudaGetDevice", err, cap) ||
+        !cu_ok(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev), "cudaDeviceGetAttribute", err, cap) ||
+        !cu_ok(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute", err,
+               cap))
+        return false;
+    if (!coop) return true;
+    int max_in = E > Q ? E : Q;
+    if (F > max_in) max_in = F;
+    if (2 * PD_WARPS + PD_WARPS * m->head_dim > max_in) return true; // the attention's merge area in xs_f
+    // Key splits a head: at most what the grid can run at once and the partials buffer holds.
+    s->pd_max_splits = s->n_batch > 32 ? s->n_batch : 32;
+    if (s->pd_max_splits > 64) s->pd_max_splits = 64;
+    s->pd_wts_at = align_up(align_up((uint64_t)max_in * 5, 16) + (uint64_t)(max_in / 32) * 8, 16);
+    s->pd_smem = s->pd_wts_at + (size_t)3 * (size_t)m->n_head * (size_t)s->pd_max_splits * 4;
+    int smem_optin = 0;
+    if (!cu_ok(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
+               "cudaDeviceGetAttribute", err, cap))
+        return false;
+    if (s->pd_smem + 1024 > (size_t)smem_optin) return true; // widths too large for one block's shared memory
+    // The attribute is the kernel's, not the session's: every session sets the card's largest, so sessions
+    // with different needs do not undo each other.
+    cudaFuncAttributes fa;
+    if (!cu_ok(cudaFuncGetAttributes(&fa, k_decode_persistent), "cudaFuncGetAttributes", err, cap)) return false;
+    if (s->pd_smem + fa.sharedSizeBytes > (size_t)smem_optin) return true;
+    if (!cu_ok(cudaFuncSetAttribute(k_decode_persistent, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    smem_optin - (int)fa.sharedSizeBytes),
+               "cudaFuncSetAttribute (persistent decode shared memory)", err, cap) ||
+        !cu_ok(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_decode_persistent, PD_THREADS, s->pd_smem),
+               "cudaOccupancyMaxActiveBlocksPerMultiprocessor", err, cap))
+        return false;
+    int want = pb ? atoi(pb) : 1;
+    if (want < 1) want = 1;
+    if (per_sm < 1) return true;
+    s->pd_grid = n_sm * (per_sm < want ? per_sm : want);
+    int n_gpu = m->n_layer - m->layer0;
+    if (!cu_ok(cudaMalloc(&s->d_layers, (size_t)n_gpu * sizeof(dlayer)), "cudaMalloc (layer table)", err, cap))
+        return false;
+    pthread_mutex_lock(&s->m->f16_lock); // another session may be setting the F16 copies' pointers
+    const bool copied = cu_ok(cudaMemcpy(s->d_layers, m->layers, (size_t)n_gpu * sizeof(dlayer),
+                                         cudaMemcpyHostToDevice), "cudaMemcpy (layer table)", err, cap);
+    pthread_mutex_unlock(&s->m->f16_lock);
+    if (!copied) return false;
+    if (s->pd_prof) {
+        const size_t tb = (size_t)(n_gpu + 1) * PD_EDGES * sizeof(long long);
+        if (!cu_ok(cudaMalloc(&s->pd_trace, tb), "cudaMalloc (trace)", err, cap) ||
+            !cu_ok(cudaDeviceGetAttribute(&s->clock_khz, cudaDevAttrClockRate, dev), "cudaDeviceGetAttribute", err, cap))
+            return false;
+        s->h_trace = (long long *)calloc(1, tb);
+        if (!s->h_trace) {
+            snprintf(err, cap, "out of host memory for the trace");
+            return false;
+        }
+    }
+    s->persist = true;
+    return true;
 }
 
 extern "C" bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_seq, cuda_session **out, char *err,
@@ -1624,6 +1754,7 @@ extern "C" bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_s
                *gm = getenv("INFERNO_CUDA_GEMM_MIN"), *mq = getenv("INFERNO_CUDA_MMVQ"), *pd = getenv("INFERNO_CUDA_PDL");
     s->prof = pr && !strcmp(pr, "1");
     s->prof_graph = pr && !strcmp(pr, "2");
+    s->pd_prof = pr && !strcmp(pr, "3");
     s->pdl = !(pd && !strcmp(pd, "0"));
     const char *fu = getenv("INFERNO_CUDA_FUSE");
     s->fuse = fu && !strcmp(fu, "1"); // measured slower in the graph (bench/NOTES.md, CUDA step 6): opt-in
@@ -1700,6 +1831,10 @@ extern "C" bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_s
     default: break;
     }
     if (!cu_ok(fe, "cudaFuncSetAttribute (flash attention shared memory)", err, cap)) {
+        cuda_session_free(s);
+        return false;
+    }
+    if (!persist_prepare(s, err, cap)) {
         cuda_session_free(s);
         return false;
     }
@@ -2012,7 +2147,7 @@ static bool gemm(cuda_session *s, const dmat *w, const float *xf, const __half *
     const float alpha = 1.0f;
     const int n_in = w->n_in, n_out = w->n_out;
     int chunk = n_out;
-    if (is_quant(w->type)) {
+    if (is_quant(w->type) && !(s->f16_ready && w->h)) {
         uint64_t rows = s->scratch_elems / (uint64_t)n_in;
         chunk = rows < (uint64_t)n_out ? (int)rows : n_out;
     }
@@ -2025,6 +2160,9 @@ static bool gemm(cuda_session *s, const dmat *w, const float *xf, const __half *
             at = bt = CUDA_R_32F;
             lda = (int)(w->pitch / 4);
             B = xf;
+        } else if (w->type != T_F16 && s->f16_ready && w->h) {
+            A = w->h + (size_t)r0 * (size_t)n_in;
+            lda = n_in;
         } else if (w->type != T_F16) {
             dequant(s->stream, w, r0, nr, s->scratch);
             A = s->scratch;
@@ -2118,12 +2256,135 @@ static bool enqueue_gemm(cuda_session *s, int T, int n_out, bool one_seq, char *
     return true;
 }
 
+// The model's F16 copies of its quantized matrices, so GEMM batches skip the per-batch dequantization (a
+// 1.1B model's weights are ~2.2 GB of F16: written and read back by every batch otherwise). Made once, on
+// the first GEMM batch of any session, when free VRAM exceeds their size by a margin (1 GiB or a tenth of the
+// card, whichever is larger), unless INFERNO_CUDA_F16_CACHE=0; otherwise declined for the model's lifetime.
+// The dequantization is the GEMM path's own kernel, so results are bit-identical either way.
+static void f16_cache_acquire(cuda_session *s) {
+    cuda_model *m = s->m;
+    pthread_mutex_lock(&m->f16_lock);
+    if (m->f16_state == 0) {
+        m->f16_state = 2;
+        const char *env = getenv("INFERNO_CUDA_F16_CACHE");
+        const int n_gpu = m->n_layer - m->layer0;
+        uint64_t need = 0;
+        for (int pass = 0; pass < 2; pass++) {
+            uint64_t off = 0;
+            for (int l = 0; l <= n_gpu; l++) {
+                dmat *ws[7];
+                int nw = 0;
+                if (l < n_gpu) {
+                    dlayer *L = &m->layers[l];
+                    dmat *all[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+                    for (int i = 0; i < 7; i++) ws[nw++] = all[i];
+                } else {
+                    ws[nw++] = &m->output;
+                }
+                for (int i = 0; i < nw; i++) {
+                    if (!is_quant(ws[i]->type)) continue;
+                    const uint64_t bytes = align_up((uint64_t)ws[i]->n_out * (uint64_t)ws[i]->n_in * 2, ALIGN);
+                    if (pass == 1) {
+                        __half *dst = (__half *)((uint8_t *)m->f16_buf + off);
+                        dequant(s->stream, ws[i], 0, ws[i]->n_out, dst);
+                        ws[i]->h = dst;
+                    }
+                    off += bytes;
+                }
+            }
+            need = off;
+            if (pass == 1) break;
+            size_t free_b = 0, total_b = 0;
+            const uint64_t margin_min = 1ull << 30;
+            if ((env && !strcmp(env, "0")) || need == 0 || cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) break;
+            const uint64_t margin = total_b / 10 > margin_min ? total_b / 10 : margin_min;
+            if ((uint64_t)free_b < need + margin || cudaMalloc(&m->f16_buf, need) != cudaSuccess) {
+                cudaGetLastError();
+                m->f16_buf = NULL;
+                break;
+            }
+            m->f16_bytes = need;
+        }
+        if (m->f16_buf) {
+            if (cudaStreamSynchronize(s->stream) == cudaSuccess && cudaGetLastError() == cudaSuccess) {
+                m->f16_state = 1;
+            } else { // leave the copies unused; the per-batch path still works
+                for (int l = 0; l < n_gpu; l++) {
+                    dlayer *L = &m->layers[l];
+                    L->wq.h = L->wk.h = L->wv.h = L->wo.h = L->gate.h = L->up.h = L->down.h = NULL;
+                }
+                m->output.h = NULL;
+            }
+        }
+    }
+    s->f16_ready = m->f16_state == 1;
+    pthread_mutex_unlock(&m->f16_lock);
+}
+
+// After a synchronized persistent step with the trace on: adds each phase's clocks (edge to edge).
+static void pd_collect(cuda_session *s) {
+    const int n = s->m->n_layer - s->m->layer0;
+    if (cudaMemcpy(s->h_trace, s->pd_trace, (size_t)(n + 1) * PD_EDGES * sizeof(long long), cudaMemcpyDeviceToHost) !=
+        cudaSuccess)
+        return;
+    const long long *t = s->h_trace;
+    for (int l = 0; l < n; l++) {
+        for (int k = 1; k < PD_EDGES; k++) s->pd_cycles[k] += (double)(t[l * PD_EDGES + k] - t[l * PD_EDGES + k - 1]);
+        s->pd_cycles[0] += (double)(t[(l + 1) * PD_EDGES] - t[l * PD_EDGES + PD_EDGES - 1]); // the down barrier
+    }
+    s->pd_cycles[PD_EDGES] += (double)(t[n * PD_EDGES + 1] - t[n * PD_EDGES]);
+    s->pd_cycles[PD_EDGES + 1] += (double)(t[n * PD_EDGES + 2] - t[n * PD_EDGES + 1]);
+    s->pd_cycles[PD_EDGES + 2] += (double)(t[n * PD_EDGES + 2] - t[0]);
+    s->pd_steps++;
+}
+
+// A single-token step with one output row as one cooperative launch (decode_persistent.cuh).
+static void launch_persistent(cuda_session *s) {
+    const cuda_model *m = s->m;
+    const unsigned B = (unsigned)s->n_batch;
+    pd_args a;
+    memset(&a, 0, sizeof a);
+    a.layers = s->d_layers;
+    a.n_layers = m->n_layer - m->layer0;
+    a.output_norm = m->output_norm;
+    a.output = m->output;
+    a.E = m->n_embd, a.Q = m->n_head * m->head_dim, a.KV = m->n_head_kv * m->head_dim, a.F = m->n_ff;
+    a.hd = m->head_dim, a.n_head = m->n_head, a.n_head_kv = m->n_head_kv, a.n_rot = m->n_rot;
+    a.neox = m->rope_neox, a.n_vocab = m->n_vocab, a.n_ctx = s->n_ctx;
+    a.max_in = a.E > a.Q ? a.E : a.Q;
+    if (a.F > a.max_in) a.max_in = a.F;
+    a.eps = m->rms_eps, a.att_scale = 1.0f / sqrtf((float)m->head_dim);
+    a.x = s->x, a.rope = s->rope, a.ints = s->ints, a.seq_cells = s->seq_cells;
+    a.kc = s->k_cache, a.vc = s->v_cache;
+    a.q = s->q, a.att = s->att, a.xb = s->xb, a.hb = s->hb, a.logits = s->logits;
+    a.max_splits = s->pd_max_splits;
+    a.wts_at = (int)s->pd_wts_at;
+    a.prefetch = s->pd_prefetch;
+    a.bar = s->counters + 1 + B * (unsigned)m->n_head;
+    a.trace = s->pd_trace;
+    a.kv_ready = s->pd_flags ? a.bar + 2 : nullptr;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3((unsigned)s->pd_grid);
+    cfg.blockDim = dim3(PD_THREADS);
+    cfg.dynamicSmemBytes = s->pd_smem;
+    cfg.stream = s->stream;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeCooperative;
+    at[0].val.cooperative = 1;
+    cfg.attrs = at;
+    cfg.numAttrs = 1;
+    cudaError_t e = cudaLaunchKernelEx(&cfg, k_decode_persistent, a);
+    if (e != cudaSuccess && s->launch_err == cudaSuccess) s->launch_err = e;
+    prof_mark(s, OP_HEAD);
+}
+
 // Enqueues the whole step (everything after the uploads of x, rope and ints).
 static bool enqueue_step(cuda_session *s, int T, int n_out, bool one_seq, char *err, size_t cap) {
     k_scatter_cells<<<(T + 255) / 256, 256, 0, s->stream>>>(s->ints, T, s->seq_cells, s->n_ctx);
     prof_mark(s, OP_UPLOAD);
     if (s->gemm_min > 0 && T >= s->gemm_min) return enqueue_gemm(s, T, n_out, one_seq, err, cap);
-    if (s->mmvq) enqueue_mmvq(s, T, n_out);
+    if (s->persist && T == 1 && n_out == 1) launch_persistent(s);
+    else if (s->mmvq) enqueue_mmvq(s, T, n_out);
     else enqueue_legacy(s, T, n_out);
     return true;
 }
@@ -2157,6 +2418,10 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
     }
     bool one_seq = true;
     for (int t = 1; t < T; t++) one_seq = one_seq && b->seq[t] == b->seq[0];
+    if (s->gemm_min > 0 && T >= s->gemm_min && !s->f16_checked) {
+        s->f16_checked = true;
+        f16_cache_acquire(s);
+    }
     if (s->gemm_min > 0 && T >= s->gemm_min && !s->cublas) {
         cublasStatus_t cs = cublasCreate(&s->cublas);
         if (cs == CUBLAS_STATUS_SUCCESS) cs = cublasSetStream(s->cublas, s->stream);
@@ -2222,6 +2487,7 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
     }
     if (!cu_ok(cudaStreamSynchronize(s->stream), "GPU forward step", err, cap)) return false;
     if (s->prof) prof_collect(s);
+    if (s->pd_trace && s->persist && T == 1 && b->n_out == 1) pd_collect(s);
     float ms = 0.0f;
     if (timed && cudaEventElapsedTime(&ms, s->ev[0], s->ev[1]) == cudaSuccess) s->graph_ms += ms, s->graph_steps++;
     return true;
