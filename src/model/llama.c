@@ -600,7 +600,7 @@ inf_status llama_forward(inf_session *s, const inf_batch *b) {
     // makes them (a few microseconds) instead of waking the pool for them.
     bool inline_embed = false;
 #ifdef INFERNO_CUDA
-    inline_embed = s->gpu && s->gpu_layer0 == 0 && b->n_tokens <= 16 && !t_run;
+    inline_embed = s->gpu && s->gpu_layer0 == 0 && b->n_tokens <= 64 && !t_run;
 #endif
     if (inline_embed) embed_rows(s, b, 0, b->n_tokens);
     else inf_pool_run(s->pool, forward_worker, &fc);
