@@ -6,7 +6,8 @@
 // offload; partial offload close to full offload; a 1,592-token prompt in a context of 2,048 (micro model,
 // 4 batches) and 8 decode steps after it against the CPU; two sequences in one batch; the opt-in decode
 // fusions (INFERNO_CUDA_FUSE=1) and the per-op decode kernels (INFERNO_CUDA_PERSIST=0) on two types each;
-// the persistent kernel's opt-in prefetch and KV-head counters on one type and the long prompt.
+// the persistent kernel's opt-in prefetch and KV-head counters on one type; the persistent kernel on F16
+// weights (INFERNO_CUDA_PERSIST=1), also over the long prompt (its attention merge past 128 positions).
 // Skips (77) with the reason when the build has no CUDA backend or no device is found.
 //
 // Normalized MSE = sum((gpu - cpu)^2) / sum((cpu - mean(cpu))^2) over the compared logits: 0 is identical,
@@ -398,9 +399,14 @@ int main(void) {
     setenv("INFERNO_CUDA_PD_FLAGS", "1", 1);
     printf("with INFERNO_CUDA_PD_PREFETCH=1 INFERNO_CUDA_PD_FLAGS=1:\n");
     check_type(dir, &cases[13]); // micro-Q4_K_M-mix
-    check_long(dir);
     unsetenv("INFERNO_CUDA_PD_PREFETCH");
     unsetenv("INFERNO_CUDA_PD_FLAGS");
+    // F16 weights take the per-op kernels by default; the persistent kernel on them when asked.
+    setenv("INFERNO_CUDA_PERSIST", "1", 1);
+    printf("with INFERNO_CUDA_PERSIST=1:\n");
+    check_type(dir, &cases[1]); // micro-F16
+    check_long(dir);            // micro-F16
+    unsetenv("INFERNO_CUDA_PERSIST");
     check_greedy(dir, 999);
     check_greedy(dir, 3);
     check_partial(dir);
