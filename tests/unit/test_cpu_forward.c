@@ -3,9 +3,14 @@
 // the online softmax of the SIMD variants against the two-pass reference; one position or a causal tile of
 // several), the single-row fast path
 // (vec_prep + vec_dot_prep against the reference vec_dot of src/quant), and SwiGLU. Outputs start as NaN so
-// an element a kernel forgot to write shows. Leaves out the whole forward pass (test_golden, test_session).
+// an element a kernel forgot to write shows. Also the load-time copy of the CPU's weights into huge pages
+// (src/model/model.c): a model loaded with and without it holds the same bytes in every matrix and gives
+// bit-identical logits. Leaves out the correctness of the forward pass itself (test_golden, test_session).
 #include "backend/cpu/cpu_kernels.h"
+#include "model/model.h"
 #include "test.h"
+
+#include <stdio.h>
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -214,6 +219,86 @@ static void test_swiglu(const inf_cpu_kernels *k) {
     }
 }
 
+// ---- the huge-page weight copy ----
+
+// The decode logits of a few tokens, one at a time (the single-row path), into out (n_tok * n_vocab).
+static bool decode_logits(inf_model *m, const inf_token *tok, int n_tok, float *out, int n_vocab) {
+    inf_session_params sp = inf_session_default_params();
+    sp.n_ctx = 64;
+    sp.n_threads = 2;
+    inf_session *s = NULL;
+    if (inf_session_init(m, &sp, &s) != INF_OK) return false;
+    bool ok = true;
+    for (int i = 0; i < n_tok && ok; i++) {
+        int32_t pos = i, seq = 0;
+        inf_batch b = {.n_tokens = 1, .tokens = &tok[i], .pos = &pos, .seq_id = &seq, .want_logits = NULL};
+        const float *l = NULL;
+        ok = inf_session_decode(s, &b) == INF_OK && (l = inf_session_logits(s, -1)) != NULL;
+        if (ok) memcpy(out + (size_t)i * (size_t)n_vocab, l, sizeof(float) * (size_t)n_vocab);
+    }
+    inf_session_free(s);
+    return ok;
+}
+
+static void test_weight_copy(void) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/synthetic/micro-Q4_K_M-mix.gguf", test_shared_dir());
+    inf_model *plain = NULL, *copied = NULL;
+    setenv("INFERNO_WEIGHT_COPY", "0", 1);
+    inf_status st = inf_model_load(path, NULL, &plain);
+    unsetenv("INFERNO_WEIGHT_COPY");
+    if (st != INF_OK) {
+        printf("note: %s not loadable; weight copy not tested\n", path);
+        return;
+    }
+    CHECK(inf_model_load(path, NULL, &copied) == INF_OK);
+    if (!copied) {
+        inf_model_free(plain);
+        return;
+    }
+    CHECK(plain->cpu_weights == NULL && plain->n_cpu_tensors == 0);
+    CHECK_MSG(copied->cpu_weights != NULL, "no huge-page copy made for %s", path);
+    // Every layer matrix and the output head: a distinct view inside the copy, same metadata, same bytes.
+    const uint8_t *lo = copied->cpu_weights, *hi = lo + copied->cpu_weights_bytes;
+    int n = 0, bad = 0;
+    for (int l = 0; l < copied->hp.n_layer; l++) {
+        const inf_layer *A = &plain->layers[l], *B = &copied->layers[l];
+        const gguf_tensor *a[] = {A->wq, A->wk, A->wv, A->wo, A->ffn_gate, A->ffn_up, A->ffn_down};
+        const gguf_tensor *b[] = {B->wq, B->wk, B->wv, B->wo, B->ffn_gate, B->ffn_up, B->ffn_down};
+        for (int i = 0; i < 7; i++, n++) {
+            const uint8_t *d = b[i]->data;
+            bool ok = d >= lo && d + b[i]->n_bytes <= hi && b[i]->type == a[i]->type &&
+                      b[i]->ne[0] == a[i]->ne[0] && b[i]->ne[1] == a[i]->ne[1] && b[i]->n_bytes == a[i]->n_bytes &&
+                      memcmp(d, a[i]->data, (size_t)a[i]->n_bytes) == 0;
+            bad += !ok;
+        }
+    }
+    CHECK_MSG(bad == 0, "%d of %d copied layer matrices differ from the file's", bad, n);
+    CHECK(copied->n_cpu_tensors == n + 1);
+    CHECK((const uint8_t *)copied->output->data >= lo && (const uint8_t *)copied->output->data < hi &&
+          memcmp(copied->output->data, plain->output->data, (size_t)plain->output->n_bytes) == 0);
+    const uint8_t *e = copied->token_embd->data; // the embedding rows stay in the file's mapping
+    CHECK(e < lo || e >= hi);
+
+    enum { N_TOK = 5 };
+    const inf_token tok[N_TOK] = {1, 450, 4996, 17354, 1701};
+    int nv = copied->hp.n_vocab;
+    float *la = malloc(sizeof(float) * N_TOK * (size_t)nv), *lb = malloc(sizeof(float) * N_TOK * (size_t)nv);
+    CHECK(la && lb);
+    if (la && lb) {
+        inf_token t2[N_TOK]; // folded into the vocabulary, whatever its size
+        for (int i = 0; i < N_TOK; i++) t2[i] = tok[i] % nv;
+        CHECK(decode_logits(plain, t2, N_TOK, la, nv));
+        CHECK(decode_logits(copied, t2, N_TOK, lb, nv));
+        CHECK_MSG(memcmp(la, lb, sizeof(float) * N_TOK * (size_t)nv) == 0,
+                  "logits differ with the huge-page weight copy");
+    }
+    free(la);
+    free(lb);
+    inf_model_free(plain);
+    inf_model_free(copied);
+}
+
 int main(void) {
     for (size_t v = 0; v < sizeof variant_names / sizeof variant_names[0]; v++) {
         const inf_cpu_kernels *k = inf_cpu_kernels_variant(variant_names[v]);
@@ -228,5 +313,6 @@ int main(void) {
         test_prep(k);
         test_swiglu(k);
     }
+    test_weight_copy();
     return test_summary();
 }
