@@ -28,6 +28,7 @@
 #include "runtime/session.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 // ---- opt-in step profile (INFERNO_PROFILE=1): thread 0's time per step kind, printed at session free ----
@@ -616,6 +617,14 @@ inf_status llama_forward(inf_session *s, const inf_batch *b) {
         char err[256];
         if (!cuda_forward(s->gpu, &cb, s->logits, s->embeddings ? s->embd : NULL, err, sizeof err))
             return inf_fail(INF_ERR_INTERNAL, "GPU forward step: %s", err);
+        // The first large batch may have made the model's F16 weight copies: say what they took, once.
+        inf_gpu_state *g = s->model->gpu;
+        if (b->n_tokens >= 16 && g && g->model && !g->f16_logged) {
+            const uint64_t f16 = cuda_model_f16_bytes(g->model);
+            if (f16 && !atomic_exchange(&g->f16_logged, 1))
+                inf_log(g->log_level, "GPU: F16 copies of the quantized weights for batches of 16+ tokens: %.2f MiB "
+                        "(INFERNO_CUDA_F16_CACHE=0: none)", (double)f16 / (1024.0 * 1024.0));
+        }
     }
 #endif
     return INF_OK;

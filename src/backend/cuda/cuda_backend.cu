@@ -321,6 +321,13 @@ extern "C" bool cuda_model_upload(const cuda_model_desc *d, cuda_model **out, ch
     return true;
 }
 
+extern "C" uint64_t cuda_model_f16_bytes(cuda_model *m) {
+    pthread_mutex_lock(&m->f16_lock);
+    const uint64_t b = m->f16_state == 1 ? m->f16_bytes : 0;
+    pthread_mutex_unlock(&m->f16_lock);
+    return b;
+}
+
 extern "C" void cuda_model_free(cuda_model *m) {
     if (!m) return;
     if (m->buf) cudaFree(m->buf);
