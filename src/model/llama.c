@@ -239,8 +239,22 @@ static void matmul_residual(fwd *f, const gguf_tensor *w, const void *in, prof_k
         inf_vec_dot_fn dot = row_dot(f, w, in, &xr);
         size_t w_row = inf_row_size(w->type, w->ne[0]);
         if (in == s->xq) f->xq_reading = true;
-        while (chunks_next(&ch, &r0, &r1))
-            for (int64_t r = r0; r < r1; r++) s->x[r] += dot(w->ne[0], (const char *)w->data + (size_t)r * w_row, xr);
+        inf_vec_dot_rows_fn rows = xr == f->pv->prep ? s->kern->vec_dot_rows[w->type] : NULL;
+        while (chunks_next(&ch, &r0, &r1)) {
+            if (!rows) {
+                for (int64_t r = r0; r < r1; r++)
+                    s->x[r] += dot(w->ne[0], (const char *)w->data + (size_t)r * w_row, xr);
+                continue;
+            }
+            // The range form of the single-row kernel, through a small buffer (same float add as above).
+            enum { PIECE = 256 };
+            float y[PIECE];
+            for (int64_t p = r0; p < r1; p += PIECE) {
+                int64_t np = INF_MIN((int64_t)PIECE, r1 - p);
+                rows(w->ne[0], (const char *)w->data + (size_t)p * w_row, w_row, np, xr, y);
+                for (int64_t i = 0; i < np; i++) s->x[p + i] += y[i];
+            }
+        }
         prof_mark(f, kind);
         return;
     }

@@ -34,6 +34,11 @@ typedef void (*inf_attn_tile_fn)(int hd, int G, int Tq, const float *q, size_t q
                                  const float *v, size_t kv_stride, const int32_t *cells, int n0, float scale,
                                  float *out);
 
+// y[r] = dot of weight row r (at w + r * w_stride bytes) with an activation row laid out by vec_prep, for
+// r < n_rows (see vec_dot_rows below).
+typedef void (*inf_vec_dot_rows_fn)(int64_t n, const void *w, size_t w_stride, int64_t n_rows, const void *xp,
+                                    float *y);
+
 typedef struct {
     const char *isa;                           // "scalar", "avx2", "avx512", "avx512-vnni"
     inf_vec_dot_fn vec_dot[INF_TYPE_COUNT];    // by weight type; same contract as inf_type_traits.vec_dot
@@ -52,8 +57,7 @@ typedef struct {
     // The same over a run of rows: y[r] = vec_dot_prep(n, w + r * w_stride bytes, xp) for r < n_rows, to float
     // rounding. NULL where a variant has none (then callers loop over vec_dot_prep). One call per range lets
     // the kernel take several rows per step (sharing the activation loads) and keep one prefetch stream.
-    void (*vec_dot_rows[INF_TYPE_COUNT])(int64_t n, const void *w, size_t w_stride, int64_t n_rows,
-                                         const void *xp, float *y);
+    inf_vec_dot_rows_fn vec_dot_rows[INF_TYPE_COUNT];
 } inf_cpu_kernels;
 
 // Bytes of vec_prep's buffer that cover every row length up to INF_PREP_MAX_N elements.
