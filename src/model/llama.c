@@ -118,7 +118,13 @@ static const void *matmul_input(fwd *f, const gguf_tensor *w, const float *x) {
         }
         return f->pv->xq;
     }
-    if (f->xq_x == x && f->xq_type == vdt) return s->xq;
+    // Every thread calls this for every matmul and marks s->xq as read here, whether or not it then gets rows
+    // of the matmul (dynamic chunks can leave a thread none): the barriers that depend on xq_reading must be
+    // taken by all threads or by none.
+    if (f->xq_x == x && f->xq_type == vdt) {
+        f->xq_reading = true;
+        return s->xq;
+    }
     if (f->xq_reading) step_barrier(f); // nobody may still read the old contents
     inputs_changed(f, s->xq);
     size_t x_row = inf_row_size(vdt, n);
@@ -129,6 +135,7 @@ static const void *matmul_input(fwd *f, const gguf_tensor *w, const float *x) {
     step_barrier(f);
     f->xq_x = x;
     f->xq_type = vdt;
+    f->xq_reading = true;
     return s->xq;
 }
 
