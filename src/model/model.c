@@ -6,6 +6,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -445,6 +447,19 @@ done:
 // dropped after copying (they stay in the page cache, not in this process), so memory does not double.
 // Best effort: without huge pages, or without memory for the copy, the weights stay where they are.
 // INFERNO_WEIGHT_COPY=0 in the environment turns it off (for comparisons).
+// Reads n bytes at file offset off into dst with pread (the kernel copies from its page cache: no page fault
+// per 4 KiB of the file's mapping, as a memcpy from the mapping takes). False on any error or short file.
+static bool read_exact(int fd, void *dst, size_t n, uint64_t off) {
+    uint8_t *p = dst;
+    while (n > 0) {
+        ssize_t got = pread(fd, p, n, (off_t)off);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) return false;
+        p += got, n -= (size_t)got, off += (uint64_t)got;
+    }
+    return true;
+}
+
 static void cpu_weights_copy(inf_model *m) {
     const char *env = getenv("INFERNO_WEIGHT_COPY");
     if (env && strcmp(env, "0") == 0) return;
@@ -486,12 +501,17 @@ static void cpu_weights_copy(inf_model *m) {
     uint8_t *base = (uint8_t *)(((uintptr_t)map + huge - 1) / huge * huge);
     madvise(base, bytes, MADV_HUGEPAGE);
     size_t off = 0;
+    // Tensors in the file's mapping are read from the file (pread), the others (converted at load) copied.
+    int fd = open(m->path, O_RDONLY | O_CLOEXEC);
     for (int i = 0; i < n; i++) {
         const gguf_tensor *t = *slot[i];
-        views[i] = *t;
-        memcpy(base + off, t->data, (size_t)t->n_bytes);
-        views[i].data = base + off;
         const uint8_t *map0 = gguf_base(m->gguf), *map1 = map0 + gguf_file_size(m->gguf);
+        const bool in_map = (const uint8_t *)t->data >= map0 && (const uint8_t *)t->data + t->n_bytes <= map1;
+        views[i] = *t;
+        if (!(fd >= 0 && in_map &&
+              read_exact(fd, base + off, (size_t)t->n_bytes, (uint64_t)((const uint8_t *)t->data - map0))))
+            memcpy(base + off, t->data, (size_t)t->n_bytes);
+        views[i].data = base + off;
         if (t != m->token_embd && (const uint8_t *)t->data >= map0 && (const uint8_t *)t->data < map1) {
             // Whole pages inside the tensor, in the file's mapping (not a converted tensor on the heap):
             // nothing reads them from there any more.
@@ -502,6 +522,7 @@ static void cpu_weights_copy(inf_model *m) {
         *slot[i] = &views[i];
         off += ((size_t)t->n_bytes + ALIGN - 1) / ALIGN * ALIGN;
     }
+    if (fd >= 0) close(fd);
     mprotect(map, bytes + huge, PROT_READ);
     m->cpu_weights = map;
     m->cpu_weights_bytes = bytes + huge;
