@@ -3,8 +3,10 @@
 # tests (test_cuda; on a failure again with the GEMM path off and with the legacy matvec, to say which path
 # broke) plus the CPU golden and CLI tests, then `inferno bench -p 512 -n 128 -r 3 -ngl 999` on
 # TinyLlama-1.1B-shaped models made on the spot with `inferno synth` (Q4_K_M, Q4_0, Q8_0 and F16 by default,
-# made in parallel), one `-ngl 0` line for the CPU on the same machine, a per-op GPU profile of the first
-# type, and the table of all of it last.
+# made in parallel), for each type a tg128 line with the per-op decode kernels (INFERNO_CUDA_PERSIST=0)
+# beside the persistent kernel's, for the first type a per-op GPU profile, a pp512 line without the F16
+# weight copies and a -t 4 line, one `-ngl 0` line for the CPU on the same machine (GPU_CHECK_CPU=0: none),
+# and the table of all of it last.
 # Leaves out: installing anything system-wide. When the -dev packages are missing, set INFERNO_DEB_DIR to
 # a folder of .deb files (libpcre2-dev, libjson-c-dev, libmicrohttpd-dev and their libraries): they are
 # unpacked into a private prefix and the build is pointed at it.
