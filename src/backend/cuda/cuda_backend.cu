@@ -2,10 +2,11 @@
 // planner's exact sizes, and the llama layers placed on the GPU, the final norm and the output head.
 //
 // Three paths through a step, chosen per batch:
-// - GEMM (batches of >= gemm_min tokens, default 16): each weight matrix is dequantized to F16 into a scratch
-//   buffer (one kernel) and multiplied by the F16 activations with cuBLAS on the tensor cores (F32
-//   accumulation and output; F32 weights stay F32 and take SGEMM); attention is a tiled flash-style kernel
-//   over the sequence's cells when the batch holds one sequence.
+// - GEMM (batches of >= gemm_min tokens, default 16): each quantized weight matrix is read as F16 from the
+//   model's F16 copies (made once, at the first such batch, when free VRAM allows: f16_cache_acquire) or
+//   else dequantized into a scratch buffer, and multiplied by the F16 activations with cuBLAS on the tensor
+//   cores (F32 accumulation and output; F32 weights stay F32 and take SGEMM); attention is a tiled
+//   flash-style kernel over the sequence's cells when the batch holds one sequence.
 // - dp4a matrix-vector products (smaller batches and decode): the activations are quantized once per matrix
 //   input to 8-bit blocks of 32 with an F32 scale and scaled sum (as ggml's Q8_1), by the kernel that makes
 //   them (RMSNorm, attention combine, SwiGLU); the weights are read with 16-byte loads and multiplied with
@@ -17,11 +18,11 @@
 // them to 8 bits (as the CPU does for quantized weights); F16 and F32 weights keep F32 activations in the
 // matrix-vector path. The KV cache is F16. Logits differ from the CPU backend's by rounding; tests bound it.
 //
-// A single-token step with one output row takes the persistent kernel (decode_persistent.cuh) where the
-// model and card allow: the whole step in one cooperative launch with grid-wide barriers between phases.
+// A single-token step with one output row of a model with quantized layers takes the persistent kernel
+// (decode_persistent.cuh) where the card allows: the whole step in one cooperative launch with grid-wide
+// barriers between phases, on the same dp4a dot products.
 //
-// Leaves out (for now): MMA kernels of our own (cuBLAS does the GEMM), fusing
-// the norms into the preceding matvec, multi-GPU.
+// Leaves out (for now): MMA kernels of our own (cuBLAS does the GEMM), multi-GPU.
 #include "backend/cuda/cuda_backend.h"
 
 #include <cublas_v2.h>
