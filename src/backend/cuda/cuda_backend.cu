@@ -322,11 +322,12 @@ extern "C" bool cuda_model_upload(const cuda_model_desc *d, cuda_model **out, ch
     return true;
 }
 
-extern "C" uint64_t cuda_model_f16_bytes(cuda_model *m) {
+extern "C" bool cuda_model_f16_bytes(cuda_model *m, uint64_t *bytes) {
     pthread_mutex_lock(&m->f16_lock);
-    const uint64_t b = m->f16_state == 1 ? m->f16_bytes : 0;
+    const int st = m->f16_state;
+    *bytes = st == 1 ? m->f16_bytes : 0;
     pthread_mutex_unlock(&m->f16_lock);
-    return b;
+    return st != 0;
 }
 
 extern "C" void cuda_model_free(cuda_model *m) {
@@ -609,6 +610,34 @@ __global__ void k_rmsnorm(const float *x, const float *w, float *out, int n, flo
 // takes 8 consecutive values (two float4 loads), and the 4 lanes of a 32-value block quantize it together.
 // The whole block (blockDim.x a multiple of 32) normalizes xr into output row `row`. xr is read around L1
 // (__ldcg): in the fused use other blocks of the same kernel have just written it.
+// Quantizes 8 consecutive values per thread, chunk c of a row, where the 4 threads of lanes 4k..4k+3 hold one
+// 32-value block: q = round(v / d), d = max|v| / 127 over the block, into xq (the row's 8-bit values) and
+// xds (the row's (d, d * sum(q)) per block). Every lane of the warp calls it (the shuffles); ok: whether this
+// thread's chunk exists (the 4 threads of a block agree).
+__device__ __forceinline__ void quant8_group(const float (&v)[8], bool ok, int c, int8_t *xq, float2 *xds) {
+    float amax = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 8; i++) amax = fmaxf(amax, fabsf(v[i]));
+    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+    const float d = amax / 127.0f;
+    int sum = 0;
+    unsigned lo = 0, hi = 0;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const int q = amax > 0.0f ? __float2int_rn(v[i] / d) : 0;
+        sum += q;
+        if (i < 4) lo |= (unsigned)(q & 0xff) << (8 * i);
+        else hi |= (unsigned)(q & 0xff) << (8 * (i - 4));
+    }
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    if (ok) {
+        ((uint2 *)xq)[c] = make_uint2(lo, hi);
+        if ((c & 3) == 0) xds[c >> 2] = make_float2(d, d * (float)sum);
+    }
+}
+
 __device__ void norm_q_row(const float *xr, const float *w, int n, float eps, int row, float *xf, __half *xh,
                            int8_t *xq, float2 *xds) {
     float scale = 1.0f;
@@ -656,28 +685,7 @@ __device__ void norm_q_row(const float *xr, const float *w, int n, float eps, in
                         make_uint4(*(unsigned *)&h[0], *(unsigned *)&h[1], *(unsigned *)&h[2], *(unsigned *)&h[3]);
                 }
             }
-            if (!xq) continue;
-            float amax = 0.0f;
-#pragma unroll
-            for (int i = 0; i < 8; i++) amax = fmaxf(amax, fabsf(v[i]));
-            amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
-            amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
-            const float d = amax / 127.0f;
-            int sum = 0;
-            unsigned lo = 0, hi = 0;
-#pragma unroll
-            for (int i = 0; i < 8; i++) {
-                const int q = amax > 0.0f ? __float2int_rn(v[i] / d) : 0;
-                sum += q;
-                if (i < 4) lo |= (unsigned)(q & 0xff) << (8 * i);
-                else hi |= (unsigned)(q & 0xff) << (8 * (i - 4));
-            }
-            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-            if (ok) {
-                ((uint2 *)(xq + o))[c] = make_uint2(lo, hi);
-                if ((c & 3) == 0) xds[(size_t)row * (n >> 5) + (c >> 2)] = make_float2(d, d * (float)sum);
-            }
+            if (xq) quant8_group(v, ok, c, xq + o, xds + (size_t)row * (n >> 5));
         }
         return;
     }
@@ -1180,6 +1188,45 @@ __global__ void k_rope_kv(float *q, float *k, float *v, int ldq, int ldkv, const
     }
 }
 
+// One warp's online softmax over the keys jb0 + slot, jb0 + step + slot, ... below j1 of a sequence (cells:
+// its position -> cell table): hd / 8 lanes a key (each 8 values of q, K and V at head_off), 32 / lpk keys an
+// iteration, each lane group with its own (m, l, acc). Every lane runs the same iterations (the shuffles need
+// the whole warp); lanes past the end take part in the shuffles only. K and V are read through L2 (the
+// persistent kernel reads rows written in the same launch).
+__device__ __forceinline__ void attend_keys(const float (&qv)[8], const __half *kc, const __half *vc,
+                                            const int32_t *cells, int KV, size_t head_off, int jb0, int j1,
+                                            int step, int lpk, int slot, float &m, float &l, float (&acc)[8]) {
+    for (int jb = jb0; jb < j1; jb += step) {
+        const int j = jb + slot;
+        const bool valid = j < j1;
+        float s = 0.0f;
+        uint4 vraw = make_uint4(0, 0, 0, 0);
+        if (valid) {
+            const size_t off = (size_t)cells[j] * KV + head_off;
+            const uint4 kraw = __ldcg((const uint4 *)(kc + off));
+            vraw = __ldcg((const uint4 *)(vc + off));
+            const unsigned kw[4] = {kraw.x, kraw.y, kraw.z, kraw.w};
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const float2 kf = h2f(kw[i]);
+                s += qv[2 * i] * kf.x + qv[2 * i + 1] * kf.y;
+            }
+        }
+        for (int o = lpk >> 1; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o, lpk);
+        if (!valid) continue;
+        const unsigned vw[4] = {vraw.x, vraw.y, vraw.z, vraw.w};
+        const float m_new = fmaxf(m, s), corr = expf(m - m_new), p = expf(s - m_new);
+        l = l * corr + p;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const float2 vf = h2f(vw[i]);
+            acc[2 * i] = acc[2 * i] * corr + p * vf.x;
+            acc[2 * i + 1] = acc[2 * i + 1] * corr + p * vf.y;
+        }
+        m = m_new;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Kernels: attention
 // ---------------------------------------------------------------------------------------------------------
@@ -1209,38 +1256,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
 #pragma unroll
     for (int i = 0; i < 8; i++) qv[i] = qh[i] * scale, acc[i] = 0.0f;
     float m = -INFINITY, l = 0.0f;
-    // Every lane of a warp runs the same iterations (the shuffles need the whole warp); lanes past the
-    // split's end take part in the shuffles only.
-    for (int jb = j0 + warp * gpw; jb < j1; jb += G) {
-        int j = jb + lane / lpk;
-        bool valid = j < j1;
-        float s = 0.0f;
-        uint4 vraw = make_uint4(0, 0, 0, 0);
-        if (valid) {
-            size_t off = (size_t)cells[j] * KV + head_off;
-            uint4 kraw = *(const uint4 *)(kc + off);
-            vraw = *(const uint4 *)(vc + off);
-            const unsigned kw[4] = {kraw.x, kraw.y, kraw.z, kraw.w};
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                float2 kf = h2f(kw[i]);
-                s += qv[2 * i] * kf.x + qv[2 * i + 1] * kf.y;
-            }
-        }
-        for (int o = lpk >> 1; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o, lpk);
-        if (!valid) continue;
-        const unsigned vw[4] = {vraw.x, vraw.y, vraw.z, vraw.w};
-        float m_new = fmaxf(m, s);
-        float corr = expf(m - m_new), p = expf(s - m_new);
-        l = l * corr + p;
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            float2 vf = h2f(vw[i]);
-            acc[2 * i] = acc[2 * i] * corr + p * vf.x;
-            acc[2 * i + 1] = acc[2 * i + 1] * corr + p * vf.y;
-        }
-        m = m_new;
-    }
+    attend_keys(qv, kc, vc, cells, KV, head_off, j0 + warp * gpw, j1, G, lpk, lane / lpk, m, l, acc);
     // G * hd = ATT_WARPS * 32 * 8 for every head size
     __shared__ float sm_m[ATT_WARPS * 32], sm_l[ATT_WARPS * 32], sm_acc[ATT_WARPS * 32 * 8];
     if (sub == 0) sm_m[gid] = m, sm_l[gid] = l;
@@ -1525,7 +1541,7 @@ struct cuda_session {
     bool fuse;             // INFERNO_CUDA_FUSE=1: norms in the wo/down kernels' last block, attention combine
                            // in the split kernel's last block (fewer launches, but a serialized tail)
     unsigned *counters;    // [0]: the matvec's; then one per (token, head) for the attention; then the
-                           // persistent kernel's: one per head, then its barrier's two
+                           // persistent kernel's: its barrier's two, then one per KV head
     // The persistent decode kernel (decode_persistent.cuh) for single-token steps, unless INFERNO_CUDA_PERSIST=0
     bool persist;
     bool pd_prefetch;      // INFERNO_CUDA_PD_PREFETCH=1: idle warps prefetch the next phase's weights into L2
@@ -1716,7 +1732,6 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     if (!cu_ok(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
                "cudaDeviceGetAttribute", err, cap))
         return false;
-    if (s->pd_smem + 1024 > (size_t)smem_optin) return true; // widths too large for one block's shared memory
     // The attribute is the kernel's, not the session's: every session sets the card's largest, so sessions
     // with different needs do not undo each other.
     cudaFuncAttributes fa;

@@ -178,35 +178,7 @@ __device__ void pd_attention_block(const pd_args &a, int l, int h, int k0, int k
 #pragma unroll
     for (int i = 0; i < 8; i++) qv[i] *= a.att_scale, acc[i] = 0.0f;
     float m = -INFINITY, lsum = 0.0f;
-    for (int jb = k0 + warp * kpi; jb < k1; jb += PD_WARPS * kpi) { // every lane of a warp runs each iteration
-        const int j = jb + slot;
-        const bool valid = j < k1;
-        float sc = 0.0f;
-        uint4 vraw = make_uint4(0, 0, 0, 0);
-        if (valid) {
-            const size_t off = (size_t)__ldg(cells + j) * a.KV + head_off;
-            const uint4 kraw = __ldcg((const uint4 *)(kc + off));
-            vraw = __ldcg((const uint4 *)(vc + off));
-            const unsigned kw[4] = {kraw.x, kraw.y, kraw.z, kraw.w};
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const float2 kf = h2f(kw[i]);
-                sc += qv[2 * i] * kf.x + qv[2 * i + 1] * kf.y;
-            }
-        }
-        for (int o = lpk >> 1; o > 0; o >>= 1) sc += __shfl_xor_sync(0xffffffffu, sc, o);
-        if (!valid) continue;
-        const unsigned vw[4] = {vraw.x, vraw.y, vraw.z, vraw.w};
-        const float m_new = fmaxf(m, sc), corr = expf(m - m_new), p = expf(sc - m_new);
-        lsum = lsum * corr + p;
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const float2 vf = h2f(vw[i]);
-            acc[2 * i] = acc[2 * i] * corr + p * vf.x;
-            acc[2 * i + 1] = acc[2 * i + 1] * corr + p * vf.y;
-        }
-        m = m_new;
-    }
+    attend_keys(qv, kc, vc, cells, a.KV, head_off, k0 + warp * kpi, k1, PD_WARPS * kpi, lpk, slot, m, lsum, acc);
     // The warp's key slots (lanes lpk apart), then the warps through shared memory.
     float M = m;
     for (int o = lpk; o < 32; o <<= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
@@ -321,29 +293,11 @@ __device__ void pd_stage(const float *src, const float *w, int n, float eps, flo
 #pragma unroll
             for (int i = 0; i < 8; i++) v[k][i] = (v[k][i] * scale) * ww[i];
         }
-        float amax = 0.0f;
-#pragma unroll
-        for (int i = 0; i < 8; i++) amax = fmaxf(amax, fabsf(v[k][i]));
-        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
-        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
-        const float d = amax / 127.0f;
-        int sum = 0;
-        unsigned lo = 0, hi = 0;
-#pragma unroll
-        for (int i = 0; i < 8; i++) {
-            const int q = amax > 0.0f ? __float2int_rn(v[k][i] / d) : 0;
-            sum += q;
-            if (i < 4) lo |= (unsigned)(q & 0xff) << (8 * i);
-            else hi |= (unsigned)(q & 0xff) << (8 * (i - 4));
-        }
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
         if (ok) {
             ((float4 *)xf)[2 * c] = make_float4(v[k][0], v[k][1], v[k][2], v[k][3]);
             ((float4 *)xf)[2 * c + 1] = make_float4(v[k][4], v[k][5], v[k][6], v[k][7]);
-            ((uint2 *)xq)[c] = make_uint2(lo, hi);
-            if ((c & 3) == 0) xds[c >> 2] = make_float2(d, d * (float)sum);
         }
+        quant8_group(v[k], ok, c, xq, xds);
     }
     __syncthreads();
 }
