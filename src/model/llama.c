@@ -638,14 +638,14 @@ inf_status llama_forward(inf_session *s, const inf_batch *b) {
         char err[256];
         if (!cuda_forward(s->gpu, &cb, s->logits, s->embeddings ? s->embd : NULL, err, sizeof err))
             return inf_fail(INF_ERR_INTERNAL, "GPU forward step: %s", err);
-        // The first large batch may have made the model's F16 weight copies: say what they took, once.
+        // The first large batch makes the model's F16 weight copies or declines them: say what they took, once
+        // (and stop asking once it is decided either way).
         inf_gpu_state *g = s->model->gpu;
-        if (b->n_tokens >= 16 && g && g->model && !g->f16_logged) {
-            const uint64_t f16 = cuda_model_f16_bytes(g->model);
-            if (f16 && !atomic_exchange(&g->f16_logged, 1))
-                inf_log(g->log_level, "GPU: F16 copies of the quantized weights for batches of 16+ tokens: %.2f MiB "
-                        "(INFERNO_CUDA_F16_CACHE=0: none)", (double)f16 / (1024.0 * 1024.0));
-        }
+        uint64_t f16 = 0;
+        if (b->n_tokens >= 16 && g && g->model && !g->f16_logged && cuda_model_f16_bytes(g->model, &f16) &&
+            !atomic_exchange(&g->f16_logged, 1) && f16)
+            inf_log(g->log_level, "GPU: F16 copies of the quantized weights for batches of 16+ tokens: %.2f MiB "
+                    "(INFERNO_CUDA_F16_CACHE=0: none)", (double)f16 / (1024.0 * 1024.0));
     }
 #endif
     return INF_OK;

@@ -74,9 +74,9 @@ void cuda_session_bytes(const cuda_model_desc *d, int n_ctx, int n_batch, int n_
 // Uploads the described weights (the description's pointers are read during the call only).
 bool cuda_model_upload(const cuda_model_desc *d, cuda_model **out, char *err, size_t cap);
 void cuda_model_free(cuda_model *m);
-// Device bytes of the model's F16 copies of its quantized matrices (made at the first batch of >= 16 tokens
-// when free VRAM allows; 0 before, or when declined).
-uint64_t cuda_model_f16_bytes(cuda_model *m);
+// Whether the model's F16 copies of its quantized matrices are decided yet (they are made or declined at the
+// first batch of >= 16 tokens, by free VRAM): false before; true with *bytes their device size, 0 if declined.
+bool cuda_model_f16_bytes(cuda_model *m, uint64_t *bytes);
 
 bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_seq, cuda_session **out, char *err,
                        size_t cap);
