@@ -503,16 +503,16 @@ static void cpu_weights_copy(inf_model *m) {
     size_t off = 0;
     // Tensors in the file's mapping are read from the file (pread), the others (converted at load) copied.
     int fd = open(m->path, O_RDONLY | O_CLOEXEC);
+    const uint8_t *map0 = gguf_base(m->gguf), *map1 = map0 + gguf_file_size(m->gguf);
     for (int i = 0; i < n; i++) {
         const gguf_tensor *t = *slot[i];
-        const uint8_t *map0 = gguf_base(m->gguf), *map1 = map0 + gguf_file_size(m->gguf);
         const bool in_map = (const uint8_t *)t->data >= map0 && (const uint8_t *)t->data + t->n_bytes <= map1;
         views[i] = *t;
         if (!(fd >= 0 && in_map &&
               read_exact(fd, base + off, (size_t)t->n_bytes, (uint64_t)((const uint8_t *)t->data - map0))))
             memcpy(base + off, t->data, (size_t)t->n_bytes);
         views[i].data = base + off;
-        if (t != m->token_embd && (const uint8_t *)t->data >= map0 && (const uint8_t *)t->data < map1) {
+        if (t != m->token_embd && in_map) {
             // Whole pages inside the tensor, in the file's mapping (not a converted tensor on the heap):
             // nothing reads them from there any more.
             uintptr_t a = ((uintptr_t)t->data + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
