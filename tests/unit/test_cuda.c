@@ -6,7 +6,8 @@
 // offload; partial offload close to full offload; a 1,592-token prompt in a context of 2,048 (micro model,
 // 4 batches) and 8 decode steps after it against the CPU; two sequences in one batch; the opt-in decode
 // fusions (INFERNO_CUDA_FUSE=1) and the per-op decode kernels (INFERNO_CUDA_PERSIST=0) on two types each;
-// the persistent kernel's opt-in prefetch and KV-head counters on one type; the persistent kernel on F16
+// the persistent kernel's opt-in prefetch and KV-head counters on one type; its opt-in weight ring
+// (INFERNO_CUDA_PD_RING=1) on five types, the long prompt and a small ring; the persistent kernel on F16
 // weights (INFERNO_CUDA_PERSIST=1), also over the long prompt (its attention merge past 128 positions).
 // Skips (77) with the reason when the build has no CUDA backend or no device is found.
 //
@@ -20,6 +21,7 @@
 
 #include <json-c/json.h>
 #include <math.h>
+#include <string.h>
 
 typedef struct {
     const char *file; // under models/synthetic
@@ -35,6 +37,13 @@ static const type_case cases[] = {
     {"micro-Q3_K_M.gguf", 3e-3}, {"micro-Q4_K_M.gguf", 3e-3}, {"micro-Q5_K_M.gguf", 3e-3},
     {"micro-Q6_K.gguf", 3e-3},   {"micro-Q4_K_M-mix.gguf", 3e-3},
 };
+
+// The persistent kernel's report (INFERNO_CUDA_PROFILE=3), captured from the log.
+static char profile_line[2048];
+static void capture_profile(inf_log_level level, const char *msg, void *user) {
+    (void)level, (void)user;
+    if (strstr(msg, "persistent kernel")) snprintf(profile_line, sizeof profile_line, "%s", msg);
+}
 
 static inf_model *load(const char *path, int n_gpu_layers) {
     inf_model_params mp = inf_model_default_params();
@@ -401,6 +410,35 @@ int main(void) {
     check_type(dir, &cases[13]); // micro-Q4_K_M-mix
     unsetenv("INFERNO_CUDA_PD_PREFETCH");
     unsetenv("INFERNO_CUDA_PD_FLAGS");
+    // The persistent kernel's opt-in weight ring (sm_90: bulk copies into shared memory; elsewhere the
+    // kernel runs without it), over every weight type it reads, the long prompt (the attention merge past
+    // 128 positions), then with a 16 KiB ring: many small jobs, wraps, jobs issued within a phase.
+    setenv("INFERNO_CUDA_PD_RING", "1", 1);
+    printf("with INFERNO_CUDA_PD_RING=1:\n");
+    // The first run with the kernel's trace on: its report (logged when the session ends) must show the
+    // ring, so that a ring quietly left off fails here.
+    setenv("INFERNO_CUDA_PROFILE", "3", 1);
+    inf_log_set_level(INF_LOG_INFO);
+    inf_log_set_callback(capture_profile, NULL);
+    check_type(dir, &cases[13]); // micro-Q4_K_M-mix
+    inf_log_set_callback(NULL, NULL);
+    inf_log_set_level(INF_LOG_WARN);
+    unsetenv("INFERNO_CUDA_PROFILE");
+    CHECK_MSG(strstr(profile_line, "weight ring") != NULL, "the ring was not used: '%s'", profile_line);
+    check_type(dir, &cases[4]);  // micro-Q4_0
+    check_type(dir, &cases[3]);  // micro-Q8_0
+    check_type(dir, &cases[12]); // micro-Q6_K
+    check_long(dir);             // micro-F16 (per-op kernels) unless PERSIST=1 below
+    setenv("INFERNO_CUDA_PERSIST", "1", 1);
+    check_type(dir, &cases[1]);  // micro-F16
+    check_long(dir);
+    unsetenv("INFERNO_CUDA_PERSIST");
+    setenv("INFERNO_CUDA_PD_RING_KB", "16", 1);
+    printf("with INFERNO_CUDA_PD_RING=1 INFERNO_CUDA_PD_RING_KB=16:\n");
+    check_type(dir, &cases[13]); // micro-Q4_K_M-mix
+    check_type(dir, &cases[3]);  // micro-Q8_0
+    unsetenv("INFERNO_CUDA_PD_RING_KB");
+    unsetenv("INFERNO_CUDA_PD_RING");
     // F16 weights take the per-op kernels by default; the persistent kernel on them when asked.
     setenv("INFERNO_CUDA_PERSIST", "1", 1);
     printf("with INFERNO_CUDA_PERSIST=1:\n");

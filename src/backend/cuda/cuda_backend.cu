@@ -133,9 +133,13 @@ static int scales_per_row(int t, int64_t n) {
 
 static uint64_t row_pitch_of(int t, int64_t n) { return align_up(quant_row_bytes(t, n), 16); }
 
+// Scales between rows of the scale plane: a multiple of 8 (16 bytes), so that any run of rows of either plane
+// is one 16-byte aligned piece (the persistent kernel copies such runs into shared memory in one request).
+static int scale_pitch_of(int t, int64_t n) { return (int)align_up((uint64_t)scales_per_row(t, n), 8); }
+
 extern "C" uint64_t cuda_matrix_bytes(int t, int64_t n_in, int64_t n_out) {
     uint64_t quants = align_up(row_pitch_of(t, n_in) * (uint64_t)n_out, 16);
-    return quants + (uint64_t)scales_per_row(t, n_in) * 2 * (uint64_t)n_out;
+    return quants + (uint64_t)scale_pitch_of(t, n_in) * 2 * (uint64_t)n_out;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -148,7 +152,7 @@ typedef struct {
     uint64_t pitch;     // bytes between rows of the quant plane
     const uint8_t *d;   // quant plane
     const __half *s;    // scale plane (Q4_0, Q8_0, Q6_K) or NULL
-    int spitch;         // scales per row
+    int spitch;         // scales between rows of the scale plane (a multiple of 8; 0: no scale plane)
     const __half *h;    // quantized types: the model's F16 copy (n_out rows of n_in) once made, else NULL
 } dmat;
 
@@ -193,7 +197,8 @@ static const void *walk_copy(walker *w, const void *src, uint64_t bytes) {
 }
 
 // Splits the file's blocks of a repacked type into the quant and scale planes (host side).
-static void repack_rows(const cuda_matrix *m, uint64_t pitch, int spr, uint8_t *quants, uint16_t *scales) {
+static void repack_rows(const cuda_matrix *m, uint64_t pitch, int spitch, uint8_t *quants, uint16_t *scales) {
+    const int spr = scales_per_row(m->type, m->n_in);
     int fb = m->type == T_Q4_0 ? BYTES_Q4_0 : m->type == T_Q8_0 ? BYTES_Q8_0 : BYTES_Q6_K;
     int qb = m->type == T_Q4_0 ? 16 : m->type == T_Q8_0 ? 32 : QBYTES_Q6_K;
     int d_at = m->type == T_Q6_K ? QBYTES_Q6_K : 0, q_at = m->type == T_Q6_K ? 0 : 2;
@@ -202,14 +207,14 @@ static void repack_rows(const cuda_matrix *m, uint64_t pitch, int spr, uint8_t *
         for (int b = 0; b < spr; b++) {
             const uint8_t *blk = src + (size_t)b * fb;
             memcpy(quants + (size_t)r * pitch + (size_t)b * qb, blk + q_at, (size_t)qb);
-            memcpy(&scales[(size_t)r * spr + b], blk + d_at, 2);
+            memcpy(&scales[(size_t)r * spitch + b], blk + d_at, 2);
         }
     }
 }
 
 static dmat walk_matrix(walker *w, const cuda_matrix *m) {
     dmat d = {m->type, (int)m->n_in, (int)m->n_out, row_pitch_of(m->type, m->n_in), NULL, NULL,
-              scales_per_row(m->type, m->n_in), NULL};
+              scale_pitch_of(m->type, m->n_in), NULL};
     uint64_t off = w->used, bytes = cuda_matrix_bytes(m->type, m->n_in, m->n_out);
     uint64_t quants = align_up(d.pitch * (uint64_t)m->n_out, 16);
     w->used = align_up(w->used + bytes, ALIGN);
@@ -770,14 +775,14 @@ __device__ __forceinline__ int4 q6_group(uint4 a, uint4 b, uint4 h, int k) {
 // (T of them valid), summed per lane into acc; the caller reduces over the warp. Lanes take 16-byte pieces
 // of the row: one Q4_0 block, half a Q8_0 block, a quarter of a Q4_K or Q6_K super-block (64 weights), 8
 // F16 or 4 F32 values.
-// Loads of the activation operand: through the read-only path from global memory, or plain loads when x is in
-// shared memory (the persistent decode kernel), where __ldg would be wrong.
+// Loads of the activation operand (XS) and of the weights (WS): through the read-only path from global memory,
+// or plain loads when they are in shared memory (the persistent decode kernel), where __ldg would be wrong.
 template <bool XS, typename V> __device__ __forceinline__ V ldx(const V *p) {
     if constexpr (XS) return *p;
     else return __ldg(p);
 }
 
-template <int TYPE, int R, int NT, bool XS = false>
+template <int TYPE, int R, int NT, bool XS = false, bool WS = false>
 __device__ __forceinline__ void dot_rows(const uint8_t *const (&w)[R], const __half *const (&s)[R], const xop &x,
                                          int T, int lane, float (&acc)[R][NT]) {
     const int n = x.n_in;
@@ -789,8 +794,8 @@ __device__ __forceinline__ void dot_rows(const uint8_t *const (&w)[R], const __h
             float dw[R];
 #pragma unroll
             for (int r = 0; r < R; r++) {
-                wv[r] = __ldg((const uint4 *)w[r] + b);
-                dw[r] = __half2float(__ldg(s[r] + b));
+                wv[r] = ldx<WS>((const uint4 *)w[r] + b);
+                dw[r] = __half2float(ldx<WS>(s[r] + b));
             }
 #pragma unroll
             for (int t = 0; t < NT; t++) {
@@ -814,8 +819,8 @@ __device__ __forceinline__ void dot_rows(const uint8_t *const (&w)[R], const __h
             float dw[R];
 #pragma unroll
             for (int r = 0; r < R; r++) {
-                wv[r] = __ldg((const int4 *)w[r] + u);
-                dw[r] = __half2float(__ldg(s[r] + b));
+                wv[r] = ldx<WS>((const int4 *)w[r] + u);
+                dw[r] = __half2float(ldx<WS>(s[r] + b));
             }
 #pragma unroll
             for (int t = 0; t < NT; t++) {
@@ -836,9 +841,9 @@ __device__ __forceinline__ void dot_rows(const uint8_t *const (&w)[R], const __h
 #pragma unroll
             for (int r = 0; r < R; r++) {
                 const uint4 *B = (const uint4 *)(w[r] + (size_t)sb * BYTES_Q4_K);
-                hdr[r] = __ldg(B);
-                q0[r] = __ldg(B + 1 + 2 * g);
-                q1[r] = __ldg(B + 2 + 2 * g);
+                hdr[r] = ldx<WS>(B);
+                q0[r] = ldx<WS>(B + 1 + 2 * g);
+                q1[r] = ldx<WS>(B + 2 + 2 * g);
             }
             float sc0[R], sc1[R], mn0[R], mn1[R], dd[R], dm[R];
 #pragma unroll
@@ -889,11 +894,11 @@ __device__ __forceinline__ void dot_rows(const uint8_t *const (&w)[R], const __h
 #pragma unroll
             for (int r = 0; r < R; r++) {
                 const uint8_t *B = w[r] + (size_t)sb * QBYTES_Q6_K;
-                qa[r] = __ldg((const uint4 *)(B + 64 * hn + l0));
-                qb[r] = __ldg((const uint4 *)(B + 64 * hn + 32 + l0));
-                qh[r] = __ldg((const uint4 *)(B + 128 + 32 * hn + l0));
-                scw[r] = __ldg((const uint2 *)(B + 192 + 8 * hn));
-                dw[r] = __half2float(__ldg(s[r] + sb));
+                qa[r] = ldx<WS>((const uint4 *)(B + 64 * hn + l0));
+                qb[r] = ldx<WS>((const uint4 *)(B + 64 * hn + 32 + l0));
+                qh[r] = ldx<WS>((const uint4 *)(B + 128 + 32 * hn + l0));
+                scw[r] = ldx<WS>((const uint2 *)(B + 192 + 8 * hn));
+                dw[r] = __half2float(ldx<WS>(s[r] + sb));
             }
 #pragma unroll
             for (int t = 0; t < NT; t++) {
@@ -927,7 +932,7 @@ __device__ __forceinline__ void dot_rows(const uint8_t *const (&w)[R], const __h
             for (int g = lane; g < ng; g += 32) {
                 uint4 wv[R];
 #pragma unroll
-                for (int r = 0; r < R; r++) wv[r] = __ldg((const uint4 *)w[r] + g);
+                for (int r = 0; r < R; r++) wv[r] = ldx<WS>((const uint4 *)w[r] + g);
 #pragma unroll
                 for (int t = 0; t < NT; t++) {
                     if (t >= T) break;
@@ -960,7 +965,7 @@ __device__ __forceinline__ void dot_rows(const uint8_t *const (&w)[R], const __h
             for (int g = lane; g < ng; g += 32) {
                 float4 wv[R];
 #pragma unroll
-                for (int r = 0; r < R; r++) wv[r] = __ldg((const float4 *)w[r] + g);
+                for (int r = 0; r < R; r++) wv[r] = ldx<WS>((const float4 *)w[r] + g);
 #pragma unroll
                 for (int t = 0; t < NT; t++) {
                     if (t >= T) break;
@@ -1549,12 +1554,17 @@ struct cuda_session {
     int pd_max_splits;     // key splits a head (the partials buffer and the merge's shared weights hold them)
     size_t pd_wts_at;      // byte offset of the merge's weights in the kernel's shared memory
     int pd_grid;           // co-resident blocks (a multiple of the SM count)
+    bool pd_ring;          // the weights through the shared-memory ring (sm_90; INFERNO_CUDA_PD_RING=0: off)
+    unsigned pd_ring_at, pd_ring_bytes, pd_tab_at, pd_jobs_at;
+    pd_jobd *d_jobs, *pd_jobs_h; // the blocks' job tables (pd_job_stride jobs a block), device / host while planned
+    int *d_job_count, *pd_count_h;
+    int pd_job_stride;
     size_t pd_smem;        // dynamic shared memory a block
     dlayer *d_layers;      // device copy of the GPU layers' table
     // INFERNO_CUDA_PROFILE=3: block 0's clock at the persistent kernel's phase edges, summed per edge kind
     bool pd_prof;
     long long *pd_trace, *h_trace; // device / host: (n_gpu_layers + 1) * PD_EDGES clocks of the last step
-    double pd_cycles[PD_EDGES + 3];
+    double pd_cycles[PD_EDGES + 11]; // the edges, head stage, head, total; the ring's waits (5 phases), issuing
     long pd_steps;
     int clock_khz;
     cudaError_t launch_err; // the first failed cudaLaunchKernelEx of a step
@@ -1601,11 +1611,19 @@ extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t ca
         static const char *const names[PD_EDGES + 3] = {
             "down sync", "qkv stage", "qkv", "qkv sync", "attention", "attention sync", "wo copy", "wo", "wo sync",
             "gate/up stage", "gate/up", "gate/up sync", "down stage", "down", "head stage", "head", "total"};
+        static const char *const ring_names[6] = {"waiting qkv", "waiting wo", "waiting gate/up", "waiting down",
+                                                   "waiting head", "issuing"};
         const double us = 1e3 / (double)s->clock_khz / (double)s->pd_steps; // cycles -> us a step
         int n = snprintf(buf, cap, "persistent kernel, block 0, %ld steps, us a step:", s->pd_steps);
         for (int i = 0; i < PD_EDGES + 3 && n > 0 && (size_t)n < cap; i++)
             n += snprintf(buf + n, cap - (size_t)n, " %s %.1f%s", names[i], s->pd_cycles[i] * us,
                           i + 1 < PD_EDGES + 3 ? "," : "");
+        if (s->pd_ring) {
+            n += snprintf(buf + n, cap - (size_t)n, "; weight ring, thread 0 of a block on average, us a step:");
+            for (int i = 0; i < 6 && n > 0 && (size_t)n < cap; i++)
+                n += snprintf(buf + n, cap - (size_t)n, " %s %.1f%s", ring_names[i], s->pd_cycles[PD_EDGES + 3 + i] * us,
+                              i < 5 ? "," : "");
+        }
         return true;
     }
     if (!s || !s->prof || !s->prof_steps) return false;
@@ -1669,6 +1687,10 @@ extern "C" void cuda_session_free(cuda_session *s) {
     if (s->graph) cudaGraphExecDestroy(s->graph);
     if (s->cublas) cublasDestroy(s->cublas);
     if (s->d_layers) cudaFree(s->d_layers);
+    if (s->d_jobs) cudaFree(s->d_jobs);
+    if (s->d_job_count) cudaFree(s->d_job_count);
+    free(s->pd_jobs_h);
+    free(s->pd_count_h);
     if (s->pd_trace) cudaFree(s->pd_trace);
     free(s->h_trace);
     for (int i = 0; i < PROF_MAX_EVENTS; i++)
@@ -1685,6 +1707,113 @@ static bool flash_supported(int hd) { return hd == 8 || hd == 16 || hd == 32 || 
 
 template <int HD> static cudaError_t flash_prepare() {
     return cudaFuncSetAttribute(k_flash<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)flash_smem_bytes(HD));
+}
+
+// Bytes of one row of a matrix in the weight ring (both planes).
+static uint64_t ring_row_bytes(const dmat *w) { return w->pitch + 2ull * (uint64_t)w->spitch; }
+
+// One segment of a planned job: rows [r0, r0 + n) of w, its copies appended to the job.
+static void plan_seg(pd_jobd *d, int k, int *nc, const dmat *w, int r0, int n) {
+    d->r0[k] = r0, d->n[k] = n;
+    if (n <= 0) return;
+    d->src[*nc] = w->d + (uint64_t)r0 * w->pitch, d->cb[*nc] = (unsigned)((uint64_t)n * w->pitch), (*nc)++;
+    if (w->spitch) d->src[*nc] = w->s + (size_t)r0 * w->spitch, d->cb[*nc] = (unsigned)((uint64_t)n * w->spitch * 2), (*nc)++;
+}
+
+// Plans the weight ring's jobs for a grid of G blocks and a ring of R bytes (decode_persistent.cuh, pd_jobd):
+// block b owns the units [U b / G, U (b + 1) / G) of each phase (q/k/v row pairs, in whole heads for NeoX
+// RoPE; rows of the others), split evenly into jobs of at most a third of the ring; each job's ring offset
+// follows the last one's (starting over at the base when it would cross the end), and it may be issued once
+// the jobs it would overwrite have been read and its mbarrier slot is free. Fills the session's host tables;
+// *need: the bytes of one block's table. False when a unit does not fit a third of the ring.
+static bool pd_plan(cuda_session *s, int G, unsigned R, uint64_t *need) {
+    const cuda_model *m = s->m;
+    const int n_gpu = m->n_layer - m->layer0, E = m->n_embd, Q = m->n_head * m->head_dim,
+              KV = m->n_head_kv * m->head_dim, F = m->n_ff, V = m->n_vocab;
+    const int pu = m->rope_neox ? m->head_dim / 2 : 1, hq = Q / 2, hk = KV / 2;
+    const uint64_t job_max = R / 3;
+    uint64_t unit[5] = {0, 0, 0, 0, 0};
+    for (int l = 0; l < n_gpu; l++) {
+        const dlayer *L = &m->layers[l];
+        const dmat *qkv[3] = {&L->wq, &L->wk, &L->wv};
+        for (int i = 0; i < 3; i++) unit[0] = max_u64(unit[0], 2ull * (uint64_t)pu * ring_row_bytes(qkv[i]));
+        unit[1] = max_u64(unit[1], ring_row_bytes(&L->wo));
+        unit[2] = max_u64(unit[2], ring_row_bytes(&L->gate) + ring_row_bytes(&L->up));
+        unit[3] = max_u64(unit[3], ring_row_bytes(&L->down));
+    }
+    unit[4] = ring_row_bytes(&m->output);
+    int K[5];
+    for (int p = 0; p < 5; p++) {
+        if (unit[p] == 0 || unit[p] > job_max) return false;
+        K[p] = (int)(job_max / unit[p]);
+    }
+    const uint64_t U[5] = {(uint64_t)(hq + 2 * hk) / (uint64_t)pu, (uint64_t)E, (uint64_t)F, (uint64_t)E, (uint64_t)V};
+    // Jobs a block: the same walk as below, counted.
+    int stride = 0;
+    for (int b = 0; b < G; b++) {
+        int c = 0;
+        for (int p = 0; p < 5; p++) {
+            const int len = (int)(U[p] * (uint64_t)(b + 1) / (uint64_t)G - U[p] * (uint64_t)b / (uint64_t)G);
+            c += (p < 4 ? n_gpu : 1) * ((len + K[p] - 1) / K[p]);
+        }
+        if (c > stride) stride = c;
+    }
+    free(s->pd_jobs_h);
+    free(s->pd_count_h);
+    s->pd_jobs_h = (pd_jobd *)calloc((size_t)G * (size_t)stride, sizeof(pd_jobd));
+    s->pd_count_h = (int *)calloc((size_t)G, sizeof(int));
+    unsigned *start = (unsigned *)calloc((size_t)stride, sizeof(unsigned));
+    if (!s->pd_jobs_h || !s->pd_count_h || !start) {
+        free(start);
+        return false;
+    }
+    for (int b = 0; b < G; b++) {
+        pd_jobd *tab = s->pd_jobs_h + (size_t)b * stride;
+        int j = 0, after = 0;
+        unsigned head = 0;
+        for (int l = 0; l <= n_gpu; l++)
+            for (int p = l < n_gpu ? PD_PH_QKV : PD_PH_HEAD; p <= (l < n_gpu ? PD_PH_DOWN : PD_PH_HEAD); p++) {
+                const int u0 = (int)(U[p] * (uint64_t)b / (uint64_t)G), u1 = (int)(U[p] * (uint64_t)(b + 1) / (uint64_t)G);
+                const int len = u1 - u0, nj = (len + K[p] - 1) / K[p];
+                for (int i = 0; i < nj; i++, j++) {
+                    const int ua = u0 + len * i / nj, ub = u0 + len * (i + 1) / nj;
+                    pd_jobd *d = &tab[j];
+                    int nc = 0;
+                    d->l = l, d->ph = p;
+                    if (p == PD_PH_QKV) {
+                        const dlayer *L = &m->layers[l];
+                        const dmat *w3[3] = {&L->wq, &L->wk, &L->wv};
+                        const int lo[3] = {0, hq, hq + hk}, hi[3] = {hq, hq + hk, hq + 2 * hk};
+                        for (int k = 0; k < 3; k++) {
+                            const int x0 = ua * pu > lo[k] ? ua * pu : lo[k];
+                            int x1 = ub * pu < hi[k] ? ub * pu : hi[k];
+                            if (x1 < x0) x1 = x0;
+                            plan_seg(d, k, &nc, w3[k], 2 * (x0 - lo[k]), 2 * (x1 - x0));
+                        }
+                    } else if (p == PD_PH_GU) {
+                        plan_seg(d, 0, &nc, &m->layers[l].gate, ua, ub - ua);
+                        plan_seg(d, 1, &nc, &m->layers[l].up, ua, ub - ua);
+                    } else {
+                        const dmat *w = p == PD_PH_HEAD ? &m->output : p == PD_PH_WO ? &m->layers[l].wo : &m->layers[l].down;
+                        plan_seg(d, 0, &nc, w, ua, ub - ua);
+                    }
+                    unsigned bytes = 0;
+                    for (int k = 0; k < nc; k++) bytes += d->cb[k];
+                    unsigned at = head;
+                    if (at % R + bytes > R) at += R - at % R;
+                    d->off = at % R, d->bytes = bytes;
+                    start[j] = at;
+                    head = at + bytes;
+                    while (after < j && at + bytes > start[after] + R) after++;
+                    d->after = after > j - PD_SLOTS + 1 ? after : j - PD_SLOTS + 1;
+                }
+            }
+        s->pd_count_h[b] = j;
+    }
+    free(start);
+    s->pd_job_stride = stride;
+    *need = (uint64_t)stride * sizeof(pd_jobd);
+    return true;
 }
 
 // Decides whether single-token steps take the persistent kernel and sizes its grid: every block must be
@@ -1734,19 +1863,73 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
         return false;
     // The attribute is the kernel's, not the session's: every session sets the card's largest, so sessions
     // with different needs do not undo each other.
-    cudaFuncAttributes fa;
-    if (!cu_ok(cudaFuncGetAttributes(&fa, k_decode_persistent), "cudaFuncGetAttributes", err, cap)) return false;
+    cudaFuncAttributes fa, far;
+    if (!cu_ok(cudaFuncGetAttributes(&fa, k_decode_persistent<false>), "cudaFuncGetAttributes", err, cap) ||
+        !cu_ok(cudaFuncGetAttributes(&far, k_decode_persistent<true>), "cudaFuncGetAttributes", err, cap))
+        return false;
     if (s->pd_smem + fa.sharedSizeBytes > (size_t)smem_optin) return true;
-    if (!cu_ok(cudaFuncSetAttribute(k_decode_persistent, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    // The weight ring (INFERNO_CUDA_PD_RING=1, opt-in: on an H100 within a few per cent of the kernel without
+    // it, bench/NOTES.md CUDA step 9) takes the rest of the SM's shared memory; it needs the kernel built for
+    // sm_90 or later (bulk copies, transaction mbarriers) and every job's unit to fit a third of it.
+    const char *pr = getenv("INFERNO_CUDA_PD_RING");
+    s->pd_ring = pr && !strcmp(pr, "1") && far.binaryVersion >= 90 && m->n_rot <= PD_ROPE_MAX &&
+                 (E + n_sm - 1) / n_sm <= PD_XRES_MAX;
+    if (s->pd_ring) {
+        // Layout after the kernel's fixed part: the layer table, the job tables, the ring. The ring's size sets
+        // the jobs' size and so the table's: plan, and plan again with the table's room grown if it fell short.
+        s->pd_tab_at = (unsigned)align_up(s->pd_smem, 16);
+        s->pd_jobs_at = (unsigned)align_up(s->pd_tab_at + (uint64_t)(m->n_layer - m->layer0) * sizeof(dlayer), 16);
+        uint64_t jobs_room = 8192;
+        bool planned = false;
+        for (int attempt = 0; attempt < 4 && !planned; attempt++) {
+            s->pd_ring_at = (unsigned)align_up(s->pd_jobs_at + jobs_room, 128);
+            const long long room = (long long)smem_optin - (long long)far.sharedSizeBytes - (long long)s->pd_ring_at;
+            s->pd_ring_bytes = room > 0 ? (unsigned)(room & ~127LL) : 0u;
+            const char *rk = getenv("INFERNO_CUDA_PD_RING_KB"); // a smaller ring leaves the SM more L1
+            if (rk && atoi(rk) > 0 && (unsigned)atoi(rk) * 1024u < s->pd_ring_bytes)
+                s->pd_ring_bytes = (unsigned)atoi(rk) * 1024u;
+            uint64_t need = 0;
+            if (s->pd_ring_bytes < 16384 || !pd_plan(s, n_sm, s->pd_ring_bytes, &need)) break;
+            if (need <= jobs_room) planned = true;
+            else jobs_room = align_up(need + need / 8, 1024);
+        }
+        if (!planned) {
+            free(s->pd_jobs_h);
+            free(s->pd_count_h);
+            s->pd_jobs_h = NULL, s->pd_count_h = NULL;
+            s->pd_ring = false;
+        }
+    }
+    if (s->pd_ring) s->pd_smem = s->pd_ring_at + s->pd_ring_bytes;
+    else s->pd_ring_at = 0, s->pd_ring_bytes = 0, s->pd_tab_at = 0, s->pd_jobs_at = 0;
+    if (!cu_ok(cudaFuncSetAttribute(k_decode_persistent<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     smem_optin - (int)fa.sharedSizeBytes),
                "cudaFuncSetAttribute (persistent decode shared memory)", err, cap) ||
-        !cu_ok(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_decode_persistent, PD_THREADS, s->pd_smem),
+        !cu_ok(cudaFuncSetAttribute(k_decode_persistent<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    smem_optin - (int)far.sharedSizeBytes),
+               "cudaFuncSetAttribute (persistent decode shared memory)", err, cap) ||
+        !cu_ok(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                   &per_sm, s->pd_ring ? k_decode_persistent<true> : k_decode_persistent<false>, PD_THREADS,
+                   s->pd_smem),
                "cudaOccupancyMaxActiveBlocksPerMultiprocessor", err, cap))
         return false;
     int want = pb ? atoi(pb) : 1;
-    if (want < 1) want = 1;
+    if (want < 1 || s->pd_ring) want = 1;
     if (per_sm < 1) return true;
     s->pd_grid = n_sm * (per_sm < want ? per_sm : want);
+    if (s->pd_ring) { // the job tables, planned for one block an SM
+        const size_t tb = (size_t)n_sm * (size_t)s->pd_job_stride * sizeof(pd_jobd);
+        if (!cu_ok(cudaMalloc(&s->d_jobs, tb), "cudaMalloc (weight ring jobs)", err, cap) ||
+            !cu_ok(cudaMalloc(&s->d_job_count, (size_t)n_sm * sizeof(int)), "cudaMalloc (weight ring jobs)", err, cap) ||
+            !cu_ok(cudaMemcpy(s->d_jobs, s->pd_jobs_h, tb, cudaMemcpyHostToDevice), "cudaMemcpy (weight ring jobs)", err,
+                   cap) ||
+            !cu_ok(cudaMemcpy(s->d_job_count, s->pd_count_h, (size_t)n_sm * sizeof(int), cudaMemcpyHostToDevice),
+                   "cudaMemcpy (weight ring jobs)", err, cap))
+            return false;
+        free(s->pd_jobs_h);
+        free(s->pd_count_h);
+        s->pd_jobs_h = NULL, s->pd_count_h = NULL;
+    }
     int n_gpu = m->n_layer - m->layer0;
     if (!cu_ok(cudaMalloc(&s->d_layers, (size_t)n_gpu * sizeof(dlayer)), "cudaMalloc (layer table)", err, cap))
         return false;
@@ -2367,6 +2550,7 @@ static void pd_collect(cuda_session *s) {
     s->pd_cycles[PD_EDGES] += (double)(t[n * PD_EDGES + 1] - t[n * PD_EDGES]);
     s->pd_cycles[PD_EDGES + 1] += (double)(t[n * PD_EDGES + 2] - t[n * PD_EDGES + 1]);
     s->pd_cycles[PD_EDGES + 2] += (double)(t[n * PD_EDGES + 2] - t[0]);
+    for (int i = 0; i < 8; i++) s->pd_cycles[PD_EDGES + 3 + i] += (double)t[n * PD_EDGES + 3 + i] / (double)s->pd_grid;
     s->pd_steps++;
 }
 
@@ -2394,7 +2578,11 @@ static void launch_persistent(cuda_session *s) {
     a.prefetch = s->pd_prefetch;
     a.bar = s->counters + 1 + B * (unsigned)m->n_head;
     a.trace = s->pd_trace;
-    a.kv_ready = s->pd_flags ? a.bar + 2 : nullptr;
+    a.kv_ready = s->pd_flags && !s->pd_ring ? a.bar + 2 : nullptr;
+    a.ring_at = s->pd_ring_at, a.ring_bytes = s->pd_ring_bytes, a.tab_at = s->pd_tab_at, a.jobs_at = s->pd_jobs_at;
+    a.jobs = s->d_jobs, a.job_count = s->d_job_count, a.job_stride = s->pd_job_stride;
+    if (s->pd_trace && s->pd_ring) // the ring's clocks are summed over the blocks
+        cudaMemsetAsync(s->pd_trace + (size_t)a.n_layers * PD_EDGES + 3, 0, 8 * sizeof(long long), s->stream);
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3((unsigned)s->pd_grid);
     cfg.blockDim = dim3(PD_THREADS);
@@ -2405,7 +2593,8 @@ static void launch_persistent(cuda_session *s) {
     at[0].val.cooperative = 1;
     cfg.attrs = at;
     cfg.numAttrs = 1;
-    cudaError_t e = cudaLaunchKernelEx(&cfg, k_decode_persistent, a);
+    cudaError_t e = s->pd_ring ? cudaLaunchKernelEx(&cfg, k_decode_persistent<true>, a)
+                               : cudaLaunchKernelEx(&cfg, k_decode_persistent<false>, a);
     if (e != cudaSuccess && s->launch_err == cudaSuccess) s->launch_err = e;
     prof_mark(s, OP_HEAD);
 }

@@ -20,9 +20,10 @@
 //              h = silu(g) * u to global (F32)                                                  | barrier
 //   down:      each block quantizes h into shared memory; warps take rows, x += down . h        | barrier
 // then the output norm (every block) and the head's rows over all warps.
-// Opt-in variants (measured within noise on an H100): INFERNO_CUDA_PD_FLAGS=1 replaces the barrier after
-// qkv with per-KV-head counters the attention blocks wait on; INFERNO_CUDA_PD_PREFETCH=1 has the warps a
-// phase leaves idle stream the next phase's weights into L2.
+// Opt-in variants (measured within a few per cent on an H100): INFERNO_CUDA_PD_FLAGS=1 replaces the barrier
+// after qkv with per-KV-head counters the attention blocks wait on; INFERNO_CUDA_PD_PREFETCH=1 has the warps
+// a phase leaves idle stream the next phase's weights into L2; INFERNO_CUDA_PD_RING=1 (sm_90) streams every
+// block's weights into a ring of shared memory ahead of the phases (k_decode_persistent<true>, below).
 //
 // Memory ordering: data written inside the launch by other blocks (x, q, the new K/V rows, partials, h) is
 // read with ld.global.cg (L2), never through L1 or the read-only path; the weights, norms, RoPE table and
@@ -60,6 +61,13 @@ typedef struct {
     unsigned *kv_ready;        // (n_head_kv) q/k/v pairs written a KV head over the step's layers, zero
                                // between launches (INFERNO_CUDA_PD_FLAGS=1); NULL: a grid barrier after qkv
     long long *trace;          // INFERNO_CUDA_PROFILE=3: block 0's clock at each phase edge, else NULL
+    // The weight ring (sm_90, k_decode_persistent<true>): ring_bytes of dynamic shared memory at ring_at; the
+    // blocks' job tables (made by the host, job_stride jobs a block, job_count[b] of them for block b) are
+    // copied to jobs_at, the layer table to tab_at.
+    unsigned ring_at, ring_bytes, tab_at, jobs_at;
+    const struct pd_jobd *jobs;
+    const int *job_count;
+    int job_stride;
 } pd_args;
 
 // Phase edges block 0 records with INFERNO_CUDA_PROFILE=3: PD_EDGES a layer, then 3 for the head.
@@ -73,32 +81,42 @@ enum { PD_T_START, PD_T_QKV_STAGE, PD_T_QKV, PD_T_QKV_SYNC, PD_T_ATT, PD_T_ATT_S
 // Grid-wide barrier over co-resident blocks. *epoch counts the arrivals this block expects before it may go
 // on (every block keeps the same count). Thread 0 publishes the block's writes (fence, then the arrival),
 // waits with acquire loads, and the block's barrier passes the ordering on to its other threads.
-__device__ __forceinline__ void pd_sync(unsigned *bar, unsigned *epoch) {
+// Split in two so that thread 0 can issue the weight ring's next copies between its arrival and its wait.
+__device__ __forceinline__ void pd_arrive(unsigned *bar, unsigned *epoch) {
     __syncthreads();
     *epoch += gridDim.x;
+    // The release add publishes what the block wrote before the __syncthreads (cumulativity); the acquire
+    // load that sees every arrival (pd_await) makes the other blocks' writes visible to this one.
+    if (threadIdx.x == 0) asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(bar), "r"(1u) : "memory");
+}
+
+__device__ __forceinline__ void pd_await(unsigned *bar, unsigned epoch) {
     if (threadIdx.x == 0) {
-        // The release add publishes what the block wrote before the __syncthreads (cumulativity); the
-        // acquire load that sees every arrival makes the other blocks' writes visible to this one.
-        asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(bar), "r"(1u) : "memory");
         unsigned v;
         do {
             asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(bar) : "memory");
-        } while (v < *epoch);
+        } while (v < epoch);
     }
     __syncthreads();
 }
 
+__device__ __forceinline__ void pd_sync(unsigned *bar, unsigned *epoch) {
+    pd_arrive(bar, epoch);
+    pd_await(bar, *epoch);
+}
+
 // acc[r][0] += row r of a matrix of the given type . x (x in shared memory); the switch is warp-uniform.
-template <int R>
+// WS: the rows are in shared memory (the weight ring).
+template <int R, bool WS = false>
 __device__ __forceinline__ void pd_dot(int type, const uint8_t *const (&w)[R], const __half *const (&s)[R],
                                        const xop &x, int lane, float (&acc)[R][1]) {
     switch (type) {
-    case T_Q4_K: dot_rows<T_Q4_K, R, 1, true>(w, s, x, 1, lane, acc); break;
-    case T_Q6_K: dot_rows<T_Q6_K, R, 1, true>(w, s, x, 1, lane, acc); break;
-    case T_Q4_0: dot_rows<T_Q4_0, R, 1, true>(w, s, x, 1, lane, acc); break;
-    case T_Q8_0: dot_rows<T_Q8_0, R, 1, true>(w, s, x, 1, lane, acc); break;
-    case T_F16: dot_rows<T_F16, R, 1, true>(w, s, x, 1, lane, acc); break;
-    default: dot_rows<T_F32, R, 1, true>(w, s, x, 1, lane, acc); break;
+    case T_Q4_K: dot_rows<T_Q4_K, R, 1, true, WS>(w, s, x, 1, lane, acc); break;
+    case T_Q6_K: dot_rows<T_Q6_K, R, 1, true, WS>(w, s, x, 1, lane, acc); break;
+    case T_Q4_0: dot_rows<T_Q4_0, R, 1, true, WS>(w, s, x, 1, lane, acc); break;
+    case T_Q8_0: dot_rows<T_Q8_0, R, 1, true, WS>(w, s, x, 1, lane, acc); break;
+    case T_F16: dot_rows<T_F16, R, 1, true, WS>(w, s, x, 1, lane, acc); break;
+    default: dot_rows<T_F32, R, 1, true, WS>(w, s, x, 1, lane, acc); break;
     }
 }
 
@@ -302,90 +320,355 @@ __device__ void pd_stage(const float *src, const float *w, int n, float eps, flo
     __syncthreads();
 }
 
-__global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_args a) {
-    extern __shared__ __align__(16) uint8_t pd_smem[];
+// ---- q/k/v pairs: rows and the epilogue, shared by both forms of the kernel ----
+// Local pair index p of matrix mat (0 q, 1 k, 2 v) -> its two rows and the RoPE pair it rotates (-1: none).
+__device__ __forceinline__ void pd_pair_rows(const pd_args &a, int mat, int local, int &r0, int &r1, int &rot) {
+    rot = -1;
+    if (mat < 2) {
+        const int half = a.hd >> 1, hh = local / half, p = local - hh * half, hr = a.n_rot >> 1;
+        if (a.neox && p < hr) r0 = hh * a.hd + p, r1 = r0 + hr;
+        else if (a.neox) r0 = hh * a.hd + a.n_rot + 2 * (p - hr), r1 = r0 + 1;
+        else r0 = hh * a.hd + 2 * p, r1 = r0 + 1;
+        if (p < hr) rot = p;
+    } else {
+        r0 = 2 * local, r1 = r0 + 1;
+    }
+}
+
+// Lane 0's part of a q/k/v pair: bias, RoPE, then q to global or k/v into the token's cache cell.
+// rope: the token's cos/sin pairs; cell: its cache cell.
+__device__ __forceinline__ void pd_pair_out(const pd_args &a, const dlayer &L, int l, int mat, int r0, int r1,
+                                            int rot, float y0, float y1, const float *rope, int cell) {
+    const float *bias = mat == 0 ? L.bq : mat == 1 ? L.bk : L.bv;
+    if (bias) y0 += bias[r0], y1 += bias[r1];
+    if (rot >= 0) {
+        const float c = rope[2 * rot], sn = rope[2 * rot + 1];
+        const float u0 = y0 * c - y1 * sn, u1 = y0 * sn + y1 * c;
+        y0 = u0, y1 = u1;
+    }
+    if (mat == 0) {
+        a.q[r0] = y0;
+        a.q[r1] = y1;
+    } else {
+        const size_t layer_off = (size_t)l * (size_t)a.n_ctx * (size_t)a.KV;
+        __half *dst = (mat == 1 ? a.kc : a.vc) + layer_off + (size_t)cell * a.KV;
+        dst[r0] = __float2half(y0);
+        dst[r1] = __float2half(y1);
+    }
+}
+
+// ---- The weight ring (sm_90) ----
+// Every block owns a contiguous run of rows of each matrix (its units of the phase, split into jobs of at
+// most job_units units). Thread 0 copies the rows of the block's upcoming jobs into a ring of shared memory
+// with bulk asynchronous copies (one request per run of rows of each plane), as far ahead as the ring holds,
+// each job completing on its own mbarrier; the warps wait on the job's mbarrier and read the weights from
+// shared memory. Copies are issued when a job's space is freed (after the block has finished reading it), so
+// the memory system keeps streaming the next phases' weights through the grid barriers, the stages and the
+// attention, and a phase starts with its weights already on the SM.
+#define PD_SLOTS 16 // jobs in flight at most (one mbarrier each)
+#define PD_ROPE_MAX 256 // RoPE values (n_rot) the ring kernel keeps in shared memory
+#define PD_XRES_MAX 64  // residual rows a block owns, at most
+enum { PD_PH_QKV, PD_PH_WO, PD_PH_GU, PD_PH_DOWN, PD_PH_HEAD };
+
+// A job of a block's table, planned by the host (pd_plan in cuda_backend.cu): the rows of segment m (q, k, v;
+// gate, up; or the phase's one matrix) are [r0[m], r0[m] + n[m]); the copies bring, one after the other
+// from the job's ring offset, the quant then the scale plane of each non-empty segment. The job may be
+// issued once the block has read `after` of its jobs (its space and its mbarrier slot are free then).
+typedef struct pd_jobd {
+    const void *src[6]; // NULL: no copy
+    unsigned cb[6];     // bytes of each copy
+    unsigned off, bytes;
+    int after, l, ph;   // the head: l = n_layers, ph = PD_PH_HEAD
+    int r0[3], n[3];
+} pd_jobd;
+
+// Segment m of a job: rows [r0, r0 + n) of a matrix (n may be 0), quant and scale planes.
+typedef struct {
+    const uint8_t *d;
+    const __half *s;
+    unsigned pitch, bytes; // quant bytes a row; both planes' bytes of the segment
+    int spitch, type, r0, n;
+} pd_seg;
+
+typedef struct {
+    uint64_t mbar[PD_SLOTS];
+    int next;         // thread 0's: the next job of the table to issue
+    long long clk[8]; // INFERNO_CUDA_PROFILE=3: thread 0's clocks waiting for each phase's jobs, issuing
+} pd_ring;
+
+__device__ __forceinline__ pd_seg pd_seg_of(const dmat &w, int r0, int n) {
+    return pd_seg{w.d, w.s, (unsigned)w.pitch, (unsigned)n * ((unsigned)w.pitch + 2u * (unsigned)w.spitch),
+                  w.spitch, w.type, r0, n};
+}
+
+// Segment m of job J (m < 3; segments the phase does not have are empty).
+__device__ __forceinline__ pd_seg pd_job_seg(const pd_args &a, const dlayer *layers, const pd_jobd &J, int m) {
+    if (J.ph == PD_PH_HEAD) return pd_seg_of(a.output, J.r0[m], J.n[m]);
+    const dlayer &L = layers[J.l];
+    if (J.ph == PD_PH_QKV) return pd_seg_of(m == 0 ? L.wq : m == 1 ? L.wk : L.wv, J.r0[m], J.n[m]);
+    if (J.ph == PD_PH_GU) return pd_seg_of(m == 0 ? L.gate : L.up, J.r0[m], J.n[m]);
+    return pd_seg_of(J.ph == PD_PH_WO ? L.wo : L.down, J.r0[m], J.n[m]);
+}
+
+__device__ __forceinline__ unsigned pd_smem_addr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
+
+// Thread 0: issues the copies of the jobs whose space and slot the block's reads (`consumed` jobs) have freed.
+__device__ void pd_issue(const pd_args &a, const pd_jobd *jobs, int n_jobs, pd_ring &rg, uint8_t *ring, int consumed) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    int j = rg.next;
+    if (j < n_jobs && jobs[j].after <= consumed) // the block's generic reads of the space come before the copies
+        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    for (; j < n_jobs && jobs[j].after <= consumed; j++) {
+        const pd_jobd &J = jobs[j];
+        const unsigned mb = pd_smem_addr(&rg.mbar[j % PD_SLOTS]);
+        asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(mb), "r"(J.bytes) : "memory");
+        unsigned dst = pd_smem_addr(ring) + J.off;
+#pragma unroll
+        for (int k = 0; k < 6; k++)
+            if (J.cb[k]) {
+                asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+                                 dst),
+                             "l"(J.src[k]), "r"(J.cb[k]), "r"(mb)
+                             : "memory");
+                dst += J.cb[k];
+            }
+    }
+    rg.next = j;
+#else
+    __trap(); // the host takes the ring only where the kernel was built for sm_90 or later
+#endif
+}
+
+// Every thread: waits until job k's rows are in the ring; returns where they start.
+__device__ __forceinline__ const uint8_t *pd_wait_job(const pd_jobd *jobs, pd_ring &rg, const uint8_t *ring, int k) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    const unsigned mb = pd_smem_addr(&rg.mbar[k % PD_SLOTS]), parity = (unsigned)(k / PD_SLOTS) & 1u;
+    unsigned ok;
+    do {
+        asm volatile("{\n\t.reg .pred p;\n\tmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n\t"
+                     "selp.u32 %0, 1, 0, p;\n\t}"
+                     : "=r"(ok)
+                     : "r"(mb), "r"(parity)
+                     : "memory");
+    } while (!ok);
+#endif
+    return ring + jobs[k].off;
+}
+
+// The block's warps over the rows of one matrix (wo, down, the head) from the ring: y[r] (+)= W[r] . x, two
+// rows a warp at a time. res (accumulate): the block's own copy of y's rows from res0 on (the residual rows
+// it owns in both wo and down), so that adding does not wait for an L2 read.
+__device__ __forceinline__ void pd_ring_rows(const pd_seg &g, const uint8_t *q, const xop &x, float *y,
+                                             float *res, int res0, int warp, int lane) {
+    const __half *sc = g.s ? (const __half *)(q + (size_t)g.n * g.pitch) : nullptr;
+    for (int i = 2 * warp; i < g.n; i += 2 * PD_WARPS) {
+        const int i1 = min(i + 1, g.n - 1);
+        const uint8_t *const wr[2] = {q + (size_t)i * g.pitch, q + (size_t)i1 * g.pitch};
+        const __half *const sr[2] = {sc ? sc + (size_t)i * g.spitch : nullptr, sc ? sc + (size_t)i1 * g.spitch : nullptr};
+        float acc[2][1] = {{0.0f}, {0.0f}};
+        pd_dot<2, true>(g.type, wr, sr, x, lane, acc);
+        const float v0 = warp_sum(acc[0][0]), v1 = warp_sum(acc[1][0]);
+        if (lane == 0) {
+            float *yr = y + g.r0 + i;
+            if (res) {
+                float *rr = res + (g.r0 + i - res0);
+                yr[0] = rr[0] = rr[0] + v0;
+                if (i + 1 < g.n) yr[1] = rr[1] = rr[1] + v1;
+            } else {
+                yr[0] = v0;
+                if (i + 1 < g.n) yr[1] = v1;
+            }
+        }
+    }
+}
+
+// gate/up rows from the ring: h = silu(gate . x) * (up . x), a row of each a warp at a time (two of each
+// spill registers).
+__device__ __forceinline__ void pd_ring_gu(const pd_seg &g, const pd_seg &u, const uint8_t *qg, const xop &x,
+                                           float *hb, int warp, int lane) {
+    const uint8_t *qu = qg + g.bytes;
+    const __half *sg = g.s ? (const __half *)(qg + (size_t)g.n * g.pitch) : nullptr;
+    const __half *su = u.s ? (const __half *)(qu + (size_t)u.n * u.pitch) : nullptr;
+    for (int i = warp; i < g.n; i += PD_WARPS) {
+        const uint8_t *const wr[2] = {qg + (size_t)i * g.pitch, qu + (size_t)i * u.pitch};
+        const __half *const sr[2] = {sg ? sg + (size_t)i * g.spitch : nullptr, su ? su + (size_t)i * u.spitch : nullptr};
+        float acc[2][1] = {{0.0f}, {0.0f}};
+        pd_dot<2, true>(g.type, wr, sr, x, lane, acc);
+        const float g0 = warp_sum(acc[0][0]), u0 = warp_sum(acc[1][0]);
+        if (lane == 0) hb[g.r0 + i] = g0 / (1.0f + expf(-g0)) * u0;
+    }
+}
+
+// q/k/v pairs of a job from the ring: segment m holds matrix m's rows (its pairs in local pair order); the
+// job's pairs are dealt to the warps in turn across the segments. The loop over m is not unrolled (one copy
+// of the dot products).
+__device__ __forceinline__ void pd_ring_qkv(const pd_args &a, const dlayer *layers, const pd_jobd &J, const uint8_t *base,
+                                            const xop &x, const float *rope, int cell, int warp, int lane) {
+    int first = 0; // the job's index of the segment's first pair
+#pragma unroll 1
+    for (int m = 0; m < 3; m++) {
+        const pd_seg g = pd_job_seg(a, layers, J, m);
+        const int np = g.n >> 1;
+        const __half *sc = g.s ? (const __half *)(base + (size_t)g.n * g.pitch) : nullptr;
+        for (int idx = (warp - first) & (PD_WARPS - 1); idx < np; idx += PD_WARPS) {
+            int r0, r1, rot;
+            pd_pair_rows(a, m, (g.r0 >> 1) + idx, r0, r1, rot);
+            const int i0 = r0 - g.r0, i1 = r1 - g.r0;
+            const uint8_t *const wr[2] = {base + (size_t)i0 * g.pitch, base + (size_t)i1 * g.pitch};
+            const __half *const sr[2] = {sc ? sc + (size_t)i0 * g.spitch : nullptr, sc ? sc + (size_t)i1 * g.spitch : nullptr};
+            float acc[2][1] = {{0.0f}, {0.0f}};
+            pd_dot<2, true>(g.type, wr, sr, x, lane, acc);
+            const float y0 = warp_sum(acc[0][0]), y1 = warp_sum(acc[1][0]);
+            if (lane == 0) pd_pair_out(a, layers[J.l], J.l, m, r0, r1, rot, y0, y1, rope, cell);
+        }
+        first += np;
+        base += g.bytes;
+    }
+}
+
+// RING: the weights come through the shared-memory ring (sm_90); else every warp reads its rows from global
+// memory as it gets to them.
+template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_args a) {
+    extern __shared__ __align__(128) uint8_t pd_smem[];
+    __shared__ pd_ring rg;
+    __shared__ float rope_s[PD_ROPE_MAX], xres[PD_XRES_MAX]; // ring: the token's RoPE pairs; the block's x rows
     float *xs_f = (float *)pd_smem;
     int8_t *xs_q = (int8_t *)(pd_smem + (size_t)a.max_in * 4);
     float2 *xs_ds = (float2 *)(pd_smem + (size_t)a.max_in * 5);
     float *pd_wts = (float *)(pd_smem + a.wts_at); // the attention merge's per-partial weights (3 n_head SB)
+    uint8_t *ring = pd_smem + a.ring_at;
+    // With the ring the layer table is copied into shared memory: thread 0 reads it for every job it issues,
+    // and the ring leaves the SM little L1.
+    // So is the block's job table (every thread reads the job it works on).
+    const dlayer *layers = a.layers;
+    const pd_jobd *jobs = nullptr;
+    // The residual rows the block owns in wo and down (the same split of E rows; pd_plan).
+    const int res0 = (int)((unsigned)a.E * blockIdx.x / gridDim.x), res1 = (int)((unsigned)a.E * (blockIdx.x + 1) / gridDim.x);
+    const int cell = a.ints[2];
+    int n_jobs = 0;
+    if constexpr (RING) {
+        dlayer *tab = (dlayer *)(pd_smem + a.tab_at);
+        const int nw8 = a.n_layers * (int)(sizeof(dlayer) / 8);
+        for (int i = threadIdx.x; i < nw8; i += PD_THREADS) ((uint64_t *)tab)[i] = ((const uint64_t *)a.layers)[i];
+        layers = tab;
+        n_jobs = a.job_count[blockIdx.x];
+        pd_jobd *jt = (pd_jobd *)(pd_smem + a.jobs_at);
+        const uint64_t *src = (const uint64_t *)(a.jobs + (size_t)blockIdx.x * a.job_stride);
+        const int jw8 = n_jobs * (int)(sizeof(pd_jobd) / 8);
+        for (int i = threadIdx.x; i < jw8; i += PD_THREADS) ((uint64_t *)jt)[i] = src[i];
+        jobs = jt;
+        for (int i = threadIdx.x; i < a.n_rot; i += PD_THREADS) rope_s[i] = a.rope[i];
+        for (int i = res0 + (int)threadIdx.x; i < res1; i += PD_THREADS) xres[i - res0] = a.x[i];
+        __syncthreads();
+    }
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int gw = blockIdx.x * PD_WARPS + warp, nw = gridDim.x * PD_WARPS;
     unsigned epoch = 0;
     const int E = a.E, Q = a.Q, KV = a.KV, hd = a.hd;
-    const int pos = a.ints[0], cell = a.ints[2], n_kv = pos + 1;
+    const int pos = a.ints[0], n_kv = pos + 1;
     // Key splits per head: one block a head while the cache is short (its output is then final: no merge),
     // else as many splits as the grid holds.
     const int SB = n_kv <= PD_ONE_SPLIT_MAX ? 1 : max(1, min(a.max_splits, (int)gridDim.x / a.n_head));
-    const bool pf = a.prefetch && lane == 0;
+    const bool pf = !RING && a.prefetch && lane == 0;
     const int n_pairs = (Q >> 1) + (KV >> 1) * 2;
     // Pairs of q/k/v rows a KV head waits for in a layer (its q heads' and its own k and v rows).
     const unsigned kv_pairs = (unsigned)((a.n_head / a.n_head_kv) * (hd >> 1) + hd);
+    int consumed = 0; // the ring's jobs the block has read (the same count in every thread)
+    if constexpr (RING) {
+        if (threadIdx.x == 0) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+            for (int i = 0; i < PD_SLOTS; i++)
+                asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(pd_smem_addr(&rg.mbar[i])) : "memory");
+            asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+#endif
+            rg.next = 0;
+            for (int i = 0; i < 8; i++) rg.clk[i] = 0;
+            pd_issue(a, jobs, n_jobs, rg, ring, 0);
+        }
+        __syncthreads();
+    }
+    // The block's jobs of phase ph (RING): wait for each, run fn on it, and let thread 0 refill the ring after
+    // every job but the phase's last (the grid barrier that follows does it then).
+#define PD_ISSUE() \
+    do { \
+        const long long c0_ = a.trace ? clock64() : 0; \
+        pd_issue(a, jobs, n_jobs, rg, ring, consumed); \
+        if (a.trace) rg.clk[5] += clock64() - c0_; \
+    } while (0)
+#define PD_JOBS(l_, ph_, fn) \
+    do { \
+        while (consumed < n_jobs && jobs[consumed].l == (l_) && jobs[consumed].ph == (ph_)) { \
+            if (rg.next <= consumed) { /* not issued yet: its space is freed by this phase's jobs */ \
+                __syncthreads(); \
+                if (threadIdx.x == 0) PD_ISSUE(); \
+                __syncthreads(); \
+            } \
+            const pd_jobd &J = jobs[consumed]; \
+            const long long c0_ = a.trace && threadIdx.x == 0 ? clock64() : 0; \
+            const uint8_t *base = pd_wait_job(jobs, rg, ring, consumed); \
+            if (a.trace && threadIdx.x == 0) rg.clk[ph_] += clock64() - c0_; \
+            fn; \
+            consumed++; \
+        } \
+    } while (0)
+    // A grid barrier; with the ring, thread 0 refills it between its arrival and its wait.
+#define PD_SYNC() \
+    do { \
+        if constexpr (RING) { \
+            pd_arrive(a.bar, &epoch); \
+            if (threadIdx.x == 0) PD_ISSUE(); \
+            pd_await(a.bar, epoch); \
+        } else { \
+            pd_sync(a.bar, &epoch); \
+        } \
+    } while (0)
     for (int l = 0; l < a.n_layers; l++) {
-        const dlayer &L = a.layers[l];
-        const size_t layer_off = (size_t)l * (size_t)a.n_ctx * (size_t)KV;
+        const dlayer &L = layers[l];
         // ---- q, k, v with RoPE; k and v into the cache ----
         PD_MARK(l, PD_T_START);
         pd_stage(a.x, L.attn_norm, E, a.eps, xs_f, xs_q, xs_ds);
         PD_MARK(l, PD_T_QKV_STAGE);
         {
             const xop xs = {xs_q, xs_ds, xs_f, E};
-            const int hq = Q >> 1, hk = KV >> 1;
-            // Warps without a pair stream the layer's other weights into L2 meanwhile.
-            if (pf && gw >= n_pairs) {
-                const dmat *const ms[4] = {&L.wo, &L.gate, &L.up, &L.down};
-                pd_prefetch_share(ms, 4, gw - n_pairs, nw - n_pairs);
-            }
-            for (int gp = gw; gp < n_pairs; gp += nw) {
-                const int mat = gp < hq ? 0 : gp < hq + hk ? 1 : 2;
-                const int local = gp - (mat == 0 ? 0 : mat == 1 ? hq : hq + hk);
-                int r0, r1, rot = -1;
-                if (mat < 2) {
-                    const int half = hd >> 1, hh = local / half, p = local - hh * half, hr = a.n_rot >> 1;
-                    if (a.neox && p < hr) r0 = hh * hd + p, r1 = r0 + hr;
-                    else if (a.neox) r0 = hh * hd + a.n_rot + 2 * (p - hr), r1 = r0 + 1;
-                    else r0 = hh * hd + 2 * p, r1 = r0 + 1;
-                    if (p < hr) rot = p;
-                } else {
-                    r0 = 2 * local, r1 = r0 + 1;
+            if constexpr (RING) {
+                PD_JOBS(l, PD_PH_QKV, pd_ring_qkv(a, layers, J, base, xs, rope_s, cell, warp, lane));
+            } else {
+                // Warps without a pair stream the layer's other weights into L2 meanwhile.
+                if (pf && gw >= n_pairs) {
+                    const dmat *const ms[4] = {&L.wo, &L.gate, &L.up, &L.down};
+                    pd_prefetch_share(ms, 4, gw - n_pairs, nw - n_pairs);
                 }
-                const dmat &w = mat == 0 ? L.wq : mat == 1 ? L.wk : L.wv;
-                const float *bias = mat == 0 ? L.bq : mat == 1 ? L.bk : L.bv;
-                const uint8_t *const wr[2] = {pd_row(w, r0), pd_row(w, r1)};
-                const __half *const sr[2] = {pd_srow(w, r0), pd_srow(w, r1)};
-                float acc[2][1] = {{0.0f}, {0.0f}};
-                pd_dot<2>(w.type, wr, sr, xs, lane, acc);
-                float y0 = warp_sum(acc[0][0]), y1 = warp_sum(acc[1][0]);
-                if (lane != 0) continue;
-                if (bias) y0 += bias[r0], y1 += bias[r1];
-                if (rot >= 0) {
-                    const float c = a.rope[2 * rot], sn = a.rope[2 * rot + 1];
-                    const float u0 = y0 * c - y1 * sn, u1 = y0 * sn + y1 * c;
-                    y0 = u0, y1 = u1;
-                }
-                if (mat == 0) {
-                    a.q[r0] = y0;
-                    a.q[r1] = y1;
-                } else {
-                    __half *dst = (mat == 1 ? a.kc : a.vc) + layer_off + (size_t)cell * KV;
-                    dst[r0] = __float2half(y0);
-                    dst[r1] = __float2half(y1);
-                }
-                if (a.kv_ready) { // this pair is in place (release: the stores above come first)
-                    const int kvh = mat == 0 ? r0 / hd / (a.n_head / a.n_head_kv) : r0 / hd;
-                    asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(a.kv_ready + kvh), "r"(1u)
-                                 : "memory");
+                const int hq = Q >> 1, hk = KV >> 1;
+                for (int gp = gw; gp < n_pairs; gp += nw) {
+                    const int mat = gp < hq ? 0 : gp < hq + hk ? 1 : 2;
+                    const int local = gp - (mat == 0 ? 0 : mat == 1 ? hq : hq + hk);
+                    int r0, r1, rot;
+                    pd_pair_rows(a, mat, local, r0, r1, rot);
+                    const dmat &w = mat == 0 ? L.wq : mat == 1 ? L.wk : L.wv;
+                    const uint8_t *const wr[2] = {pd_row(w, r0), pd_row(w, r1)};
+                    const __half *const sr[2] = {pd_srow(w, r0), pd_srow(w, r1)};
+                    float acc[2][1] = {{0.0f}, {0.0f}};
+                    pd_dot<2>(w.type, wr, sr, xs, lane, acc);
+                    const float y0 = warp_sum(acc[0][0]), y1 = warp_sum(acc[1][0]);
+                    if (lane != 0) continue;
+                    pd_pair_out(a, L, l, mat, r0, r1, rot, y0, y1, a.rope, a.ints[2]);
+                    if (a.kv_ready) { // this pair is in place (release: the stores above come first)
+                        const int kvh = mat == 0 ? r0 / hd / (a.n_head / a.n_head_kv) : r0 / hd;
+                        asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(a.kv_ready + kvh), "r"(1u)
+                                     : "memory");
+                    }
                 }
             }
         }
         PD_MARK(l, PD_T_QKV);
         // Attention waits for its KV head's pairs only (a.kv_ready), or for the whole grid.
-        if (!a.kv_ready) pd_sync(a.bar, &epoch);
+        if (RING || !a.kv_ready) PD_SYNC();
         PD_MARK(l, PD_T_QKV_SYNC);
         // ---- attention: a block per (head, key split), one partial each ----
         for (int it = blockIdx.x; it < a.n_head * SB; it += gridDim.x) {
             const int h = it / SB, split = it - h * SB, chunk = (n_kv + SB - 1) / SB;
             const int k0 = split * chunk, k1 = min(k0 + chunk, n_kv);
-            if (a.kv_ready) {
+            if (!RING && a.kv_ready) {
                 if (threadIdx.x == 0) {
                     const unsigned *c = a.kv_ready + h / (a.n_head / a.n_head_kv), want = (unsigned)(l + 1) * kv_pairs;
                     unsigned v;
@@ -399,15 +682,16 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
                                xs_f);
         }
         PD_MARK(l, PD_T_ATT);
-        pd_sync(a.bar, &epoch);
+        PD_SYNC();
         PD_MARK(l, PD_T_ATT_SYNC);
         // ---- x += wo . attention output (each block merges the partials itself) ----
         if (SB == 1) pd_stage(a.xb, nullptr, Q, 0.0f, xs_f, xs_q, xs_ds);
         else pd_attention_merge(a, SB, pd_wts, xs_f, xs_q, xs_ds);
         PD_MARK(l, PD_T_WO_COPY);
-        pd_matvec(L.wo, xop{xs_q, xs_ds, xs_f, Q}, a.x, true, gw, nw, lane);
+        if constexpr (RING) PD_JOBS(l, PD_PH_WO, pd_ring_rows(pd_job_seg(a, layers, J, 0), base, xop{xs_q, xs_ds, xs_f, Q}, a.x, xres, res0, warp, lane));
+        else pd_matvec(L.wo, xop{xs_q, xs_ds, xs_f, Q}, a.x, true, gw, nw, lane);
         PD_MARK(l, PD_T_WO);
-        pd_sync(a.bar, &epoch);
+        PD_SYNC();
         PD_MARK(l, PD_T_WO_SYNC);
         // ---- h = silu(gate . x) * (up . x), two rows of each a warp ----
         pd_stage(a.x, L.ffn_norm, E, a.eps, xs_f, xs_q, xs_ds);
@@ -415,35 +699,42 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
         {
             const xop xs = {xs_q, xs_ds, xs_f, E};
             const int F = a.F;
-            for (int r = 2 * gw; r < F; r += 2 * nw) {
-                const int r1 = min(r + 1, F - 1);
-                const uint8_t *const wr[4] = {pd_row(L.gate, r), pd_row(L.gate, r1), pd_row(L.up, r), pd_row(L.up, r1)};
-                const __half *const sr[4] = {pd_srow(L.gate, r), pd_srow(L.gate, r1), pd_srow(L.up, r),
-                                             pd_srow(L.up, r1)};
-                float acc[4][1] = {{0.0f}, {0.0f}, {0.0f}, {0.0f}};
-                pd_dot<4>(L.gate.type, wr, sr, xs, lane, acc);
-                const float g0 = warp_sum(acc[0][0]), g1 = warp_sum(acc[1][0]);
-                const float u0 = warp_sum(acc[2][0]), u1 = warp_sum(acc[3][0]);
-                if (lane == 0) {
-                    a.hb[r] = g0 / (1.0f + expf(-g0)) * u0;
-                    if (r + 1 < F) a.hb[r + 1] = g1 / (1.0f + expf(-g1)) * u1;
+            if constexpr (RING) {
+                PD_JOBS(l, PD_PH_GU, pd_ring_gu(pd_job_seg(a, layers, J, 0), pd_job_seg(a, layers, J, 1), base, xs, a.hb, warp, lane));
+            } else {
+                for (int r = 2 * gw; r < F; r += 2 * nw) {
+                    const int r1 = min(r + 1, F - 1);
+                    const uint8_t *const wr[4] = {pd_row(L.gate, r), pd_row(L.gate, r1), pd_row(L.up, r),
+                                                  pd_row(L.up, r1)};
+                    const __half *const sr[4] = {pd_srow(L.gate, r), pd_srow(L.gate, r1), pd_srow(L.up, r),
+                                                 pd_srow(L.up, r1)};
+                    float acc[4][1] = {{0.0f}, {0.0f}, {0.0f}, {0.0f}};
+                    pd_dot<4>(L.gate.type, wr, sr, xs, lane, acc);
+                    const float g0 = warp_sum(acc[0][0]), g1 = warp_sum(acc[1][0]);
+                    const float u0 = warp_sum(acc[2][0]), u1 = warp_sum(acc[3][0]);
+                    if (lane == 0) {
+                        a.hb[r] = g0 / (1.0f + expf(-g0)) * u0;
+                        if (r + 1 < F) a.hb[r + 1] = g1 / (1.0f + expf(-g1)) * u1;
+                    }
                 }
             }
         }
         PD_MARK(l, PD_T_GU);
-        pd_sync(a.bar, &epoch);
+        PD_SYNC();
         PD_MARK(l, PD_T_GU_SYNC);
         // ---- x += down . h ----
         pd_stage(a.hb, nullptr, a.F, 0.0f, xs_f, xs_q, xs_ds);
         if (pf && l + 1 < a.n_layers && gw >= L.down.n_out) { // idle warps: the next layer's q, k, v
-            const dlayer &N = a.layers[l + 1];
+            const dlayer &N = layers[l + 1];
             const dmat *const ms[3] = {&N.wq, &N.wk, &N.wv};
             pd_prefetch_share(ms, 3, gw - L.down.n_out, nw - L.down.n_out);
         }
         PD_MARK(l, PD_T_DOWN_STAGE);
-        pd_matvec(L.down, xop{xs_q, xs_ds, xs_f, a.F}, a.x, true, gw, nw, lane);
+        if constexpr (RING)
+            PD_JOBS(l, PD_PH_DOWN, pd_ring_rows(pd_job_seg(a, layers, J, 0), base, xop{xs_q, xs_ds, xs_f, a.F}, a.x, xres, res0, warp, lane));
+        else pd_matvec(L.down, xop{xs_q, xs_ds, xs_f, a.F}, a.x, true, gw, nw, lane);
         PD_MARK(l, PD_T_DOWN);
-        pd_sync(a.bar, &epoch);
+        PD_SYNC();
     }
     // ---- output norm and head ----
     PD_MARK(a.n_layers, 0);
@@ -452,7 +743,15 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
     PD_MARK(a.n_layers, 1);
     if (blockIdx.x == 0)
         for (int i = threadIdx.x; i < E; i += PD_THREADS) a.xb[i] = xs_f[i];
-    pd_matvec(a.output, xop{xs_q, xs_ds, xs_f, E}, a.logits, false, gw, nw, lane);
+    if constexpr (RING)
+        PD_JOBS(a.n_layers, PD_PH_HEAD, pd_ring_rows(pd_job_seg(a, layers, J, 0), base, xop{xs_q, xs_ds, xs_f, E}, a.logits, nullptr, 0, warp, lane));
+    else pd_matvec(a.output, xop{xs_q, xs_ds, xs_f, E}, a.logits, false, gw, nw, lane);
+#undef PD_JOBS
+#undef PD_SYNC
+#undef PD_ISSUE
+    if (RING && a.trace && threadIdx.x == 0) // summed over the blocks after the head's two edges
+        for (int i = 0; i < 8; i++)
+            atomicAdd((unsigned long long *)&a.trace[a.n_layers * PD_EDGES + 3 + i], (unsigned long long)rg.clk[i]);
     PD_MARK(a.n_layers, 2);
     // The last block out resets the barrier for the next launch (launches on the stream never overlap).
     __syncthreads();
