@@ -41,6 +41,8 @@
 
 typedef enum { BENCH_OUT_MD, BENCH_OUT_JSON, BENCH_OUT_CSV } bench_output;
 
+#define BENCH_GPU_THREADS 4 // default CPU threads for models with every layer on the GPU
+
 typedef struct {
     int v[BENCH_MAX_LIST];
     int n;
@@ -54,6 +56,7 @@ typedef struct {
     int n_pg;
     long reps, batch, ctx;
     bool ctx_set, batch_set, ngl_set, verbose;
+    bool threads_auto; // no -t and no configured count: every core, or BENCH_GPU_THREADS for all-GPU models
     double bandwidth; // GB/s, 0 = not given
     bench_output output;
 } bench_opts;
@@ -86,7 +89,8 @@ static void bench_usage(FILE *out) {
             "  -n, --n-gen N[,...]       generation lengths for tg tests (default 128; 0 = none)\n"
             "  -pg PP,TG                 a combined test: prompt of PP tokens then TG generated (repeatable)\n"
             "  -r, --repetitions N       timed repetitions per test (default 5)\n"
-            "  -t, --threads N[,...]     CPU threads (default: config threads; 0 = all cores)\n"
+            "  -t, --threads N[,...]     CPU threads (default: config threads; 0 = all cores, or 4 when\n"
+            "                            every layer is on the GPU and neither -t nor the config sets it)\n"
             "  -b, --batch-size N        prompt tokens per forward pass (default: config batch_size, 512)\n"
             "  -ngl, --n-gpu-layers N[,...]  layers on the GPU (default 0 = CPU; 999 = all; CUDA builds)\n"
             "  -c, --ctx-size N          session context (default: n_prompt + n_gen of each test)\n"
@@ -234,7 +238,10 @@ static bool bench_parse(int argc, char **argv, inf_config *cfg, bench_opts *o, b
     }
     if (o->n_prompt.n == 0) o->n_prompt.v[o->n_prompt.n++] = 512;
     if (o->n_gen.n == 0) o->n_gen.v[o->n_gen.n++] = 128;
-    if (o->threads.n == 0) o->threads.v[o->threads.n++] = (int)cfg_threads;
+    if (o->threads.n == 0) {
+        o->threads.v[o->threads.n++] = (int)cfg_threads;
+        o->threads_auto = cfg_threads == 0;
+    }
     if (o->ngl.n == 0) o->ngl.v[o->ngl.n++] = 0;
     // Thread count 0 means every online core; the table shows the resolved number.
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -639,6 +646,11 @@ static bool bench_model(inf_model *model, const char *path, const bench_opts *o,
     int n_tests = o->n_prompt.n + o->n_gen.n + o->n_pg;
     for (int t = 0; t < o->threads.n; t++) {
         r.n_threads = o->threads.v[t];
+        // Every layer on the GPU: the CPU embeds rows and feeds the GPU; a pool spinning on every core
+        // competes with the thread that launches the work (pp512 on an H100 swung between 37,000 and 77,000
+        // t/s with 16 threads, held within 2% with 4; bench/NOTES.md), as the server's default avoids too.
+        if (o->threads_auto && info.n_layer > 0 && info.n_gpu_layers >= info.n_layer && r.n_threads > BENCH_GPU_THREADS)
+            r.n_threads = BENCH_GPU_THREADS;
         for (int k = 0; k < n_tests; k++) {
             if (k < o->n_prompt.n) {
                 r.n_prompt = o->n_prompt.v[k];
