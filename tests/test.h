@@ -4,11 +4,25 @@
 #define INFERNO_TEST_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static int t_passed, t_failed;
+
+// A xorshift64 generator for test data: the same sequence on every machine. rng_state may be reseeded.
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static inline uint32_t rng_u32(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 32);
+}
+
+// Uniform in [-1, 1).
+static inline float rng_unit(void) { return (float)((double)rng_u32() / 2147483648.0 - 1.0); }
 
 #define CHECK(cond)                                                                                        \
     do {                                                                                                   \

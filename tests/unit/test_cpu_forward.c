@@ -16,18 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static uint32_t rng_u32(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 32);
-}
-
-// Uniform in [-1, 1).
-static float rng_unit(void) { return (float)((double)rng_u32() / 2147483648.0 - 1.0); }
-
 static const char *const variant_names[] = {"scalar", "avx2", "avx512"};
 
 // ---- attention ----
