@@ -1604,6 +1604,48 @@ INF_INLINE __m512 hsum16_ps(const __m512 v[16]) {
 
 enum { ATT_KB = 16, ATT_QMAX = 8, ATT_HDMAX = 256 };
 
+// One key block of the online softmax for one query row: sc holds the block's scaled scores (-inf outside
+// valid); updates the row's running maximum *mx and per-lane sum *sum, and adds the block's probabilities
+// (written to pj) times the value rows vr[0..n) into acc (hd = 16 * HC floats). The running state is
+// rescaled only when the block raises the maximum (after the first blocks, rarely): corr = e^(old - new), 0
+// on the first block (old = -inf).
+INF_INLINE void attn_block_update(__m512 sc, __mmask16 valid, int n, int HC, const float *const *vr, float *mx,
+                                  __m512 *sum, float *pj, float *acc) {
+    float bm = _mm512_reduce_max_ps(sc), corr = 1.0f;
+    if (bm > *mx) {
+        corr = expf(*mx - bm);
+        *mx = bm;
+    }
+    __m512 p = _mm512_maskz_mov_ps(valid, exp_ps(_mm512_sub_ps(sc, _mm512_set1_ps(*mx))));
+    *sum = corr == 1.0f ? _mm512_add_ps(*sum, p) : _mm512_fmadd_ps(*sum, _mm512_set1_ps(corr), p);
+    _mm512_store_ps(pj, p);
+    // Two independent FMA chains per 16 output lanes (even and odd keys), so the adds do not wait on each
+    // other's latency.
+    __m512 vc = _mm512_set1_ps(corr);
+    for (int c0 = 0; c0 < HC; c0 += 4) {
+        int nc = HC - c0 < 4 ? HC - c0 : 4;
+        __m512 o[4], e[4];
+        for (int c = 0; c < nc; c++) {
+            o[c] = _mm512_load_ps(acc + 16 * (c0 + c));
+            if (corr != 1.0f) o[c] = _mm512_mul_ps(o[c], vc);
+            e[c] = _mm512_setzero_ps();
+        }
+        int jj = 0;
+        for (; jj + 2 <= n; jj += 2) {
+            __m512 p0 = _mm512_set1_ps(pj[jj]), p1 = _mm512_set1_ps(pj[jj + 1]);
+            for (int c = 0; c < nc; c++) {
+                o[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(vr[jj] + 16 * (c0 + c)), o[c]);
+                e[c] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(vr[jj + 1] + 16 * (c0 + c)), e[c]);
+            }
+        }
+        if (jj < n) {
+            __m512 p0 = _mm512_set1_ps(pj[jj]);
+            for (int c = 0; c < nc; c++) o[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(vr[jj] + 16 * (c0 + c)), o[c]);
+        }
+        for (int c = 0; c < nc; c++) _mm512_store_ps(acc + 16 * (c0 + c), _mm512_add_ps(o[c], e[c]));
+    }
+}
+
 // Up to ATT_QMAX queries of hd = 16 * HC floats.
 INF_INLINE void attn_group(int HC, int G, const float *q, const float *k, const float *v, size_t kvs,
                            const int32_t *cells, int n, float scale, float *out) {
@@ -1638,41 +1680,7 @@ INF_INLINE void attn_group(int HC, int G, const float *q, const float *k, const 
             }
             __m512 sc = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), valid,
                                            _mm512_mul_ps(hsum16_ps(part), _mm512_set1_ps(scale)));
-            // The running state is rescaled only when the block raises the maximum (after the first blocks,
-            // rarely): corr = e^(old - new), 0 on the first block (old = -inf).
-            float bm = _mm512_reduce_max_ps(sc), corr = 1.0f;
-            if (bm > mx[g]) {
-                corr = expf(mx[g] - bm);
-                mx[g] = bm;
-            }
-            __m512 p = _mm512_maskz_mov_ps(valid, exp_ps(_mm512_sub_ps(sc, _mm512_set1_ps(mx[g]))));
-            sum[g] = corr == 1.0f ? _mm512_add_ps(sum[g], p) : _mm512_fmadd_ps(sum[g], _mm512_set1_ps(corr), p);
-            _mm512_store_ps(pj, p);
-            // Two independent FMA chains per 16 output lanes (even and odd keys), so the adds do not wait on
-            // each other's latency.
-            __m512 vc = _mm512_set1_ps(corr);
-            for (int c0 = 0; c0 < HC; c0 += 4) {
-                int nc = HC - c0 < 4 ? HC - c0 : 4;
-                __m512 o[4], e[4];
-                for (int c = 0; c < nc; c++) {
-                    o[c] = _mm512_load_ps(acc[g] + 16 * (c0 + c));
-                    if (corr != 1.0f) o[c] = _mm512_mul_ps(o[c], vc);
-                    e[c] = _mm512_setzero_ps();
-                }
-                int jj = 0;
-                for (; jj + 2 <= nb; jj += 2) {
-                    __m512 p0 = _mm512_set1_ps(pj[jj]), p1 = _mm512_set1_ps(pj[jj + 1]);
-                    for (int c = 0; c < nc; c++) {
-                        o[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(vr[jj] + 16 * (c0 + c)), o[c]);
-                        e[c] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(vr[jj + 1] + 16 * (c0 + c)), e[c]);
-                    }
-                }
-                if (jj < nb) {
-                    __m512 p0 = _mm512_set1_ps(pj[jj]);
-                    for (int c = 0; c < nc; c++) o[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(vr[jj] + 16 * (c0 + c)), o[c]);
-                }
-                for (int c = 0; c < nc; c++) _mm512_store_ps(acc[g] + 16 * (c0 + c), _mm512_add_ps(o[c], e[c]));
-            }
+            attn_block_update(sc, valid, nb, HC, vr, &mx[g], &sum[g], pj, acc[g]);
         }
     }
     for (int g = 0; g < G; g++) {
@@ -1753,37 +1761,7 @@ INF_INLINE void attn_tile_rows(int HC, int G, int Tq, const float *q, size_t qs,
             __m512 sc = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s8[0], s8[1]), _mm512_add_ps(s8[2], s8[3])),
                                       _mm512_add_ps(_mm512_add_ps(s8[4], s8[5]), _mm512_add_ps(s8[6], s8[7])));
             sc = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), valid, _mm512_mul_ps(sc, _mm512_set1_ps(scale)));
-            float bm = _mm512_reduce_max_ps(sc), corr = 1.0f;
-            if (bm > mx[r]) {
-                corr = expf(mx[r] - bm);
-                mx[r] = bm;
-            }
-            __m512 p = _mm512_maskz_mov_ps(valid, exp_ps(_mm512_sub_ps(sc, _mm512_set1_ps(mx[r]))));
-            sum[r] = corr == 1.0f ? _mm512_add_ps(sum[r], p) : _mm512_fmadd_ps(sum[r], _mm512_set1_ps(corr), p);
-            _mm512_store_ps(pj, p);
-            __m512 vc = _mm512_set1_ps(corr);
-            for (int c0 = 0; c0 < HC; c0 += 4) {
-                int nc = HC - c0 < 4 ? HC - c0 : 4;
-                __m512 o[4], e[4];
-                for (int c = 0; c < nc; c++) {
-                    o[c] = _mm512_load_ps(acc[r] + 16 * (c0 + c));
-                    if (corr != 1.0f) o[c] = _mm512_mul_ps(o[c], vc);
-                    e[c] = _mm512_setzero_ps();
-                }
-                int jj = 0;
-                for (; jj + 2 <= lim; jj += 2) {
-                    __m512 p0 = _mm512_set1_ps(pj[jj]), p1 = _mm512_set1_ps(pj[jj + 1]);
-                    for (int c = 0; c < nc; c++) {
-                        o[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(vr[jj] + 16 * (c0 + c)), o[c]);
-                        e[c] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(vr[jj + 1] + 16 * (c0 + c)), e[c]);
-                    }
-                }
-                if (jj < lim) {
-                    __m512 p0 = _mm512_set1_ps(pj[jj]);
-                    for (int c = 0; c < nc; c++) o[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(vr[jj] + 16 * (c0 + c)), o[c]);
-                }
-                for (int c = 0; c < nc; c++) _mm512_store_ps(acc[r] + 16 * (c0 + c), _mm512_add_ps(o[c], e[c]));
-            }
+            attn_block_update(sc, valid, lim, HC, vr, &mx[r], &sum[r], pj, acc[r]);
         }
     }
     for (int r = 0; r < R; r++) {
