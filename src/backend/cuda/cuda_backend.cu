@@ -990,6 +990,23 @@ __device__ __forceinline__ void dot_rows(const uint8_t *const (&w)[R], const __h
     }
 }
 
+// Local pair index p of matrix mat (0 q, 1 k, 2 v) -> its two rows and the RoPE pair it rotates (-1: none).
+// Pair p of q or k: rows (2p, 2p + 1) of a head (normal RoPE), or (p, p + n_rot / 2) (NeoX) with the
+// unrotated tail in consecutive pairs; so whoever takes a pair owns both values of its rotation. v: (2p, 2p + 1).
+__device__ __forceinline__ void qkv_pair_rows(int hd, int n_rot, bool neox, int mat, int local, int &r0, int &r1,
+                                              int &rot) {
+    rot = -1;
+    if (mat < 2) {
+        const int half = hd >> 1, hh = local / half, p = local - hh * half, hr = n_rot >> 1;
+        if (neox && p < hr) r0 = hh * hd + p, r1 = r0 + hr;
+        else if (neox) r0 = hh * hd + n_rot + 2 * (p - hr), r1 = r0 + 1;
+        else r0 = hh * hd + 2 * p, r1 = r0 + 1;
+        if (p < hr) rot = p;
+    } else {
+        r0 = 2 * local, r1 = r0 + 1;
+    }
+}
+
 enum { MODE_MV, MODE_QKV, MODE_SWIGLU };
 
 // One launch of the dp4a matrix-vector kernel. Matrices: MV uses w[0]; QKV w[0..2] = q, k, v (the launch
@@ -1059,16 +1076,8 @@ template <int TYPE, int NT, int MODE> __global__ void __launch_bounds__(256) k_m
         const int hq = a.Q >> 1, hk = a.KV >> 1;
         const int mat = gp < hq ? 0 : gp < hq + hk ? 1 : 2;
         const int local = gp - (mat == 0 ? 0 : mat == 1 ? hq : hq + hk);
-        int r0, r1, rot = -1;
-        if (mat < 2) {
-            const int half = a.hd >> 1, h = local / half, p = local - h * half, hr = a.n_rot >> 1;
-            if (a.neox && p < hr) r0 = h * a.hd + p, r1 = r0 + hr;
-            else if (a.neox) r0 = h * a.hd + a.n_rot + 2 * (p - hr), r1 = r0 + 1;
-            else r0 = h * a.hd + 2 * p, r1 = r0 + 1;
-            if (p < hr) rot = p;
-        } else {
-            r0 = 2 * local, r1 = r0 + 1;
-        }
+        int r0, r1, rot;
+        qkv_pair_rows(a.hd, a.n_rot, a.neox, mat, local, r0, r1, rot);
         const uint8_t *base = mat == 0 ? a.w[0] : mat == 1 ? a.w[1] : a.w[2];
         const __half *sbase = mat == 0 ? a.s[0] : mat == 1 ? a.s[1] : a.s[2];
         const uint64_t pitch = mat == 0 ? a.pitch[0] : mat == 1 ? a.pitch[1] : a.pitch[2];
@@ -1564,7 +1573,7 @@ struct cuda_session {
     // INFERNO_CUDA_PROFILE=3: block 0's clock at the persistent kernel's phase edges, summed per edge kind
     bool pd_prof;
     long long *pd_trace, *h_trace; // device / host: (n_gpu_layers + 1) * PD_EDGES clocks of the last step
-    double pd_cycles[PD_EDGES + 11]; // the edges, head stage, head, total; the ring's waits (5 phases), issuing
+    double pd_cycles[PD_EDGES + 9]; // the edges, head stage, head, total; the ring's waits (5 phases), issuing
     long pd_steps;
     int clock_khz;
     cudaError_t launch_err; // the first failed cudaLaunchKernelEx of a step
@@ -2550,7 +2559,7 @@ static void pd_collect(cuda_session *s) {
     s->pd_cycles[PD_EDGES] += (double)(t[n * PD_EDGES + 1] - t[n * PD_EDGES]);
     s->pd_cycles[PD_EDGES + 1] += (double)(t[n * PD_EDGES + 2] - t[n * PD_EDGES + 1]);
     s->pd_cycles[PD_EDGES + 2] += (double)(t[n * PD_EDGES + 2] - t[0]);
-    for (int i = 0; i < 8; i++) s->pd_cycles[PD_EDGES + 3 + i] += (double)t[n * PD_EDGES + 3 + i] / (double)s->pd_grid;
+    for (int i = 0; i < 6; i++) s->pd_cycles[PD_EDGES + 3 + i] += (double)t[n * PD_EDGES + 3 + i] / (double)s->pd_grid;
     s->pd_steps++;
 }
 
@@ -2582,7 +2591,7 @@ static void launch_persistent(cuda_session *s) {
     a.ring_at = s->pd_ring_at, a.ring_bytes = s->pd_ring_bytes, a.tab_at = s->pd_tab_at, a.jobs_at = s->pd_jobs_at;
     a.jobs = s->d_jobs, a.job_count = s->d_job_count, a.job_stride = s->pd_job_stride;
     if (s->pd_trace && s->pd_ring) // the ring's clocks are summed over the blocks
-        cudaMemsetAsync(s->pd_trace + (size_t)a.n_layers * PD_EDGES + 3, 0, 8 * sizeof(long long), s->stream);
+        cudaMemsetAsync(s->pd_trace + (size_t)a.n_layers * PD_EDGES + 3, 0, 6 * sizeof(long long), s->stream);
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3((unsigned)s->pd_grid);
     cfg.blockDim = dim3(PD_THREADS);

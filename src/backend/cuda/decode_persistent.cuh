@@ -320,21 +320,7 @@ __device__ void pd_stage(const float *src, const float *w, int n, float eps, flo
     __syncthreads();
 }
 
-// ---- q/k/v pairs: rows and the epilogue, shared by both forms of the kernel ----
-// Local pair index p of matrix mat (0 q, 1 k, 2 v) -> its two rows and the RoPE pair it rotates (-1: none).
-__device__ __forceinline__ void pd_pair_rows(const pd_args &a, int mat, int local, int &r0, int &r1, int &rot) {
-    rot = -1;
-    if (mat < 2) {
-        const int half = a.hd >> 1, hh = local / half, p = local - hh * half, hr = a.n_rot >> 1;
-        if (a.neox && p < hr) r0 = hh * a.hd + p, r1 = r0 + hr;
-        else if (a.neox) r0 = hh * a.hd + a.n_rot + 2 * (p - hr), r1 = r0 + 1;
-        else r0 = hh * a.hd + 2 * p, r1 = r0 + 1;
-        if (p < hr) rot = p;
-    } else {
-        r0 = 2 * local, r1 = r0 + 1;
-    }
-}
-
+// ---- q/k/v pairs: the epilogue, shared by both forms of the kernel (rows: qkv_pair_rows) ----
 // Lane 0's part of a q/k/v pair: bias, RoPE, then q to global or k/v into the token's cache cell.
 // rope: the token's cos/sin pairs; cell: its cache cell.
 __device__ __forceinline__ void pd_pair_out(const pd_args &a, const dlayer &L, int l, int mat, int r0, int r1,
@@ -384,8 +370,7 @@ typedef struct pd_jobd {
 
 // Segment m of a job: rows [r0, r0 + n) of a matrix (n may be 0), quant and scale planes.
 typedef struct {
-    const uint8_t *d;
-    const __half *s;
+    const __half *s;       // the matrix's scale plane (NULL: none; the rows come from the ring)
     unsigned pitch, bytes; // quant bytes a row; both planes' bytes of the segment
     int spitch, type, r0, n;
 } pd_seg;
@@ -393,11 +378,11 @@ typedef struct {
 typedef struct {
     uint64_t mbar[PD_SLOTS];
     int next;         // thread 0's: the next job of the table to issue
-    long long clk[8]; // INFERNO_CUDA_PROFILE=3: thread 0's clocks waiting for each phase's jobs, issuing
+    long long clk[6]; // INFERNO_CUDA_PROFILE=3: thread 0's clocks waiting for each phase's jobs, issuing
 } pd_ring;
 
 __device__ __forceinline__ pd_seg pd_seg_of(const dmat &w, int r0, int n) {
-    return pd_seg{w.d, w.s, (unsigned)w.pitch, (unsigned)n * ((unsigned)w.pitch + 2u * (unsigned)w.spitch),
+    return pd_seg{w.s, (unsigned)w.pitch, (unsigned)n * ((unsigned)w.pitch + 2u * (unsigned)w.spitch),
                   w.spitch, w.type, r0, n};
 }
 
@@ -512,7 +497,7 @@ __device__ __forceinline__ void pd_ring_qkv(const pd_args &a, const dlayer *laye
         const __half *sc = g.s ? (const __half *)(base + (size_t)g.n * g.pitch) : nullptr;
         for (int idx = (warp - first) & (PD_WARPS - 1); idx < np; idx += PD_WARPS) {
             int r0, r1, rot;
-            pd_pair_rows(a, m, (g.r0 >> 1) + idx, r0, r1, rot);
+            qkv_pair_rows(a.hd, a.n_rot, a.neox, m, (g.r0 >> 1) + idx, r0, r1, rot);
             const int i0 = r0 - g.r0, i1 = r1 - g.r0;
             const uint8_t *const wr[2] = {base + (size_t)i0 * g.pitch, base + (size_t)i1 * g.pitch};
             const __half *const sr[2] = {sc ? sc + (size_t)i0 * g.spitch : nullptr, sc ? sc + (size_t)i1 * g.spitch : nullptr};
@@ -582,7 +567,7 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
             asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
 #endif
             rg.next = 0;
-            for (int i = 0; i < 8; i++) rg.clk[i] = 0;
+            for (int i = 0; i < 6; i++) rg.clk[i] = 0;
             pd_issue(a, jobs, n_jobs, rg, ring, 0);
         }
         __syncthreads();
@@ -643,7 +628,7 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
                     const int mat = gp < hq ? 0 : gp < hq + hk ? 1 : 2;
                     const int local = gp - (mat == 0 ? 0 : mat == 1 ? hq : hq + hk);
                     int r0, r1, rot;
-                    pd_pair_rows(a, mat, local, r0, r1, rot);
+                    qkv_pair_rows(a.hd, a.n_rot, a.neox, mat, local, r0, r1, rot);
                     const dmat &w = mat == 0 ? L.wq : mat == 1 ? L.wk : L.wv;
                     const uint8_t *const wr[2] = {pd_row(w, r0), pd_row(w, r1)};
                     const __half *const sr[2] = {pd_srow(w, r0), pd_srow(w, r1)};
@@ -651,7 +636,7 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
                     pd_dot<2>(w.type, wr, sr, xs, lane, acc);
                     const float y0 = warp_sum(acc[0][0]), y1 = warp_sum(acc[1][0]);
                     if (lane != 0) continue;
-                    pd_pair_out(a, L, l, mat, r0, r1, rot, y0, y1, a.rope, a.ints[2]);
+                    pd_pair_out(a, L, l, mat, r0, r1, rot, y0, y1, a.rope, cell);
                     if (a.kv_ready) { // this pair is in place (release: the stores above come first)
                         const int kvh = mat == 0 ? r0 / hd / (a.n_head / a.n_head_kv) : r0 / hd;
                         asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(a.kv_ready + kvh), "r"(1u)
@@ -750,7 +735,7 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
 #undef PD_SYNC
 #undef PD_ISSUE
     if (RING && a.trace && threadIdx.x == 0) // summed over the blocks after the head's two edges
-        for (int i = 0; i < 8; i++)
+        for (int i = 0; i < 6; i++)
             atomicAdd((unsigned long long *)&a.trace[a.n_layers * PD_EDGES + 3 + i], (unsigned long long)rg.clk[i]);
     PD_MARK(a.n_layers, 2);
     // The last block out resets the barrier for the next launch (launches on the stream never overlap).
