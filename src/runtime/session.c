@@ -140,7 +140,7 @@ inf_status inf_session_init(inf_model *m, const inf_session_params *params, inf_
 void inf_session_free(inf_session *s) {
     if (!s) return;
 #ifdef INFERNO_CUDA
-    char prof[1024]; // GPU hand-over: the per-op profile (INFERNO_CUDA_PROFILE=1), then the GPU buffers
+    char prof[4096]; // GPU hand-over: the per-op profile (INFERNO_CUDA_PROFILE=1), then the GPU buffers
     if (cuda_session_profile(s->gpu, prof, sizeof prof)) inf_log(INF_LOG_INFO, "%s", prof);
     cuda_session_free(s->gpu);
 #endif

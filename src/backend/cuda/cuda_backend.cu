@@ -1576,6 +1576,14 @@ struct cuda_session {
     double pd_cycles[PD_EDGES + 9]; // the edges, head stage, head, total; the ring's waits (5 phases), issuing
     long pd_steps;
     int clock_khz;
+    // INFERNO_CUDA_PROFILE=4: every block's (global timer, clock) at the PD_TL_ points of each layer; per point
+    // (PD_TL + 1: the down barrier's release) sums over layers and steps of the min / median / max over blocks
+    // of the global time since the layer's first start, and of the median / max block's own clock time in the
+    // interval that ends at the point; the head's three points in the last row.
+    bool pd_timeline;
+    long long *pd_tl, *h_tl;
+    double tl_at[PD_TL + 1][3], tl_own[PD_TL + 1][2], tl_head[3][3];
+    long tl_n;
     cudaError_t launch_err; // the first failed cudaLaunchKernelEx of a step
     // INFERNO_CUDA_PROFILE=2: graphs stay on; each graph replay is timed with two events
     bool prof_graph;
@@ -1614,6 +1622,29 @@ extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t ca
     if (s && s->prof_graph && s->graph_steps) {
         snprintf(buf, cap, "GPU profile: %ld decode graph replays, %.1f us of GPU time each", s->graph_steps,
                  1e3 * s->graph_ms / (double)s->graph_steps);
+        return true;
+    }
+    if (s && s->pd_timeline && s->tl_n) {
+        static const char *const names[PD_TL + 1] = {
+            "start", "qkv staged", "qkv arrive", "qkv release", "att arrive", "att release", "wo staged",
+            "wo arrive", "wo release", "gu staged", "gu arrive", "gu release", "down staged", "down arrive",
+            "down release"};
+        const int n_l = s->m->n_layer - s->m->layer0;
+        const double per = 1.0 / ((double)s->tl_n * n_l);
+        int n = snprintf(buf, cap,
+                         "persistent kernel timeline, %d blocks, %ld steps x %d layers; us since the layer's first "
+                         "start over the blocks (min / median / max), then each block's own time since the point "
+                         "before (median / max):",
+                         s->pd_grid, s->tl_n, n_l);
+        for (int k = 0; k <= PD_TL && n > 0 && (size_t)n < cap; k++)
+            n += snprintf(buf + n, cap - (size_t)n, "\n  %-13s %7.2f %7.2f %7.2f   %6.2f %6.2f", names[k],
+                          s->tl_at[k][0] * per, s->tl_at[k][1] * per, s->tl_at[k][2] * per, s->tl_own[k][0] * per,
+                          s->tl_own[k][1] * per);
+        const double ph = 1.0 / (double)s->tl_n;
+        if (n > 0 && (size_t)n < cap)
+            snprintf(buf + n, cap - (size_t)n, "\n  head: staged %.2f / %.2f / %.2f, done %.2f / %.2f / %.2f us",
+                     s->tl_head[1][0] * ph, s->tl_head[1][1] * ph, s->tl_head[1][2] * ph, s->tl_head[2][0] * ph,
+                     s->tl_head[2][1] * ph, s->tl_head[2][2] * ph);
         return true;
     }
     if (s && s->pd_prof && s->pd_steps) {
@@ -1702,6 +1733,8 @@ extern "C" void cuda_session_free(cuda_session *s) {
     free(s->pd_count_h);
     if (s->pd_trace) cudaFree(s->pd_trace);
     free(s->h_trace);
+    if (s->pd_tl) cudaFree(s->pd_tl);
+    free(s->h_tl);
     for (int i = 0; i < PROF_MAX_EVENTS; i++)
         if (s->ev[i]) cudaEventDestroy(s->ev[i]);
     if (s->stream) cudaStreamDestroy(s->stream);
@@ -1958,6 +1991,15 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
             return false;
         }
     }
+    if (s->pd_timeline) {
+        const size_t tb = (size_t)s->pd_grid * (n_gpu + 1) * PD_TL * 2 * sizeof(long long);
+        if (!cu_ok(cudaMalloc(&s->pd_tl, tb), "cudaMalloc (timeline)", err, cap)) return false;
+        s->h_tl = (long long *)malloc(tb);
+        if (!s->h_tl) {
+            snprintf(err, cap, "out of host memory for the timeline");
+            return false;
+        }
+    }
     s->persist = true;
     return true;
 }
@@ -1978,7 +2020,8 @@ extern "C" bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_s
                *gm = getenv("INFERNO_CUDA_GEMM_MIN"), *mq = getenv("INFERNO_CUDA_MMVQ"), *pd = getenv("INFERNO_CUDA_PDL");
     s->prof = pr && !strcmp(pr, "1");
     s->prof_graph = pr && !strcmp(pr, "2");
-    s->pd_prof = pr && !strcmp(pr, "3");
+    s->pd_prof = pr && (!strcmp(pr, "3") || !strcmp(pr, "4"));
+    s->pd_timeline = pr && !strcmp(pr, "4");
     s->pdl = !(pd && !strcmp(pd, "0"));
     const char *fu = getenv("INFERNO_CUDA_FUSE");
     s->fuse = fu && !strcmp(fu, "1"); // measured slower in the graph (bench/NOTES.md, CUDA step 6): opt-in
@@ -2563,6 +2606,46 @@ static void pd_collect(cuda_session *s) {
     s->pd_steps++;
 }
 
+static int cmp_ll(const void *x, const void *y) {
+    const long long a = *(const long long *)x, b = *(const long long *)y;
+    return a < b ? -1 : a > b;
+}
+
+// min / median / max of v[0..n) (sorted in place) into out[0..3) as sums.
+static void add_spread(long long *v, int n, double scale, double *out, int parts) {
+    qsort(v, (size_t)n, sizeof *v, cmp_ll);
+    if (parts == 3) out[0] += (double)v[0] * scale, out[1] += (double)v[n / 2] * scale, out[2] += (double)v[n - 1] * scale;
+    else out[0] += (double)v[n / 2] * scale, out[1] += (double)v[n - 1] * scale;
+}
+
+// After a synchronized persistent step with the timeline on (INFERNO_CUDA_PROFILE=4).
+static void tl_collect(cuda_session *s) {
+    const int n = s->m->n_layer - s->m->layer0, G = s->pd_grid;
+    const size_t tb = (size_t)G * (n + 1) * PD_TL * 2 * sizeof(long long);
+    if (cudaMemcpy(s->h_tl, s->pd_tl, tb, cudaMemcpyDeviceToHost) != cudaSuccess) return;
+    long long *v = (long long *)malloc((size_t)G * sizeof *v);
+    if (!v) return;
+    const double us_gt = 1e-3, us_clk = 1e3 / (double)s->clock_khz;
+#define TL_AT(b, l, k, c) s->h_tl[2 * (((size_t)(b) * (n + 1) + (l)) * PD_TL + (k)) + (c)]
+    for (int l = 0; l <= n; l++) {
+        long long base = TL_AT(0, l, 0, 0);
+        for (int b = 1; b < G; b++) base = TL_AT(b, l, 0, 0) < base ? TL_AT(b, l, 0, 0) : base;
+        const int np = l < n ? PD_TL + 1 : 3;
+        for (int k = 0; k < np; k++) {
+            const int lk = k == PD_TL ? l + 1 : l, kk = k == PD_TL ? 0 : k;
+            for (int b = 0; b < G; b++) v[b] = TL_AT(b, lk, kk, 0) - base;
+            add_spread(v, G, us_gt, l < n ? s->tl_at[k] : s->tl_head[k], 3);
+            if (k == 0 || l == n) continue;
+            const int pl = k == PD_TL ? l : l, pk = k - 1; // the interval that ends at point k
+            for (int b = 0; b < G; b++) v[b] = TL_AT(b, lk, kk, 1) - TL_AT(b, pl, pk, 1);
+            add_spread(v, G, us_clk, s->tl_own[k], 2);
+        }
+    }
+#undef TL_AT
+    free(v);
+    s->tl_n++;
+}
+
 // A single-token step with one output row as one cooperative launch (decode_persistent.cuh).
 static void launch_persistent(cuda_session *s) {
     const cuda_model *m = s->m;
@@ -2587,6 +2670,7 @@ static void launch_persistent(cuda_session *s) {
     a.prefetch = s->pd_prefetch;
     a.bar = s->counters + 1 + B * (unsigned)m->n_head;
     a.trace = s->pd_trace;
+    a.tl = s->pd_tl;
     a.kv_ready = s->pd_flags && !s->pd_ring ? a.bar + 2 : nullptr;
     a.ring_at = s->pd_ring_at, a.ring_bytes = s->pd_ring_bytes, a.tab_at = s->pd_tab_at, a.jobs_at = s->pd_jobs_at;
     a.jobs = s->d_jobs, a.job_count = s->d_job_count, a.job_stride = s->pd_job_stride;
@@ -2718,6 +2802,7 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
     if (!cu_ok(cudaStreamSynchronize(s->stream), "GPU forward step", err, cap)) return false;
     if (s->prof) prof_collect(s);
     if (s->pd_trace && s->persist && T == 1 && b->n_out == 1) pd_collect(s);
+    if (s->pd_tl && s->persist && T == 1 && b->n_out == 1) tl_collect(s);
     float ms = 0.0f;
     if (timed && cudaEventElapsedTime(&ms, s->ev[0], s->ev[1]) == cudaSuccess) s->graph_ms += ms, s->graph_steps++;
     return true;

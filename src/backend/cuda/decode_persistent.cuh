@@ -61,6 +61,7 @@ typedef struct {
     unsigned *kv_ready;        // (n_head_kv) q/k/v pairs written a KV head over the step's layers, zero
                                // between launches (INFERNO_CUDA_PD_FLAGS=1); NULL: a grid barrier after qkv
     long long *trace;          // INFERNO_CUDA_PROFILE=3: block 0's clock at each phase edge, else NULL
+    long long *tl;             // INFERNO_CUDA_PROFILE=4: every block's (global timer, clock) at each PD_TL_ point
     // The weight ring (sm_90, k_decode_persistent<true>): ring_bytes of dynamic shared memory at ring_at; the
     // blocks' job tables (made by the host, job_stride jobs a block, job_count[b] of them for block b) are
     // copied to jobs_at, the layer table to tab_at.
@@ -77,6 +78,20 @@ enum { PD_T_START, PD_T_QKV_STAGE, PD_T_QKV, PD_T_QKV_SYNC, PD_T_ATT, PD_T_ATT_S
     do { \
         if (a.trace && blockIdx.x == 0 && threadIdx.x == 0) a.trace[(l) * PD_EDGES + (k)] = clock64(); \
     } while (0)
+
+// Points of the per-block timeline (INFERNO_CUDA_PROFILE=4), PD_TL a layer (the head: start, staged, done).
+// Stages end with a __syncthreads and arrivals follow one, so each point is the whole block's.
+enum { PD_TL_START, PD_TL_QKV_STAGED, PD_TL_QKV_ARRIVE, PD_TL_QKV_RELEASE, PD_TL_ATT_ARRIVE, PD_TL_ATT_RELEASE,
+       PD_TL_WO_STAGED, PD_TL_WO_ARRIVE, PD_TL_WO_RELEASE, PD_TL_GU_STAGED, PD_TL_GU_ARRIVE, PD_TL_GU_RELEASE,
+       PD_TL_DOWN_STAGED, PD_TL_DOWN_ARRIVE, PD_TL };
+__device__ __forceinline__ void pd_tl(long long *tl, int n_layers, int l, int k) {
+    if (!tl || threadIdx.x != 0) return;
+    unsigned long long g;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(g));
+    long long *p = tl + 2 * (((size_t)blockIdx.x * (n_layers + 1) + l) * PD_TL + k);
+    p[0] = (long long)g, p[1] = clock64();
+}
+#define PD_TLM(l, k) pd_tl(a.tl, a.n_layers, l, k)
 
 // Grid-wide barrier over co-resident blocks. *epoch counts the arrivals this block expects before it may go
 // on (every block keeps the same count). Thread 0 publishes the block's writes (fence, then the arrival),
@@ -597,22 +612,23 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
         } \
     } while (0)
     // A grid barrier; with the ring, thread 0 refills it between its arrival and its wait.
-#define PD_SYNC() \
+#define PD_SYNC(l_, k_) \
     do { \
-        if constexpr (RING) { \
-            pd_arrive(a.bar, &epoch); \
+        pd_arrive(a.bar, &epoch); \
+        PD_TLM(l_, k_); \
+        if constexpr (RING) \
             if (threadIdx.x == 0) PD_ISSUE(); \
-            pd_await(a.bar, epoch); \
-        } else { \
-            pd_sync(a.bar, &epoch); \
-        } \
+        pd_await(a.bar, epoch); \
+        PD_TLM(l_, (k_) + 1); \
     } while (0)
     for (int l = 0; l < a.n_layers; l++) {
         const dlayer &L = layers[l];
         // ---- q, k, v with RoPE; k and v into the cache ----
         PD_MARK(l, PD_T_START);
+        if (l == 0) PD_TLM(0, PD_TL_START);
         pd_stage(a.x, L.attn_norm, E, a.eps, xs_f, xs_q, xs_ds);
         PD_MARK(l, PD_T_QKV_STAGE);
+        PD_TLM(l, PD_TL_QKV_STAGED);
         {
             const xop xs = {xs_q, xs_ds, xs_f, E};
             if constexpr (RING) {
@@ -647,7 +663,7 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
         }
         PD_MARK(l, PD_T_QKV);
         // Attention waits for its KV head's pairs only (a.kv_ready), or for the whole grid.
-        if (RING || !a.kv_ready) PD_SYNC();
+        if (RING || !a.kv_ready) PD_SYNC(l, PD_TL_QKV_ARRIVE);
         PD_MARK(l, PD_T_QKV_SYNC);
         // ---- attention: a block per (head, key split), one partial each ----
         for (int it = blockIdx.x; it < a.n_head * SB; it += gridDim.x) {
@@ -667,20 +683,22 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
                                xs_f);
         }
         PD_MARK(l, PD_T_ATT);
-        PD_SYNC();
+        PD_SYNC(l, PD_TL_ATT_ARRIVE);
         PD_MARK(l, PD_T_ATT_SYNC);
         // ---- x += wo . attention output (each block merges the partials itself) ----
         if (SB == 1) pd_stage(a.xb, nullptr, Q, 0.0f, xs_f, xs_q, xs_ds);
         else pd_attention_merge(a, SB, pd_wts, xs_f, xs_q, xs_ds);
         PD_MARK(l, PD_T_WO_COPY);
+        PD_TLM(l, PD_TL_WO_STAGED);
         if constexpr (RING) PD_JOBS(l, PD_PH_WO, pd_ring_rows(pd_job_seg(a, layers, J, 0), base, xop{xs_q, xs_ds, xs_f, Q}, a.x, xres, res0, warp, lane));
         else pd_matvec(L.wo, xop{xs_q, xs_ds, xs_f, Q}, a.x, true, gw, nw, lane);
         PD_MARK(l, PD_T_WO);
-        PD_SYNC();
+        PD_SYNC(l, PD_TL_WO_ARRIVE);
         PD_MARK(l, PD_T_WO_SYNC);
         // ---- h = silu(gate . x) * (up . x), two rows of each a warp ----
         pd_stage(a.x, L.ffn_norm, E, a.eps, xs_f, xs_q, xs_ds);
         PD_MARK(l, PD_T_GU_STAGE);
+        PD_TLM(l, PD_TL_GU_STAGED);
         {
             const xop xs = {xs_q, xs_ds, xs_f, E};
             const int F = a.F;
@@ -705,7 +723,7 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
             }
         }
         PD_MARK(l, PD_T_GU);
-        PD_SYNC();
+        PD_SYNC(l, PD_TL_GU_ARRIVE);
         PD_MARK(l, PD_T_GU_SYNC);
         // ---- x += down . h ----
         pd_stage(a.hb, nullptr, a.F, 0.0f, xs_f, xs_q, xs_ds);
@@ -715,17 +733,25 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
             pd_prefetch_share(ms, 3, gw - L.down.n_out, nw - L.down.n_out);
         }
         PD_MARK(l, PD_T_DOWN_STAGE);
+        PD_TLM(l, PD_TL_DOWN_STAGED);
         if constexpr (RING)
             PD_JOBS(l, PD_PH_DOWN, pd_ring_rows(pd_job_seg(a, layers, J, 0), base, xop{xs_q, xs_ds, xs_f, a.F}, a.x, xres, res0, warp, lane));
         else pd_matvec(L.down, xop{xs_q, xs_ds, xs_f, a.F}, a.x, true, gw, nw, lane);
         PD_MARK(l, PD_T_DOWN);
-        PD_SYNC();
+        // The release of the down barrier starts the next layer (or the head).
+        pd_arrive(a.bar, &epoch);
+        PD_TLM(l, PD_TL_DOWN_ARRIVE);
+        if constexpr (RING)
+            if (threadIdx.x == 0) PD_ISSUE();
+        pd_await(a.bar, epoch);
+        PD_TLM(l + 1, PD_TL_START);
     }
     // ---- output norm and head ----
     PD_MARK(a.n_layers, 0);
 
     pd_stage(a.x, a.output_norm, E, a.eps, xs_f, xs_q, xs_ds);
     PD_MARK(a.n_layers, 1);
+    PD_TLM(a.n_layers, 1);
     if (blockIdx.x == 0)
         for (int i = threadIdx.x; i < E; i += PD_THREADS) a.xb[i] = xs_f[i];
     if constexpr (RING)
@@ -738,6 +764,8 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
         for (int i = 0; i < 6; i++)
             atomicAdd((unsigned long long *)&a.trace[a.n_layers * PD_EDGES + 3 + i], (unsigned long long)rg.clk[i]);
     PD_MARK(a.n_layers, 2);
+    __syncthreads();
+    PD_TLM(a.n_layers, 2);
     // The last block out resets the barrier for the next launch (launches on the stream never overlap).
     __syncthreads();
     if (threadIdx.x == 0) {
