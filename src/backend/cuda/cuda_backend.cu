@@ -391,7 +391,7 @@ __device__ __forceinline__ void pdl_trigger() {
 __device__ __forceinline__ void warp_quant(float v, int8_t *q, float2 *ds, int lane) {
     float amax = warp_max(fabsf(v));
     float d = amax / 127.0f;
-    int qi = amax > 0.0f ? __float2int_rn(v / d) : 0;
+    int qi = __float2int_rn(v * (amax > 0.0f ? 127.0f / amax : 0.0f)); // x * (127 / amax), as the CPU quantizes
     q[lane] = (int8_t)qi;
     int sum = warp_sum_int(qi);
     if (lane == 0) *ds = make_float2(d, d * (float)sum);
@@ -625,12 +625,13 @@ __device__ __forceinline__ void quant8_group(const float (&v)[8], bool ok, int c
     for (int i = 0; i < 8; i++) amax = fmaxf(amax, fabsf(v[i]));
     amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
     amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
-    const float d = amax / 127.0f;
+    // One division for the block (the CPU quantizes with the same reciprocal); eight were a fifth of a stage.
+    const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
     int sum = 0;
     unsigned lo = 0, hi = 0;
 #pragma unroll
     for (int i = 0; i < 8; i++) {
-        const int q = amax > 0.0f ? __float2int_rn(v[i] / d) : 0;
+        const int q = __float2int_rn(v[i] * id);
         sum += q;
         if (i < 4) lo |= (unsigned)(q & 0xff) << (8 * i);
         else hi |= (unsigned)(q & 0xff) << (8 * (i - 4));
@@ -755,15 +756,15 @@ __device__ __forceinline__ int dot_nib(uint4 q, int4 x, int shift, int s) {
     return __dp4a((int)((q.w >> shift) & M), x.w, s);
 }
 
-// Q6_K: four bytes of group k (0..3) of a lane's 16 values as signed q - 32, from low nibbles a (ql[l]),
-// b (ql[l + 32]) and the 2-bit pairs h (qh[l]).
+// Q6_K: four bytes of group k (0..3) of a lane's 16 values as unsigned q (0..63, so also valid as signed
+// bytes for dp4a), from low nibbles a (ql[l]), b (ql[l + 32]) and the 2-bit pairs h (qh[l]). The offset of 32
+// is taken off the dot product once (32 times the sum of the activations) instead of from every byte.
 __device__ __forceinline__ int q6_word(unsigned a, unsigned b, unsigned h, int k) {
     const unsigned M = 0x0F0F0F0Fu, H = 0x30303030u;
-    unsigned v = k == 0 ? (a & M) | ((h << 4) & H)
+    return (int)(k == 0 ? (a & M) | ((h << 4) & H)
                : k == 1 ? (b & M) | ((h << 2) & H)
                : k == 2 ? ((a >> 4) & M) | (h & H)
-                        : ((b >> 4) & M) | ((h >> 2) & H);
-    return __vsubss4((int)v, 0x20202020);
+                        : ((b >> 4) & M) | ((h >> 2) & H));
 }
 
 __device__ __forceinline__ int4 q6_group(uint4 a, uint4 b, uint4 h, int k) {
@@ -848,21 +849,16 @@ __device__ __forceinline__ void dot_rows(const uint8_t *const (&w)[R], const __h
             float sc0[R], sc1[R], mn0[R], mn1[R], dd[R], dm[R];
 #pragma unroll
             for (int r = 0; r < R; r++) {
-                // scales[12] are header bytes 4..15: words y (0..3), z (4..7), w (8..11)
-                const unsigned sy = hdr[r].y, sz = hdr[r].z, sw = hdr[r].w;
-                const int j0 = 2 * g;
-                int a0, a1, m0, m1;
-                if (g < 2) {
-                    a0 = (sy >> (8 * j0)) & 63, a1 = (sy >> (8 * j0 + 8)) & 63;
-                    m0 = (sz >> (8 * j0)) & 63, m1 = (sz >> (8 * j0 + 8)) & 63;
-                } else {
-                    const int k0 = 8 * (j0 - 4), k1 = k0 + 8;
-                    a0 = ((sw >> k0) & 0xF) | (((sy >> k0) >> 6 & 3) << 4);
-                    a1 = ((sw >> k1) & 0xF) | (((sy >> k1) >> 6 & 3) << 4);
-                    m0 = ((sw >> k0) >> 4 & 0xF) | (((sz >> k0) >> 6 & 3) << 4);
-                    m1 = ((sw >> k1) >> 4 & 0xF) | (((sz >> k1) >> 6 & 3) << 4);
-                }
-                sc0[r] = (float)a0, sc1[r] = (float)a1, mn0[r] = (float)m0, mn1[r] = (float)m1;
+                // scales[12] are header bytes 4..15: words y (0..3), z (4..7), w (8..11). Sub-blocks 2g and
+                // 2g + 1 take bytes 2(g & 1) and 2(g & 1) + 1 of them: 6-bit scales and mins in y and z for g < 2,
+                // else 4 low bits from w and 2 high bits from the top of y and z. Both forms are computed and one
+                // selected (no divergence between the lanes of a super-block).
+                const int sh = 16 * (g & 1);
+                const unsigned hy = hdr[r].y >> sh, hz = hdr[r].z >> sh, hw = hdr[r].w >> sh;
+                const unsigned sp = g < 2 ? hy & 0x3F3Fu : (hw & 0x0F0Fu) | ((hy >> 2) & 0x3030u);
+                const unsigned mp = g < 2 ? hz & 0x3F3Fu : ((hw >> 4) & 0x0F0Fu) | ((hz >> 2) & 0x3030u);
+                sc0[r] = (float)(sp & 0xFFu), sc1[r] = (float)(sp >> 8 & 0xFFu);
+                mn0[r] = (float)(mp & 0xFFu), mn1[r] = (float)(mp >> 8 & 0xFFu);
                 const float2 f = h2f(hdr[r].x);
                 dd[r] = f.x, dm[r] = f.y;
             }
@@ -907,10 +903,12 @@ __device__ __forceinline__ void dot_rows(const uint8_t *const (&w)[R], const __h
                 const float2 *dsp = x.ds + (size_t)t * nb + 8 * sb + 4 * hn;
                 int4 xv[4];
                 float dx[4];
+                int xs32[4]; // 32 times the sum of each group's 16 activations
 #pragma unroll
                 for (int k = 0; k < 4; k++) {
                     xv[k] = ldx<XS>((const int4 *)(xb + 32 * k));
                     dx[k] = ldx<XS>(dsp + k).x;
+                    xs32[k] = 32 * dot_i8(make_int4(0x01010101, 0x01010101, 0x01010101, 0x01010101), xv[k], 0);
                 }
 #pragma unroll
                 for (int r = 0; r < R; r++) {
@@ -919,7 +917,7 @@ __device__ __forceinline__ void dot_rows(const uint8_t *const (&w)[R], const __h
                     for (int k = 0; k < 4; k++) {
                         const unsigned word = k < 2 ? scw[r].x : scw[r].y;
                         const int sc = (int)(int8_t)(word >> (8 * (is + 2 * (k & 1))));
-                        a += (float)sc * dx[k] * (float)dot_i8(q6_group(qa[r], qb[r], qh[r], k), xv[k], 0);
+                        a += dx[k] * (float)(sc * (dot_i8(q6_group(qa[r], qb[r], qh[r], k), xv[k], 0) - xs32[k]));
                     }
                     acc[r][t] += dw[r] * a;
                 }
@@ -1582,7 +1580,7 @@ struct cuda_session {
     // interval that ends at the point; the head's three points in the last row.
     bool pd_timeline;
     long long *pd_tl, *h_tl;
-    double tl_at[PD_TL + 1][3], tl_own[PD_TL + 1][2], tl_head[3][3];
+    double tl_at[PD_TL + 1][3], tl_own[PD_TL + 1][2], tl_head[3][3], tl_post[2];
     long tl_n;
     cudaError_t launch_err; // the first failed cudaLaunchKernelEx of a step
     // INFERNO_CUDA_PROFILE=2: graphs stay on; each graph replay is timed with two events
@@ -1640,6 +1638,9 @@ extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t ca
             n += snprintf(buf + n, cap - (size_t)n, "\n  %-13s %7.2f %7.2f %7.2f   %6.2f %6.2f", names[k],
                           s->tl_at[k][0] * per, s->tl_at[k][1] * per, s->tl_at[k][2] * per, s->tl_own[k][0] * per,
                           s->tl_own[k][1] * per);
+        if (n > 0 && (size_t)n < cap)
+            n += snprintf(buf + n, cap - (size_t)n, "\n  posting an arrival (release add): %.2f / %.2f us (median / max)",
+                          s->tl_post[0] * per, s->tl_post[1] * per);
         const double ph = 1.0 / (double)s->tl_n;
         if (n > 0 && (size_t)n < cap)
             snprintf(buf + n, cap - (size_t)n, "\n  head: staged %.2f / %.2f / %.2f, done %.2f / %.2f / %.2f us",
@@ -1992,7 +1993,7 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
         }
     }
     if (s->pd_timeline) {
-        const size_t tb = (size_t)s->pd_grid * (n_gpu + 1) * PD_TL * 2 * sizeof(long long);
+        const size_t tb = (size_t)s->pd_grid * (n_gpu + 1) * PD_TL_ALL * 2 * sizeof(long long);
         if (!cu_ok(cudaMalloc(&s->pd_tl, tb), "cudaMalloc (timeline)", err, cap)) return false;
         s->h_tl = (long long *)malloc(tb);
         if (!s->h_tl) {
@@ -2621,12 +2622,12 @@ static void add_spread(long long *v, int n, double scale, double *out, int parts
 // After a synchronized persistent step with the timeline on (INFERNO_CUDA_PROFILE=4).
 static void tl_collect(cuda_session *s) {
     const int n = s->m->n_layer - s->m->layer0, G = s->pd_grid;
-    const size_t tb = (size_t)G * (n + 1) * PD_TL * 2 * sizeof(long long);
+    const size_t tb = (size_t)G * (n + 1) * PD_TL_ALL * 2 * sizeof(long long);
     if (cudaMemcpy(s->h_tl, s->pd_tl, tb, cudaMemcpyDeviceToHost) != cudaSuccess) return;
     long long *v = (long long *)malloc((size_t)G * sizeof *v);
     if (!v) return;
     const double us_gt = 1e-3, us_clk = 1e3 / (double)s->clock_khz;
-#define TL_AT(b, l, k, c) s->h_tl[2 * (((size_t)(b) * (n + 1) + (l)) * PD_TL + (k)) + (c)]
+#define TL_AT(b, l, k, c) s->h_tl[2 * (((size_t)(b) * (n + 1) + (l)) * PD_TL_ALL + (k)) + (c)]
     for (int l = 0; l <= n; l++) {
         long long base = TL_AT(0, l, 0, 0);
         for (int b = 1; b < G; b++) base = TL_AT(b, l, 0, 0) < base ? TL_AT(b, l, 0, 0) : base;
@@ -2641,6 +2642,14 @@ static void tl_collect(cuda_session *s) {
             add_spread(v, G, us_clk, s->tl_own[k], 2);
         }
     }
+    // Posting an arrival: the release add after the block's last write (the wait for its stores), over the
+    // five barriers of every layer.
+    static const int arrive[5] = {PD_TL_QKV_ARRIVE, PD_TL_ATT_ARRIVE, PD_TL_WO_ARRIVE, PD_TL_GU_ARRIVE, PD_TL_DOWN_ARRIVE};
+    for (int l = 0; l < n; l++)
+        for (int i = 0; i < 5; i++) {
+            for (int b = 0; b < G; b++) v[b] = TL_AT(b, l, PD_TL_POSTED + i, 1) - TL_AT(b, l, arrive[i], 1);
+            add_spread(v, G, us_clk / 5.0, s->tl_post, 2);
+        }
 #undef TL_AT
     free(v);
     s->tl_n++;

@@ -83,12 +83,13 @@ enum { PD_T_START, PD_T_QKV_STAGE, PD_T_QKV, PD_T_QKV_SYNC, PD_T_ATT, PD_T_ATT_S
 // Stages end with a __syncthreads and arrivals follow one, so each point is the whole block's.
 enum { PD_TL_START, PD_TL_QKV_STAGED, PD_TL_QKV_ARRIVE, PD_TL_QKV_RELEASE, PD_TL_ATT_ARRIVE, PD_TL_ATT_RELEASE,
        PD_TL_WO_STAGED, PD_TL_WO_ARRIVE, PD_TL_WO_RELEASE, PD_TL_GU_STAGED, PD_TL_GU_ARRIVE, PD_TL_GU_RELEASE,
-       PD_TL_DOWN_STAGED, PD_TL_DOWN_ARRIVE, PD_TL };
+       PD_TL_DOWN_STAGED, PD_TL_DOWN_ARRIVE, PD_TL,
+       PD_TL_POSTED = PD_TL, PD_TL_ALL = PD_TL + 5 }; // then each barrier's posted arrival (after the release add)
 __device__ __forceinline__ void pd_tl(long long *tl, int n_layers, int l, int k) {
     if (!tl || threadIdx.x != 0) return;
     unsigned long long g;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(g));
-    long long *p = tl + 2 * (((size_t)blockIdx.x * (n_layers + 1) + l) * PD_TL + k);
+    long long *p = tl + 2 * (((size_t)blockIdx.x * (n_layers + 1) + l) * PD_TL_ALL + k);
     p[0] = (long long)g, p[1] = clock64();
 }
 #define PD_TLM(l, k) pd_tl(a.tl, a.n_layers, l, k)
@@ -97,8 +98,11 @@ __device__ __forceinline__ void pd_tl(long long *tl, int n_layers, int l, int k)
 // on (every block keeps the same count). Thread 0 publishes the block's writes (fence, then the arrival),
 // waits with acquire loads, and the block's barrier passes the ordering on to its other threads.
 // Split in two so that thread 0 can issue the weight ring's next copies between its arrival and its wait.
-__device__ __forceinline__ void pd_arrive(unsigned *bar, unsigned *epoch) {
+// tl (INFERNO_CUDA_PROFILE=4): the block's arrival is recorded at point k of layer l, once its threads are done.
+__device__ __forceinline__ void pd_arrive(unsigned *bar, unsigned *epoch, long long *tl = nullptr, int nl = 0, int l = 0,
+                                          int k = 0) {
     __syncthreads();
+    pd_tl(tl, nl, l, k);
     *epoch += gridDim.x;
     // The release add publishes what the block wrote before the __syncthreads (cumulativity); the acquire
     // load that sees every arrival (pd_await) makes the other blocks' writes visible to this one.
@@ -146,9 +150,10 @@ __device__ void pd_matvec(const dmat &w, const xop &x, float *y, bool accumulate
         const uint8_t *const wr[1] = {pd_row(w, r)};
         const __half *const sr[1] = {pd_srow(w, r)};
         float acc[1][1] = {{0.0f}};
+        const float y0 = accumulate && lane == 0 ? __ldcg(y + r) : 0.0f; // in flight during the dot product
         pd_dot<1>(w.type, wr, sr, x, lane, acc);
         const float v = warp_sum(acc[0][0]);
-        if (lane == 0) y[r] = accumulate ? __ldcg(y + r) + v : v;
+        if (lane == 0) y[r] = y0 + v;
     }
 }
 
@@ -612,10 +617,10 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
         } \
     } while (0)
     // A grid barrier; with the ring, thread 0 refills it between its arrival and its wait.
-#define PD_SYNC(l_, k_) \
+#define PD_SYNC(l_, k_, i_) \
     do { \
-        pd_arrive(a.bar, &epoch); \
-        PD_TLM(l_, k_); \
+        pd_arrive(a.bar, &epoch, a.tl, a.n_layers, l_, k_); \
+        PD_TLM(l_, PD_TL_POSTED + (i_)); \
         if constexpr (RING) \
             if (threadIdx.x == 0) PD_ISSUE(); \
         pd_await(a.bar, epoch); \
@@ -663,7 +668,7 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
         }
         PD_MARK(l, PD_T_QKV);
         // Attention waits for its KV head's pairs only (a.kv_ready), or for the whole grid.
-        if (RING || !a.kv_ready) PD_SYNC(l, PD_TL_QKV_ARRIVE);
+        if (RING || !a.kv_ready) PD_SYNC(l, PD_TL_QKV_ARRIVE, 0);
         PD_MARK(l, PD_T_QKV_SYNC);
         // ---- attention: a block per (head, key split), one partial each ----
         for (int it = blockIdx.x; it < a.n_head * SB; it += gridDim.x) {
@@ -683,7 +688,7 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
                                xs_f);
         }
         PD_MARK(l, PD_T_ATT);
-        PD_SYNC(l, PD_TL_ATT_ARRIVE);
+        PD_SYNC(l, PD_TL_ATT_ARRIVE, 1);
         PD_MARK(l, PD_T_ATT_SYNC);
         // ---- x += wo . attention output (each block merges the partials itself) ----
         if (SB == 1) pd_stage(a.xb, nullptr, Q, 0.0f, xs_f, xs_q, xs_ds);
@@ -693,7 +698,7 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
         if constexpr (RING) PD_JOBS(l, PD_PH_WO, pd_ring_rows(pd_job_seg(a, layers, J, 0), base, xop{xs_q, xs_ds, xs_f, Q}, a.x, xres, res0, warp, lane));
         else pd_matvec(L.wo, xop{xs_q, xs_ds, xs_f, Q}, a.x, true, gw, nw, lane);
         PD_MARK(l, PD_T_WO);
-        PD_SYNC(l, PD_TL_WO_ARRIVE);
+        PD_SYNC(l, PD_TL_WO_ARRIVE, 2);
         PD_MARK(l, PD_T_WO_SYNC);
         // ---- h = silu(gate . x) * (up . x), two rows of each a warp ----
         pd_stage(a.x, L.ffn_norm, E, a.eps, xs_f, xs_q, xs_ds);
@@ -723,7 +728,7 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
             }
         }
         PD_MARK(l, PD_T_GU);
-        PD_SYNC(l, PD_TL_GU_ARRIVE);
+        PD_SYNC(l, PD_TL_GU_ARRIVE, 3);
         PD_MARK(l, PD_T_GU_SYNC);
         // ---- x += down . h ----
         pd_stage(a.hb, nullptr, a.F, 0.0f, xs_f, xs_q, xs_ds);
@@ -739,8 +744,8 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
         else pd_matvec(L.down, xop{xs_q, xs_ds, xs_f, a.F}, a.x, true, gw, nw, lane);
         PD_MARK(l, PD_T_DOWN);
         // The release of the down barrier starts the next layer (or the head).
-        pd_arrive(a.bar, &epoch);
-        PD_TLM(l, PD_TL_DOWN_ARRIVE);
+        pd_arrive(a.bar, &epoch, a.tl, a.n_layers, l, PD_TL_DOWN_ARRIVE);
+        PD_TLM(l, PD_TL_POSTED + 4);
         if constexpr (RING)
             if (threadIdx.x == 0) PD_ISSUE();
         pd_await(a.bar, epoch);
