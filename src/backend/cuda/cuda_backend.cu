@@ -404,9 +404,9 @@ __device__ float block_sum(float s) {
     s = warp_sum(s);
     if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = s;
     __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); i++) t += part[i];
-    return t;
+    // Every warp reduces the partials with shuffles instead of a serial sum over them.
+    const int nw = (int)(blockDim.x >> 5), lane = (int)(threadIdx.x & 31);
+    return warp_sum(lane < nw ? part[lane] : 0.0f);
 }
 
 // Dequantizes elements [32c, 32c + 32) of a row into w (device layouts above; srow: the row's scales).
