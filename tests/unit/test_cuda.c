@@ -39,10 +39,46 @@ static const type_case cases[] = {
 };
 
 // The persistent kernel's report (INFERNO_CUDA_PROFILE=3), captured from the log.
-static char profile_line[2048];
+static char profile_line[4096];
 static void capture_profile(inf_log_level level, const char *msg, void *user) {
     (void)level, (void)user;
     if (strstr(msg, "persistent kernel")) snprintf(profile_line, sizeof profile_line, "%s", msg);
+}
+
+// The per-block timeline (INFERNO_CUDA_PROFILE=4): a header, then per point "name min median max own_median
+// own_max" in us. Every block passes its points in order, so each order statistic over the blocks (and their
+// averages over layers and steps) cannot decrease from one point to the next; a timeline written to the
+// wrong slots, or not at all, breaks that or the counts.
+static void check_timeline(const char *msg) {
+    int blocks = 0, n_layers = 0;
+    long steps = 0;
+    CHECK_MSG(sscanf(msg, "persistent kernel timeline, %d blocks, %ld steps x %d layers", &blocks, &steps,
+                     &n_layers) == 3,
+              "no timeline in '%.200s'", msg);
+    CHECK(blocks > 0 && steps > 0 && n_layers > 0);
+    static const char *const points[] = {"start",      "qkv staged", "qkv arrive", "qkv release", "att arrive",
+                                         "att release", "wo staged", "wo arrive",  "wo release",  "gu staged",
+                                         "gu arrive",  "gu release", "down staged", "down arrive", "down release"};
+    double prev[3] = {0.0, 0.0, 0.0};
+    for (size_t i = 0; i < sizeof points / sizeof points[0]; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "\n  %s ", points[i]);
+        const char *p = strstr(msg, key);
+        CHECK_MSG(p != NULL, "timeline point '%s' missing", points[i]);
+        if (!p) return;
+        double v[5];
+        CHECK_MSG(sscanf(p + strlen(key), "%lf %lf %lf %lf %lf", &v[0], &v[1], &v[2], &v[3], &v[4]) == 5,
+                  "timeline point '%s' unreadable", points[i]);
+        CHECK_MSG(v[0] <= v[1] && v[1] <= v[2] && v[3] <= v[4] && v[3] >= 0.0, "timeline point '%s' disordered",
+                  points[i]);
+        for (int k = 0; k < 3; k++) {
+            CHECK_MSG(v[k] + 1e-3 >= prev[k], "timeline '%s' before the point ahead of it (%.3f < %.3f)", points[i],
+                      v[k], prev[k]);
+            prev[k] = v[k];
+        }
+    }
+    CHECK_MSG(prev[1] > 0.0 && prev[1] < 1e5, "a layer of %.3f us", prev[1]);
+    CHECK(strstr(msg, "posting an arrival") != NULL && strstr(msg, "head: staged") != NULL);
 }
 
 static inf_model *load(const char *path, int n_gpu_layers) {
@@ -403,6 +439,17 @@ int main(void) {
     check_type(dir, &cases[13]); // micro-Q4_K_M-mix
     check_type(dir, &cases[4]);  // micro-Q4_0
     unsetenv("INFERNO_CUDA_PERSIST");
+    // The persistent kernel's per-block timeline: results unchanged with it on, and a well-formed report.
+    setenv("INFERNO_CUDA_PROFILE", "4", 1);
+    printf("with INFERNO_CUDA_PROFILE=4:\n");
+    profile_line[0] = 0;
+    inf_log_set_level(INF_LOG_INFO);
+    inf_log_set_callback(capture_profile, NULL);
+    check_type(dir, &cases[13]); // micro-Q4_K_M-mix
+    inf_log_set_callback(NULL, NULL);
+    inf_log_set_level(INF_LOG_WARN);
+    unsetenv("INFERNO_CUDA_PROFILE");
+    check_timeline(profile_line);
     // The persistent kernel's opt-in variants: L2 prefetch by idle warps, per-KV-head counters after qkv.
     setenv("INFERNO_CUDA_PD_PREFETCH", "1", 1);
     setenv("INFERNO_CUDA_PD_FLAGS", "1", 1);
