@@ -288,6 +288,19 @@ out:
     inf_model_free(part);
 }
 
+// check_type with INFERNO_CUDA_PROFILE=level, the persistent kernel's report (logged when a session ends)
+// captured into profile_line.
+static void check_type_profiled(const char *dir, const type_case *tc, const char *level) {
+    setenv("INFERNO_CUDA_PROFILE", level, 1);
+    profile_line[0] = 0;
+    inf_log_set_level(INF_LOG_INFO);
+    inf_log_set_callback(capture_profile, NULL);
+    check_type(dir, tc);
+    inf_log_set_callback(NULL, NULL);
+    inf_log_set_level(INF_LOG_WARN);
+    unsetenv("INFERNO_CUDA_PROFILE");
+}
+
 // A 1,600-token prompt (4 batches of 512 with the last one short) in a context of 2,048 against the CPU:
 // logits of every 100th position and of the last one.
 static void check_long(const char *dir) {
@@ -440,15 +453,8 @@ int main(void) {
     check_type(dir, &cases[4]);  // micro-Q4_0
     unsetenv("INFERNO_CUDA_PERSIST");
     // The persistent kernel's per-block timeline: results unchanged with it on, and a well-formed report.
-    setenv("INFERNO_CUDA_PROFILE", "4", 1);
     printf("with INFERNO_CUDA_PROFILE=4:\n");
-    profile_line[0] = 0;
-    inf_log_set_level(INF_LOG_INFO);
-    inf_log_set_callback(capture_profile, NULL);
-    check_type(dir, &cases[13]); // micro-Q4_K_M-mix
-    inf_log_set_callback(NULL, NULL);
-    inf_log_set_level(INF_LOG_WARN);
-    unsetenv("INFERNO_CUDA_PROFILE");
+    check_type_profiled(dir, &cases[13], "4"); // micro-Q4_K_M-mix
     check_timeline(profile_line);
     // The persistent kernel's opt-in variants: L2 prefetch by idle warps, per-KV-head counters after qkv.
     setenv("INFERNO_CUDA_PD_PREFETCH", "1", 1);
@@ -464,13 +470,7 @@ int main(void) {
     printf("with INFERNO_CUDA_PD_RING=1:\n");
     // The first run with the kernel's trace on: its report (logged when the session ends) must show the
     // ring, so that a ring quietly left off fails here.
-    setenv("INFERNO_CUDA_PROFILE", "3", 1);
-    inf_log_set_level(INF_LOG_INFO);
-    inf_log_set_callback(capture_profile, NULL);
-    check_type(dir, &cases[13]); // micro-Q4_K_M-mix
-    inf_log_set_callback(NULL, NULL);
-    inf_log_set_level(INF_LOG_WARN);
-    unsetenv("INFERNO_CUDA_PROFILE");
+    check_type_profiled(dir, &cases[13], "3"); // micro-Q4_K_M-mix
     CHECK_MSG(strstr(profile_line, "weight ring") != NULL, "the ring was not used: '%s'", profile_line);
     check_type(dir, &cases[4]);  // micro-Q4_0
     check_type(dir, &cases[3]);  // micro-Q8_0
