@@ -119,11 +119,6 @@ __device__ __forceinline__ void pd_await(unsigned *bar, unsigned epoch) {
     __syncthreads();
 }
 
-__device__ __forceinline__ void pd_sync(unsigned *bar, unsigned *epoch) {
-    pd_arrive(bar, epoch);
-    pd_await(bar, *epoch);
-}
-
 // acc[r][0] += row r of a matrix of the given type . x (x in shared memory); the switch is warp-uniform.
 // WS: the rows are in shared memory (the weight ring).
 template <int R, bool WS = false>
@@ -668,7 +663,13 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
         }
         PD_MARK(l, PD_T_QKV);
         // Attention waits for its KV head's pairs only (a.kv_ready), or for the whole grid.
-        if (RING || !a.kv_ready) PD_SYNC(l, PD_TL_QKV_ARRIVE, 0);
+        if (RING || !a.kv_ready) {
+            PD_SYNC(l, PD_TL_QKV_ARRIVE, 0);
+        } else { // no barrier: the timeline's three points are thread 0's time here
+            PD_TLM(l, PD_TL_QKV_ARRIVE);
+            PD_TLM(l, PD_TL_POSTED);
+            PD_TLM(l, PD_TL_QKV_RELEASE);
+        }
         PD_MARK(l, PD_T_QKV_SYNC);
         // ---- attention: a block per (head, key split), one partial each ----
         for (int it = blockIdx.x; it < a.n_head * SB; it += gridDim.x) {
