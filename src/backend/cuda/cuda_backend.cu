@@ -1981,11 +1981,12 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
                                          cudaMemcpyHostToDevice), "cudaMemcpy (layer table)", err, cap);
     pthread_mutex_unlock(&s->m->f16_lock);
     if (!copied) return false;
+    if ((s->pd_prof || s->pd_timeline) &&
+        !cu_ok(cudaDeviceGetAttribute(&s->clock_khz, cudaDevAttrClockRate, dev), "cudaDeviceGetAttribute", err, cap))
+        return false;
     if (s->pd_prof) {
         const size_t tb = (size_t)(n_gpu + 1) * PD_EDGES * sizeof(long long);
-        if (!cu_ok(cudaMalloc(&s->pd_trace, tb), "cudaMalloc (trace)", err, cap) ||
-            !cu_ok(cudaDeviceGetAttribute(&s->clock_khz, cudaDevAttrClockRate, dev), "cudaDeviceGetAttribute", err, cap))
-            return false;
+        if (!cu_ok(cudaMalloc(&s->pd_trace, tb), "cudaMalloc (trace)", err, cap)) return false;
         s->h_trace = (long long *)calloc(1, tb);
         if (!s->h_trace) {
             snprintf(err, cap, "out of host memory for the trace");
@@ -2021,7 +2022,7 @@ extern "C" bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_s
                *gm = getenv("INFERNO_CUDA_GEMM_MIN"), *mq = getenv("INFERNO_CUDA_MMVQ"), *pd = getenv("INFERNO_CUDA_PDL");
     s->prof = pr && !strcmp(pr, "1");
     s->prof_graph = pr && !strcmp(pr, "2");
-    s->pd_prof = pr && (!strcmp(pr, "3") || !strcmp(pr, "4"));
+    s->pd_prof = pr && !strcmp(pr, "3");
     s->pd_timeline = pr && !strcmp(pr, "4");
     s->pdl = !(pd && !strcmp(pd, "0"));
     const char *fu = getenv("INFERNO_CUDA_FUSE");
@@ -2637,8 +2638,8 @@ static void tl_collect(cuda_session *s) {
             for (int b = 0; b < G; b++) v[b] = TL_AT(b, lk, kk, 0) - base;
             add_spread(v, G, us_gt, l < n ? s->tl_at[k] : s->tl_head[k], 3);
             if (k == 0 || l == n) continue;
-            const int pl = k == PD_TL ? l : l, pk = k - 1; // the interval that ends at point k
-            for (int b = 0; b < G; b++) v[b] = TL_AT(b, lk, kk, 1) - TL_AT(b, pl, pk, 1);
+            // The block's own time in the interval that ends at point k (from point k - 1 of layer l).
+            for (int b = 0; b < G; b++) v[b] = TL_AT(b, lk, kk, 1) - TL_AT(b, l, k - 1, 1);
             add_spread(v, G, us_clk, s->tl_own[k], 2);
         }
     }

@@ -611,15 +611,16 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
             consumed++; \
         } \
     } while (0)
-    // A grid barrier; with the ring, thread 0 refills it between its arrival and its wait.
-#define PD_SYNC(l_, k_, i_) \
+    // A grid barrier; with the ring, thread 0 refills it between its arrival and its wait. Timeline: arrival
+    // at point k_ of layer l_, posted at barrier i_'s slot, release at point rk_ of layer rl_.
+#define PD_SYNC(l_, k_, i_, rl_, rk_) \
     do { \
         pd_arrive(a.bar, &epoch, a.tl, a.n_layers, l_, k_); \
         PD_TLM(l_, PD_TL_POSTED + (i_)); \
         if constexpr (RING) \
             if (threadIdx.x == 0) PD_ISSUE(); \
         pd_await(a.bar, epoch); \
-        PD_TLM(l_, (k_) + 1); \
+        PD_TLM(rl_, rk_); \
     } while (0)
     for (int l = 0; l < a.n_layers; l++) {
         const dlayer &L = layers[l];
@@ -664,7 +665,7 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
         PD_MARK(l, PD_T_QKV);
         // Attention waits for its KV head's pairs only (a.kv_ready), or for the whole grid.
         if (RING || !a.kv_ready) {
-            PD_SYNC(l, PD_TL_QKV_ARRIVE, 0);
+            PD_SYNC(l, PD_TL_QKV_ARRIVE, 0, l, PD_TL_QKV_RELEASE);
         } else { // no barrier: the timeline's three points are thread 0's time here
             PD_TLM(l, PD_TL_QKV_ARRIVE);
             PD_TLM(l, PD_TL_POSTED);
@@ -689,7 +690,7 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
                                xs_f);
         }
         PD_MARK(l, PD_T_ATT);
-        PD_SYNC(l, PD_TL_ATT_ARRIVE, 1);
+        PD_SYNC(l, PD_TL_ATT_ARRIVE, 1, l, PD_TL_ATT_RELEASE);
         PD_MARK(l, PD_T_ATT_SYNC);
         // ---- x += wo . attention output (each block merges the partials itself) ----
         if (SB == 1) pd_stage(a.xb, nullptr, Q, 0.0f, xs_f, xs_q, xs_ds);
@@ -699,7 +700,7 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
         if constexpr (RING) PD_JOBS(l, PD_PH_WO, pd_ring_rows(pd_job_seg(a, layers, J, 0), base, xop{xs_q, xs_ds, xs_f, Q}, a.x, xres, res0, warp, lane));
         else pd_matvec(L.wo, xop{xs_q, xs_ds, xs_f, Q}, a.x, true, gw, nw, lane);
         PD_MARK(l, PD_T_WO);
-        PD_SYNC(l, PD_TL_WO_ARRIVE, 2);
+        PD_SYNC(l, PD_TL_WO_ARRIVE, 2, l, PD_TL_WO_RELEASE);
         PD_MARK(l, PD_T_WO_SYNC);
         // ---- h = silu(gate . x) * (up . x), two rows of each a warp ----
         pd_stage(a.x, L.ffn_norm, E, a.eps, xs_f, xs_q, xs_ds);
@@ -729,7 +730,7 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
             }
         }
         PD_MARK(l, PD_T_GU);
-        PD_SYNC(l, PD_TL_GU_ARRIVE, 3);
+        PD_SYNC(l, PD_TL_GU_ARRIVE, 3, l, PD_TL_GU_RELEASE);
         PD_MARK(l, PD_T_GU_SYNC);
         // ---- x += down . h ----
         pd_stage(a.hb, nullptr, a.F, 0.0f, xs_f, xs_q, xs_ds);
@@ -745,12 +746,7 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
         else pd_matvec(L.down, xop{xs_q, xs_ds, xs_f, a.F}, a.x, true, gw, nw, lane);
         PD_MARK(l, PD_T_DOWN);
         // The release of the down barrier starts the next layer (or the head).
-        pd_arrive(a.bar, &epoch, a.tl, a.n_layers, l, PD_TL_DOWN_ARRIVE);
-        PD_TLM(l, PD_TL_POSTED + 4);
-        if constexpr (RING)
-            if (threadIdx.x == 0) PD_ISSUE();
-        pd_await(a.bar, epoch);
-        PD_TLM(l + 1, PD_TL_START);
+        PD_SYNC(l, PD_TL_DOWN_ARRIVE, 4, l + 1, PD_TL_START);
     }
     // ---- output norm and head ----
     PD_MARK(a.n_layers, 0);
