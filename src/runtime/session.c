@@ -3,6 +3,7 @@
 // scheduler builds on seq_truncate and the cell pool).
 #include "runtime/session.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 inf_session_params inf_session_default_params(void) {
@@ -122,6 +123,12 @@ inf_status inf_session_init(inf_model *m, const inf_session_params *params, inf_
         s->gpu_layer0 = gpu->layer0;
         uint64_t c_kv = 2 * kv_elems * sizeof(float);
         double M = 1024.0 * 1024.0;
+        // The decode kernel's column copies are made or declined with the model's first GPU session: say so once.
+        uint64_t col = 0;
+        inf_gpu_state *gs = (inf_gpu_state *)gpu;
+        if (cuda_model_col_bytes(gpu->model, &col) && !atomic_exchange(&gs->col_logged, 1))
+            inf_log(gpu->log_level, "GPU: column copies of attn_output and ffn_down for the decode kernel: %.2f MiB%s",
+                    (double)col / M, col ? "" : " (declined: a weight type it does not take, or not enough free VRAM)");
         inf_log(gpu->log_level, "session buffers: KV cache CPU %.2f MiB, CUDA0 %.2f MiB (F16); compute CPU %.2f MiB, "
                 "CUDA0 %.2f MiB; total CPU %.2f MiB, CUDA0 %.2f MiB", (double)c_kv / M, (double)g_kv / M,
                 (double)(bytes - c_kv) / M, (double)g_compute / M, (double)bytes / M, (double)(g_kv + g_compute) / M);

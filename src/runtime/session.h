@@ -68,6 +68,7 @@ typedef struct inf_gpu_state {
     cuda_model_desc dims;     // sizes for session planning (layers, output: unset)
     inf_log_level log_level;  // the model's load-log level (INFO when verbose), for the session's table
     _Atomic int f16_logged;   // the F16 weight copies were decided and, if made, logged (once per model)
+    _Atomic int col_logged;   // the decode kernel's column copies were decided and logged (once per model)
 } inf_gpu_state;
 const inf_gpu_state *model_gpu(const inf_model *m);
 

@@ -156,9 +156,28 @@ typedef struct {
     const __half *h;    // quantized types: the model's F16 copy (n_out rows of n_in) once made, else NULL
 } dmat;
 
+// A column copy of a quantized matrix, for products split over its columns (the persistent decode kernel's wo
+// and down: each block multiplies a slice of the columns and adds its part of every row atomically). Columns go
+// in units of 16; the planes are unit-major, so one unit of 4 consecutive rows is one 16-byte aligned piece and a
+// run of units of all rows is contiguous. Per (row, unit), q holds qb bytes:
+//   Q4_0, Q4_K (qb 8): byte j = value j | value (j + 8) << 4 (values 0..15);
+//   Q6_K (qb 12): the low nibbles as above, then a word whose byte i, bits 2k..2k+1, are the high bits of value
+//                 4k + i (values 0..63);
+//   Q8_0 (qb 16): the 16 int8 values.
+// sub: Q4_K the 6-bit (scale, min) pair of each 32 columns, [u / 2][row] (2 bytes); Q6_K the int8 scale of each
+// unit, [u][row]; else NULL. d: Q4_K (d, dmin) of each 256 columns, [u / 16][row] (2 halves); Q6_K d of each 256,
+// [u / 16][row]; Q4_0 and Q8_0 d of each 32, [u / 2][row]. Weights: Q4_K d * sc * q - dmin * m; Q6_K
+// d * sc * (q - 32); Q4_0 d * (q - 8); Q8_0 d * q (the file's values exactly).
+typedef struct {
+    int type, n_in, n_out; // type 0 (T_F32): no copy
+    const uint8_t *q, *sub;
+    const __half *d;
+} cmat;
+
 typedef struct {
     const float *attn_norm, *ffn_norm, *bq, *bk, *bv;
     dmat wq, wk, wv, wo, gate, up, down;
+    cmat wo_c, down_c; // column copies (col_acquire), or type 0
 } dlayer;
 
 struct cuda_model {
@@ -176,6 +195,11 @@ struct cuda_model {
     int f16_state;
     void *f16_buf;
     uint64_t f16_bytes;
+    // Column copies of wo and down for the persistent decode kernel (col_acquire, at the first session that takes
+    // the kernel); col_state as f16_state, under f16_lock.
+    int col_state;
+    void *col_buf;
+    uint64_t col_bytes;
 };
 
 typedef struct {
@@ -259,6 +283,7 @@ static void walk_model(walker *w, const cuda_model_desc *d, cuda_model *m) {
         D.gate = walk_matrix(w, &L->gate);
         D.up = walk_matrix(w, &L->up);
         D.down = walk_matrix(w, &L->down);
+        D.wo_c = D.down_c = cmat{};
         if (m) m->layers[l] = D;
     }
     const float *on = (const float *)walk_copy(w, d->output_norm, E);
@@ -339,6 +364,7 @@ extern "C" void cuda_model_free(cuda_model *m) {
     if (!m) return;
     if (m->buf) cudaFree(m->buf);
     if (m->f16_buf) cudaFree(m->f16_buf);
+    if (m->col_buf) cudaFree(m->col_buf);
     pthread_mutex_destroy(&m->f16_lock);
     free(m->layers);
     free(m);
@@ -1502,6 +1528,86 @@ __global__ void k_dequant(const uint8_t *w, const __half *s, uint64_t pitch, int
     }
 }
 
+// ---- Column copies (cmat, above) ----
+static bool col_type(int t) { return t == T_Q4_0 || t == T_Q8_0 || t == T_Q4_K || t == T_Q6_K; }
+static int col_qb(int t) { return t == T_Q6_K ? 12 : t == T_Q8_0 ? 16 : 8; }
+
+// Bytes of each plane of the column copy of an n_out x n_in matrix of type t (each 256-aligned).
+static void col_planes(int t, int n_in, int n_out, uint64_t *q, uint64_t *sub, uint64_t *d) {
+    const uint64_t U = (uint64_t)n_in / 16, R = (uint64_t)n_out;
+    *q = align_up(U * R * (uint64_t)col_qb(t), ALIGN);
+    *sub = t == T_Q4_K ? align_up(U / 2 * R * 2, ALIGN) : t == T_Q6_K ? align_up(U * R, ALIGN) : 0;
+    *d = t == T_Q4_K ? align_up(U / 16 * R * 4, ALIGN) : t == T_Q6_K ? align_up(U / 16 * R * 2, ALIGN)
+                                                                       : align_up(U / 2 * R * 2, ALIGN);
+}
+
+// Integer value of column c of row r of a device matrix (layouts above), for the column copy.
+template <int TYPE> __device__ __forceinline__ int native_q(const uint8_t *row, int c) {
+    if constexpr (TYPE == T_Q4_0) {
+        const uint8_t b = row[(c >> 5) * 16 + (c & 15)];
+        return (c & 16) ? b >> 4 : b & 15;
+    } else if constexpr (TYPE == T_Q8_0) {
+        return (int8_t)row[c];
+    } else if constexpr (TYPE == T_Q4_K) {
+        const int v = c & 255, w = v & 63;
+        const uint8_t b = row[(c >> 8) * BYTES_Q4_K + 16 + (v >> 6) * 32 + (w & 31)];
+        return w < 32 ? b & 15 : b >> 4;
+    } else { // Q6_K: ql[128], qh[64], scales[16] a super-block
+        const uint8_t *blk = row + (c >> 8) * QBYTES_Q6_K;
+        const int v = c & 255, half = v >> 7, l = v & 127, g = l >> 5, l32 = l & 31;
+        const uint8_t lo = blk[half * 64 + (g & 1) * 32 + l32];
+        const int nib = g >= 2 ? lo >> 4 : lo & 15;
+        return nib | (((blk[128 + half * 32 + l32] >> (2 * g)) & 3) << 4);
+    }
+}
+
+// One thread a (row, unit): packs the unit's 16 values and, on the first unit of their span, the row's scales.
+template <int TYPE> __global__ void k_colcopy(const dmat w, uint8_t *q, uint8_t *sub, __half *d) {
+    const int R = w.n_out, U = w.n_in / 16;
+    const size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (size_t)R * U) return;
+    const int u = (int)(idx / R), r = (int)(idx - (size_t)u * R);
+    const uint8_t *row = w.d + (uint64_t)r * w.pitch;
+    int v[16];
+#pragma unroll
+    for (int j = 0; j < 16; j++) v[j] = native_q<TYPE>(row, 16 * u + j);
+    uint8_t *o = q + ((size_t)u * R + r) * (TYPE == T_Q6_K ? 12 : TYPE == T_Q8_0 ? 16 : 8);
+    if constexpr (TYPE == T_Q8_0) {
+#pragma unroll
+        for (int j = 0; j < 16; j++) o[j] = (uint8_t)v[j];
+    } else {
+#pragma unroll
+        for (int j = 0; j < 8; j++) o[j] = (uint8_t)((v[j] & 15) | ((v[j + 8] & 15) << 4));
+    }
+    if constexpr (TYPE == T_Q6_K) {
+        unsigned h = 0;
+#pragma unroll
+        for (int k = 0; k < 4; k++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) h |= (unsigned)(v[4 * k + i] >> 4) << (8 * i + 2 * k);
+        memcpy(o + 8, &h, 4);
+        const uint8_t *blk = row + (u >> 4) * QBYTES_Q6_K;
+        sub[(size_t)u * R + r] = blk[192 + (u & 15)]; // the scale of values 16 (u % 16) .. + 15 of the super-block
+        if ((u & 15) == 0) d[(size_t)(u >> 4) * R + r] = w.s[(size_t)r * w.spitch + (u >> 4)];
+    } else if constexpr (TYPE == T_Q4_K) {
+        const uint8_t *blk = row + (u >> 4) * BYTES_Q4_K, *sc = blk + 4;
+        const int is = (u & 15) >> 1; // the 32-column sub-block
+        if ((u & 1) == 0) {
+            int s, m;
+            if (is < 4) s = sc[is] & 63, m = sc[is + 4] & 63;
+            else s = (sc[is + 4] & 15) | ((sc[is - 4] >> 6) << 4), m = (sc[is + 4] >> 4) | ((sc[is] >> 6) << 4);
+            sub[((size_t)(u >> 1) * R + r) * 2] = (uint8_t)s;
+            sub[((size_t)(u >> 1) * R + r) * 2 + 1] = (uint8_t)m;
+        }
+        if ((u & 15) == 0) {
+            __half *dd = d + ((size_t)(u >> 4) * R + r) * 2;
+            memcpy(dd, blk, 4); // d, dmin
+        }
+    } else if ((u & 1) == 0) {
+        d[(size_t)(u >> 1) * R + r] = w.s[(size_t)r * w.spitch + (u >> 1)];
+    }
+}
+
 // h = silu(gate) * up from the GEMM's (T, 2F) output (gate in columns [0, F), up in [F, 2F)), as F32 and F16.
 __global__ void k_swiglu(const float *gu, int T, int F, float *hf, __half *hh) {
     const size_t n = (size_t)T * F;
@@ -1536,6 +1642,7 @@ struct cuda_session {
     void *host;          // pinned staging: x, rope, ints of one batch
     __half *k_cache, *v_cache; // (gpu layers, n_ctx, kv_dim)
     float *x, *xb, *q, *k, *v, *hb, *rope, *logits, *att;
+    float *x2; // the persistent kernel's second residual buffer (split-K), after x's n_batch rows
     int32_t *ints, *seq_cells;
     // dp4a path: 8-bit activations of the E/Q-wide inputs (xq, xds) and of the F-wide one (hq, hds)
     int8_t *xq, *hq;
@@ -1562,6 +1669,8 @@ struct cuda_session {
     size_t pd_wts_at;      // byte offset of the merge's weights in the kernel's shared memory
     int pd_grid;           // co-resident blocks (a multiple of the SM count)
     bool pd_ring;          // the weights through the shared-memory ring (sm_90; INFERNO_CUDA_PD_RING=0: off)
+    bool pd_sk;            // wo and down as split-K products over the model's column copies (col_acquire)
+    int pd_sk_at, pd_sk_umax; // the split-K shared area's offset; units of 16 columns a block takes at most
     unsigned pd_ring_at, pd_ring_bytes, pd_tab_at, pd_jobs_at;
     pd_jobd *d_jobs, *pd_jobs_h; // the blocks' job tables (pd_job_stride jobs a block), device / host while planned
     int *d_job_count, *pd_count_h;
@@ -1643,9 +1752,16 @@ extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t ca
                           s->tl_post[0] * per, s->tl_post[1] * per);
         const double ph = 1.0 / (double)s->tl_n;
         if (n > 0 && (size_t)n < cap)
-            snprintf(buf + n, cap - (size_t)n, "\n  head: staged %.2f / %.2f / %.2f, done %.2f / %.2f / %.2f us",
-                     s->tl_head[1][0] * ph, s->tl_head[1][1] * ph, s->tl_head[1][2] * ph, s->tl_head[2][0] * ph,
-                     s->tl_head[2][1] * ph, s->tl_head[2][2] * ph);
+            n += snprintf(buf + n, cap - (size_t)n, "\n  head: staged %.2f / %.2f / %.2f, done %.2f / %.2f / %.2f us",
+                          s->tl_head[1][0] * ph, s->tl_head[1][1] * ph, s->tl_head[1][2] * ph, s->tl_head[2][0] * ph,
+                          s->tl_head[2][1] * ph, s->tl_head[2][2] * ph);
+        // With split-K the attention's and gate/up's barriers are gone: their arrive / release points are then
+        // the block's own time at the end of the phase.
+        if (n > 0 && (size_t)n < cap)
+            snprintf(buf + n, cap - (size_t)n, "\n  wo and down: %s",
+                     s->pd_sk ? "split-K over column copies (attention and wo one phase up to 128 cached positions, "
+                                         "gate/up and down one phase)"
+                              : "by rows after grid barriers");
         return true;
     }
     if (s && s->pd_prof && s->pd_steps) {
@@ -1688,7 +1804,7 @@ static compute_sizes compute_sizes_of(const cuda_model_desc *d, int n_ctx, int n
     uint64_t B = (uint64_t)n_batch, E = (uint64_t)d->n_embd, Q = (uint64_t)d->n_head * d->head_dim,
              KV = (uint64_t)d->n_head_kv * d->head_dim, F = (uint64_t)d->n_ff, EQ = max_u64(E, Q);
     compute_sizes c;
-    c.x = align_up(B * E * 4, ALIGN);
+    c.x = align_up((B + 1) * E * 4, ALIGN); // a row more: the persistent kernel's second residual (split-K)
     c.xb = align_up(B * EQ * 4, ALIGN);
     c.q = align_up(B * Q * 4, ALIGN);
     c.kv = align_up(B * KV * 4, ALIGN);
@@ -1863,6 +1979,83 @@ static bool pd_plan(cuda_session *s, int G, unsigned R, uint64_t *need) {
 // resident at once (the grid-wide barriers), so the grid is the occupancy calculator's blocks per SM (at most
 // INFERNO_CUDA_PD_BLOCKS, default 1) times the SM count, launched cooperatively. False only on a CUDA error;
 // a model or card the kernel does not take just leaves it off.
+// The column copies of every GPU layer's wo and down (cmat) for the persistent kernel's split-K products: made
+// once a model, at the first session that takes the kernel, when every layer's two matrices have a type the
+// copies take and free VRAM exceeds their size by a margin (256 MiB or a twentieth of the card, whichever is
+// larger); otherwise declined for the model's lifetime (the kernel then runs wo and down by rows). True when
+// the copies exist.
+static bool col_acquire(cuda_session *s) {
+    cuda_model *m = s->m;
+    pthread_mutex_lock(&m->f16_lock);
+    if (m->col_state == 0) {
+        m->col_state = 2;
+        const int n_gpu = m->n_layer - m->layer0;
+        bool ok = n_gpu > 0;
+        uint64_t need = 0;
+        for (int l = 0; l < n_gpu && ok; l++) {
+            const dmat *ws[2] = {&m->layers[l].wo, &m->layers[l].down};
+            for (int i = 0; i < 2; i++) {
+                uint64_t q, sub, d;
+                if (!col_type(ws[i]->type) || ws[i]->n_in % 32 || ws[i]->n_out % 4) ok = false;
+                col_planes(ws[i]->type, ws[i]->n_in, ws[i]->n_out, &q, &sub, &d);
+                need += q + sub + d;
+            }
+        }
+        size_t free_b = 0, total_b = 0;
+        if (ok && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) {
+            const uint64_t margin = total_b / 20 > (256ull << 20) ? total_b / 20 : (256ull << 20);
+            if ((uint64_t)free_b < need + margin || cudaMalloc(&m->col_buf, need) != cudaSuccess) {
+                cudaGetLastError();
+                m->col_buf = NULL;
+            }
+        }
+        if (m->col_buf) {
+            uint8_t *p = (uint8_t *)m->col_buf;
+            for (int l = 0; l < n_gpu; l++) {
+                dlayer *L = &m->layers[l];
+                const dmat *ws[2] = {&L->wo, &L->down};
+                cmat *cs[2] = {&L->wo_c, &L->down_c};
+                for (int i = 0; i < 2; i++) {
+                    const dmat *w = ws[i];
+                    uint64_t q, sub, d;
+                    col_planes(w->type, w->n_in, w->n_out, &q, &sub, &d);
+                    uint8_t *qp = p, *sp = sub ? p + q : NULL;
+                    __half *dp = (__half *)(p + q + sub);
+                    p += q + sub + d;
+                    const size_t n = (size_t)w->n_out * (size_t)(w->n_in / 16);
+                    const unsigned grid = (unsigned)((n + 255) / 256);
+                    switch (w->type) {
+                    case T_Q4_K: k_colcopy<T_Q4_K><<<grid, 256, 0, s->stream>>>(*w, qp, sp, dp); break;
+                    case T_Q6_K: k_colcopy<T_Q6_K><<<grid, 256, 0, s->stream>>>(*w, qp, sp, dp); break;
+                    case T_Q4_0: k_colcopy<T_Q4_0><<<grid, 256, 0, s->stream>>>(*w, qp, sp, dp); break;
+                    default: k_colcopy<T_Q8_0><<<grid, 256, 0, s->stream>>>(*w, qp, sp, dp); break;
+                    }
+                    *cs[i] = cmat{w->type, w->n_in, w->n_out, qp, sp, dp};
+                }
+            }
+            if (cudaStreamSynchronize(s->stream) == cudaSuccess && cudaGetLastError() == cudaSuccess) {
+                m->col_state = 1;
+                m->col_bytes = need;
+            } else {
+                for (int l = 0; l < n_gpu; l++) m->layers[l].wo_c = m->layers[l].down_c = cmat{};
+                cudaFree(m->col_buf);
+                m->col_buf = NULL;
+            }
+        }
+    }
+    const bool made = m->col_state == 1;
+    pthread_mutex_unlock(&m->f16_lock);
+    return made;
+}
+
+extern "C" bool cuda_model_col_bytes(cuda_model *m, uint64_t *bytes) {
+    pthread_mutex_lock(&m->f16_lock);
+    const int st = m->col_state;
+    *bytes = st == 1 ? m->col_bytes : 0;
+    pthread_mutex_unlock(&m->f16_lock);
+    return st != 0;
+}
+
 static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     const cuda_model *m = s->m;
     const char *pe = getenv("INFERNO_CUDA_PERSIST"), *pb = getenv("INFERNO_CUDA_PD_BLOCKS");
@@ -1900,6 +2093,18 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     if (s->pd_max_splits > 64) s->pd_max_splits = 64;
     s->pd_wts_at = align_up(align_up((uint64_t)max_in * 5, 16) + (uint64_t)(max_in / 32) * 8, 16);
     s->pd_smem = s->pd_wts_at + (size_t)3 * (size_t)m->n_head * (size_t)s->pd_max_splits * 4;
+    // Split-K wo and down (the default; INFERNO_CUDA_PD_SPLITK=0 or the ring: by rows): its shared area holds
+    // the reduction's PD_THREADS float4 and a block's input slice, at most sk_umax units of 16 (F32, 8-bit,
+    // scale, sum); a slice is one pass of the quantizer's threads.
+    const char *psk = getenv("INFERNO_CUDA_PD_SPLITK"), *pr = getenv("INFERNO_CUDA_PD_RING");
+    const int sk_umax = ((F / 16 + n_sm - 1) / n_sm) > m->head_dim / 16 ? (F / 16 + n_sm - 1) / n_sm : m->head_dim / 16;
+    s->pd_sk = !(psk && !strcmp(psk, "0")) && !(pr && !strcmp(pr, "1")) && sk_umax * 16 <= PD_THREADS &&
+               col_acquire(s);
+    if (s->pd_sk) {
+        s->pd_sk_umax = sk_umax;
+        s->pd_sk_at = (int)align_up(s->pd_smem, 16);
+        s->pd_smem = (size_t)s->pd_sk_at + PD_THREADS * 16 + (size_t)sk_umax * (64 + 16 + 8);
+    }
     int smem_optin = 0;
     if (!cu_ok(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
                "cudaDeviceGetAttribute", err, cap))
@@ -1914,7 +2119,6 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     // The weight ring (INFERNO_CUDA_PD_RING=1, opt-in: on an H100 within a few per cent of the kernel without
     // it, bench/NOTES.md CUDA step 9) takes the rest of the SM's shared memory; it needs the kernel built for
     // sm_90 or later (bulk copies, transaction mbarriers) and every job's unit to fit a third of it.
-    const char *pr = getenv("INFERNO_CUDA_PD_RING");
     s->pd_ring = pr && !strcmp(pr, "1") && far.binaryVersion >= 90 && m->n_rot <= PD_ROPE_MAX &&
                  (E + n_sm - 1) / n_sm <= PD_XRES_MAX;
     if (s->pd_ring) {
@@ -2059,6 +2263,7 @@ extern "C" bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_s
     s->v_cache = (__half *)((uint8_t *)s->kv_buf + kv_bytes / 2);
     uint8_t *p = (uint8_t *)s->buf;
     s->x = (float *)p, p += c.x;
+    s->x2 = s->x + B * (uint64_t)m->n_embd;
     s->xb = (float *)p, p += c.xb;
     s->q = (float *)p, p += c.q;
     s->k = (float *)p, p += c.kv;
@@ -2673,6 +2878,7 @@ static void launch_persistent(cuda_session *s) {
     if (a.F > a.max_in) a.max_in = a.F;
     a.eps = m->rms_eps, a.att_scale = 1.0f / sqrtf((float)m->head_dim);
     a.x = s->x, a.rope = s->rope, a.ints = s->ints, a.seq_cells = s->seq_cells;
+    a.x2 = s->x2, a.sk = s->pd_sk, a.sk_at = s->pd_sk_at, a.sk_umax = s->pd_sk_umax;
     a.kc = s->k_cache, a.vc = s->v_cache;
     a.q = s->q, a.att = s->att, a.xb = s->xb, a.hb = s->hb, a.logits = s->logits;
     a.max_splits = s->pd_max_splits;
@@ -2681,7 +2887,7 @@ static void launch_persistent(cuda_session *s) {
     a.bar = s->counters + 1 + B * (unsigned)m->n_head;
     a.trace = s->pd_trace;
     a.tl = s->pd_tl;
-    a.kv_ready = s->pd_flags && !s->pd_ring ? a.bar + 2 : nullptr;
+    a.kv_ready = s->pd_flags && !s->pd_ring && !s->pd_sk ? a.bar + 2 : nullptr;
     a.ring_at = s->pd_ring_at, a.ring_bytes = s->pd_ring_bytes, a.tab_at = s->pd_tab_at, a.jobs_at = s->pd_jobs_at;
     a.jobs = s->d_jobs, a.job_count = s->d_job_count, a.job_stride = s->pd_job_stride;
     if (s->pd_trace && s->pd_ring) // the ring's clocks are summed over the blocks

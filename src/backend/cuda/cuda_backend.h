@@ -77,6 +77,10 @@ void cuda_model_free(cuda_model *m);
 // Whether the model's F16 copies of its quantized matrices are decided yet (they are made or declined at the
 // first batch of >= 16 tokens, by free VRAM): false before; true with *bytes their device size, 0 if declined.
 bool cuda_model_f16_bytes(cuda_model *m, uint64_t *bytes);
+// Whether the column copies of wo and ffn_down for the persistent decode kernel's split-K products are decided
+// yet (made or declined at the first session that takes the kernel, by free VRAM; INFERNO_CUDA_PD_SPLITK=0:
+// none): false before; true with *bytes their device size, 0 if declined.
+bool cuda_model_col_bytes(cuda_model *m, uint64_t *bytes);
 
 bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_seq, cuda_session **out, char *err,
                        size_t cap);
@@ -105,7 +109,9 @@ bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits, float *em
 // INFERNO_CUDA_PD_BLOCKS=N (the persistent kernel's blocks per SM, at most what fits; default 1),
 // INFERNO_CUDA_PD_PREFETCH=1 (idle warps prefetch the next phase's weights into L2), INFERNO_CUDA_PD_FLAGS=1
 // (attention waits on per-KV-head counters instead of a grid barrier after qkv),
-// INFERNO_CUDA_PROFILE=3 (the persistent kernel's phase times, as block 0 sees them).
+// INFERNO_CUDA_PD_SPLITK=0 (the persistent kernel's wo and down by rows, after grid barriers, instead of
+// split-K products over column copies), INFERNO_CUDA_PROFILE=3 (the persistent kernel's phase times, as block
+// 0 sees them).
 bool cuda_session_profile(const cuda_session *s, char *buf, size_t cap);
 
 #ifdef __cplusplus

@@ -20,6 +20,15 @@
 //              h = silu(g) * u to global (F32)                                                  | barrier
 //   down:      each block quantizes h into shared memory; warps take rows, x += down . h        | barrier
 // then the output norm (every block) and the head's rows over all warps.
+// Split-K (the default where the model's column copies of wo and down exist, cmat in cuda_backend.cu; off with
+// INFERNO_CUDA_PD_SPLITK=0 or the ring): 3 grid barriers a layer instead of 5.
+//   qkv:       as above                                                                         | barrier
+//   attention and wo: a block per (head, part of wo's rows); each computes the head's output (while the cache
+//              holds <= 128 positions; past that the attention, wo stage and wo above, with their barriers),
+//              quantizes it in units of 16 and adds wo[rows, head's columns] . output to x atomically | barrier
+//   gate/up and down: each block RMSNorms x, computes h for its own 16-row units of gate and up (kept in
+//              shared memory), then adds down[:, its units] . h to the next layer's residual buffer atomically
+//              (x and x2 alternate; the owner of each quad zeroed it at the layer's start and adds the residual) | barrier
 // Opt-in variants (measured within a few per cent on an H100): INFERNO_CUDA_PD_FLAGS=1 replaces the barrier
 // after qkv with per-KV-head counters the attention blocks wait on; INFERNO_CUDA_PD_PREFETCH=1 has the warps
 // a phase leaves idle stream the next phase's weights into L2; INFERNO_CUDA_PD_RING=1 (sm_90) streams every
@@ -47,7 +56,10 @@ typedef struct {
     int wts_at;                // byte offset of the merge's weights in the dynamic shared memory
     int prefetch;              // idle warps prefetch the next phase's weights into L2 (INFERNO_CUDA_PD_PREFETCH=1)
     float eps, att_scale;
-    float *x;                  // residual stream (E), updated in place
+    float *x;                  // residual stream (E), updated in place (split-K: alternately with x2)
+    float *x2;                 // split-K: the second residual buffer (E)
+    int sk;                    // split-K wo and down over the layers' column copies (pd_splitk)
+    int sk_at, sk_umax;        // split-K: byte offset of its shared area; units of 16 a block multiplies at most
     const float *rope;         // (n_rot) cos/sin pairs of the token's position
     const int32_t *ints;       // pos, seq, cell, out_row of the one token
     const int32_t *seq_cells;  // (n_seq, n_ctx) cell of each position
@@ -151,7 +163,187 @@ __device__ void pd_matvec(const dmat &w, const xop &x, float *y, bool accumulate
         if (lane == 0) y[r] = y0 + v;
     }
 }
+// y[r] = W[r] . x for every row r, two rows a warp at a time (r and r + nw: both loads in flight), rows spread
+// over all warps of the grid: the head, ~15 rows a warp for a 32k vocabulary.
+__device__ void pd_matvec2(const dmat &w, const xop &x, float *y, int gw, int nw, int lane) {
+    for (int r = gw; r < w.n_out; r += 2 * nw) {
+        const int r1 = min(r + nw, w.n_out - 1);
+        const uint8_t *const wr[2] = {pd_row(w, r), pd_row(w, r1)};
+        const __half *const sr[2] = {pd_srow(w, r), pd_srow(w, r1)};
+        float acc[2][1] = {{0.0f}, {0.0f}};
+        pd_dot<2>(w.type, wr, sr, x, lane, acc);
+        const float v0 = warp_sum(acc[0][0]), v1 = warp_sum(acc[1][0]);
+        if (lane == 0) {
+            y[r] = v0;
+            if (r + nw < w.n_out) y[r + nw] = v1;
+        }
+    }
+}
 
+// ---- Split-K products over column copies (cmat, cuda_backend.cu) ----
+// wo and down as sums over column slices: the block that has a slice of the input (a head's attention output,
+// its rows of h) multiplies the matching columns of every row and adds the results to the residual with vector
+// atomics. No barrier and no stage of the whole input before them; the price is a copy of the two matrices
+// in column order and float additions in arrival order (results vary in the last bits from run to run).
+
+// The input of a split-K product: per unit of 16 values, their 8-bit values, scale and the sum of the values.
+typedef struct {
+    const int4 *q;
+    const float *s;
+    const int *sum;
+} skop;
+
+__device__ __forceinline__ void pd_red4(float *p, float4 v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};" ::"l"(p), "f"(v.x), "f"(v.y), "f"(v.z), "f"(v.w)
+                 : "memory");
+#else
+    atomicAdd(p, v.x), atomicAdd(p + 1, v.y), atomicAdd(p + 2, v.z), atomicAdd(p + 3, v.w);
+#endif
+}
+
+// dp4a of a unit's 16 nibbles (two words: byte j = value j | value j + 8 << 4) with its 16 activations.
+__device__ __forceinline__ int sk_nib(unsigned w0, unsigned w1, int4 a) {
+    const unsigned M = 0x0F0F0F0Fu;
+    int s = __dp4a((int)(w0 & M), a.x, 0);
+    s = __dp4a((int)(w1 & M), a.y, s);
+    s = __dp4a((int)((w0 >> 4) & M), a.z, s);
+    return __dp4a((int)((w1 >> 4) & M), a.w, s);
+}
+
+// acc[j] += row r + j, unit u of W . the unit's activations (a: 8-bit values, hs: scale, hsum: their sum).
+template <int TYPE>
+__device__ __forceinline__ void sk_quad(const cmat &W, int r, int u, int4 a, float hs, int hsum, float (&acc)[4]) {
+    const size_t R = (size_t)W.n_out, at = (size_t)u * R + (size_t)r;
+    if constexpr (TYPE == T_Q4_K || TYPE == T_Q4_0) {
+        const uint4 *qp = (const uint4 *)(W.q + at * 8);
+        const uint4 q01 = __ldg(qp), q23 = __ldg(qp + 1);
+        const int dot[4] = {sk_nib(q01.x, q01.y, a), sk_nib(q01.z, q01.w, a), sk_nib(q23.x, q23.y, a),
+                            sk_nib(q23.z, q23.w, a)};
+        if constexpr (TYPE == T_Q4_K) {
+            const uint2 sm = __ldg((const uint2 *)(W.sub + ((size_t)(u >> 1) * R + (size_t)r) * 2));
+            const uint4 dd = __ldg((const uint4 *)(W.d + ((size_t)(u >> 4) * R + (size_t)r) * 2));
+            const unsigned dw[4] = {dd.x, dd.y, dd.z, dd.w};
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const unsigned pair = ((j < 2 ? sm.x : sm.y) >> (16 * (j & 1))) & 0xffffu;
+                const float2 dm = h2f(dw[j]);
+                acc[j] += hs * (dm.x * (float)(pair & 0xffu) * (float)dot[j] - dm.y * (float)(pair >> 8) * (float)hsum);
+            }
+        } else {
+            const uint2 dv = __ldg((const uint2 *)(W.d + (size_t)(u >> 1) * R + (size_t)r));
+            const float2 d01 = h2f(dv.x), d23 = h2f(dv.y);
+            const float d[4] = {d01.x, d01.y, d23.x, d23.y};
+#pragma unroll
+            for (int j = 0; j < 4; j++) acc[j] += hs * d[j] * (float)(dot[j] - 8 * hsum);
+        }
+    } else if constexpr (TYPE == T_Q6_K) {
+        const uint4 *qp = (const uint4 *)(W.q + at * 12);
+        const uint4 x0 = __ldg(qp), x1 = __ldg(qp + 1), x2 = __ldg(qp + 2);
+        const unsigned w[12] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w, x2.x, x2.y, x2.z, x2.w};
+        const unsigned sc = __ldg((const unsigned *)(W.sub + at));
+        const uint2 dv = __ldg((const uint2 *)(W.d + (size_t)(u >> 4) * R + (size_t)r));
+        const float2 d01 = h2f(dv.x), d23 = h2f(dv.y);
+        const float d[4] = {d01.x, d01.y, d23.x, d23.y};
+        const unsigned M = 0x0F0F0F0Fu, H = 0x30303030u;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const unsigned w0 = w[3 * j], w1 = w[3 * j + 1], h = w[3 * j + 2];
+            int s = __dp4a((int)((w0 & M) | ((h << 4) & H)), a.x, 0);
+            s = __dp4a((int)((w1 & M) | ((h << 2) & H)), a.y, s);
+            s = __dp4a((int)(((w0 >> 4) & M) | (h & H)), a.z, s);
+            s = __dp4a((int)(((w1 >> 4) & M) | ((h >> 2) & H)), a.w, s);
+            acc[j] += hs * d[j] * (float)(int8_t)(sc >> (8 * j)) * (float)(s - 32 * hsum);
+        }
+    } else { // Q8_0
+        const uint4 *qp = (const uint4 *)(W.q + at * 16);
+        const uint2 dv = __ldg((const uint2 *)(W.d + (size_t)(u >> 1) * R + (size_t)r));
+        const float2 d01 = h2f(dv.x), d23 = h2f(dv.y);
+        const float d[4] = {d01.x, d01.y, d23.x, d23.y};
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const uint4 q = __ldg(qp + j);
+            acc[j] += hs * d[j] * (float)dot_i8(make_int4((int)q.x, (int)q.y, (int)q.z, (int)q.w), a, 0);
+        }
+    }
+}
+
+// y[4 q0 .. 4 (q0 + nq)) += rows 4 q0 .. of W, units [u0, u0 + nu) . x (x's units 0 .. nu), added atomically;
+// the block's own quads [o0, o1) also add xadd's values (the residual the product goes on from). Threads
+// take (quad, unit) items: a quad's units over TU threads (a power of two, TU * nq <= PD_THREADS) summed in
+// red (PD_THREADS float4 of shared memory). Every thread of the block calls it.
+template <int TYPE>
+__device__ void pd_splitk_t(const cmat &W, int q0, int nq, int u0, int nu, const skop &x, float *y, float4 *red,
+                            const float *xadd, int o0, int o1) {
+    int TU = 1;
+    while (TU < nu && 2 * TU * nq <= PD_THREADS) TU <<= 1;
+    const int TQ = PD_THREADS / TU, tq = (int)threadIdx.x % TQ, tu = (int)threadIdx.x / TQ;
+    for (int qq = tq; qq < nq; qq += TQ) { // one pass when TU > 1 (TQ >= nq)
+        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll 2
+        for (int u = tu; u < nu; u += TU) sk_quad<TYPE>(W, 4 * (q0 + qq), u0 + u, x.q[u], x.s[u], x.sum[u], acc);
+        float4 v = make_float4(acc[0], acc[1], acc[2], acc[3]);
+        if (TU > 1) {
+            red[threadIdx.x] = v;
+            continue;
+        }
+        const int q = q0 + qq;
+        const bool own = xadd && q >= o0 && q < o1;
+        if (own) {
+            const float4 o = __ldcg((const float4 *)xadd + q);
+            v.x += o.x, v.y += o.y, v.z += o.z, v.w += o.w;
+        }
+        if (nu > 0 || own) pd_red4(y + 4 * q, v);
+    }
+    if (TU > 1) {
+        __syncthreads();
+        if (tu == 0 && tq < nq) {
+            float4 v = red[tq];
+            for (int k = 1; k < TU; k++) {
+                const float4 w = red[tq + k * TQ];
+                v.x += w.x, v.y += w.y, v.z += w.z, v.w += w.w;
+            }
+            const int q = q0 + tq;
+            if (xadd && q >= o0 && q < o1) {
+                const float4 o = __ldcg((const float4 *)xadd + q);
+                v.x += o.x, v.y += o.y, v.z += o.z, v.w += o.w;
+            }
+            pd_red4(y + 4 * q, v);
+        }
+        __syncthreads(); // red is reused
+    }
+}
+
+__device__ __forceinline__ void pd_splitk(const cmat &W, int q0, int nq, int u0, int nu, const skop &x, float *y,
+                                          float4 *red, const float *xadd, int o0, int o1) {
+    switch (W.type) {
+    case T_Q4_K: pd_splitk_t<T_Q4_K>(W, q0, nq, u0, nu, x, y, red, xadd, o0, o1); break;
+    case T_Q6_K: pd_splitk_t<T_Q6_K>(W, q0, nq, u0, nu, x, y, red, xadd, o0, o1); break;
+    case T_Q4_0: pd_splitk_t<T_Q4_0>(W, q0, nq, u0, nu, x, y, red, xadd, o0, o1); break;
+    default: pd_splitk_t<T_Q8_0>(W, q0, nq, u0, nu, x, y, red, xadd, o0, o1); break;
+    }
+}
+
+// Quantizes n values of v (shared memory, n % 16 == 0, n <= PD_THREADS) in units of 16: q = round(v / s) with
+// s = max|v| / 127 over the unit, into q (n bytes), s and sum (n / 16 each). Ends with a __syncthreads.
+__device__ void pd_sk_quant(const float *v, int n, int8_t *q, float *s, int *sum) {
+    const int t = (int)threadIdx.x;
+    if (t < ((n + 31) & ~31)) { // whole warps (the shuffles); units are 16-lane halves of a warp
+        const float x = t < n ? v[t] : 0.0f;
+        float amax = fabsf(x);
+#pragma unroll
+        for (int o = 8; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+        const int qi = __float2int_rn(x * (amax > 0.0f ? 127.0f / amax : 0.0f));
+        int sm = qi;
+#pragma unroll
+        for (int o = 8; o > 0; o >>= 1) sm += __shfl_xor_sync(0xffffffffu, sm, o);
+        if (t < n) {
+            q[t] = (int8_t)qi;
+            if ((t & 15) == 0) s[t >> 4] = amax / 127.0f, sum[t >> 4] = sm;
+        }
+    }
+    __syncthreads();
+}
 
 // Issues an L2 prefetch of bytes at p (no data comes back; a hint the memory system may drop). sm_90: one
 // bulk prefetch (16-byte aligned start and size); older cards: a prefetch per 128-byte line.
@@ -195,7 +387,7 @@ __device__ void pd_prefetch_share(const dmat *const *ms, int nm, int u, int n_un
 // The block's share of the attention of head h: keys [k0, k1) of the token's sequence, spread over the
 // block's warps (hd / 8 lanes a key, 8 values a lane), merged in shared memory (sm: PD_WARPS * (hd + 2)
 // floats) into one partial (max, sum, unnormalized output) at part, or, when out is not NULL (the head has
-// one split), into the head's normalized output at out + h * hd. hd % 32 == 0.
+// one split), into the head's normalized output at out (hd values). hd % 32 == 0.
 __device__ void pd_attention_block(const pd_args &a, int l, int h, int k0, int k1, float *part, float *out,
                                    float *sm) {
     const int hd = a.hd, lpk = hd >> 3, kpi = 32 / lpk, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -242,7 +434,7 @@ __device__ void pd_attention_block(const pd_args &a, int l, int h, int k0, int k
                 Lt += sm_l[w] * ex;
             }
         if (out) { // the head's only split: its output, normalized
-            out[(size_t)h * hd + d] = v / Lt;
+            out[d] = v / Lt;
             continue;
         }
         part[2 + d] = v;
@@ -574,6 +766,22 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
     // Pairs of q/k/v rows a KV head waits for in a layer (its q heads' and its own k and v rows).
     const unsigned kv_pairs = (unsigned)((a.n_head / a.n_head_kv) * (hd >> 1) + hd);
     int consumed = 0; // the ring's jobs the block has read (the same count in every thread)
+    // Split-K (a.sk, never with the ring): the residual alternates between x and x2 (each layer's down adds into
+    // the other one, which the quads' owners zeroed at the layer's start and add the layer's residual to); the
+    // block owns quads [oq0, oq1) of it and units [su0, su1) of down's columns (its rows of gate and up).
+    // (Computed where used, from the arguments: kept live across the layer they spill registers.)
+    const bool sk = !RING && a.sk;
+#define SK_XC(l_) (sk && ((l_) & 1) ? a.x2 : a.x) /* layer l_'s residual */
+#define SK_XN(l_) ((l_) & 1 ? a.x : a.x2)         /* the one its down adds into */
+#define SK_SPLIT(n_, i_) ((int)((unsigned)(n_) * (unsigned)(i_) / gridDim.x)) /* block i_'s first of n_ items */
+    // The split-K shared area: the reduction's float4s, then the block's input slice as F32 (sk_umax * 16), its
+    // 8-bit values, scales and sums.
+#define SK_RED ((float4 *)(pd_smem + a.sk_at))
+#define SK_F ((float *)(pd_smem + a.sk_at + PD_THREADS * 16))
+#define SK_Q ((int8_t *)(SK_F + a.sk_umax * 16))
+#define SK_S ((float *)(SK_Q + a.sk_umax * 16))
+#define SK_SUM ((int *)(SK_S + a.sk_umax))
+#define SK_OP (skop{(const int4 *)SK_Q, SK_S, SK_SUM})
     if constexpr (RING) {
         if (threadIdx.x == 0) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -627,7 +835,11 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
         // ---- q, k, v with RoPE; k and v into the cache ----
         PD_MARK(l, PD_T_START);
         if (l == 0) PD_TLM(0, PD_TL_START);
-        pd_stage(a.x, L.attn_norm, E, a.eps, xs_f, xs_q, xs_ds);
+        if (sk) // nobody reads it until this layer's down adds to it (after two barriers)
+            for (int q = SK_SPLIT(E >> 2, blockIdx.x) + (int)threadIdx.x; q < SK_SPLIT(E >> 2, blockIdx.x + 1);
+                 q += PD_THREADS)
+                __stcg((float4 *)SK_XN(l) + q, make_float4(0.0f, 0.0f, 0.0f, 0.0f));
+        pd_stage(SK_XC(l), L.attn_norm, E, a.eps, xs_f, xs_q, xs_ds);
         PD_MARK(l, PD_T_QKV_STAGE);
         PD_TLM(l, PD_TL_QKV_STAGED);
         {
@@ -672,6 +884,27 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
             PD_TLM(l, PD_TL_QKV_RELEASE);
         }
         PD_MARK(l, PD_T_QKV_SYNC);
+        if (sk && SB == 1) {
+            // ---- attention and x += wo . output: a block per (head, part of wo's rows); the parts of a head
+            // each compute its output (short caches: cheaper than a barrier) and multiply their rows' columns ----
+            const int NQ = max(1, (int)gridDim.x / a.n_head), hu = hd >> 4;
+            for (int it = blockIdx.x; it < a.n_head * NQ; it += gridDim.x) {
+                const int h = it / NQ, part = it - h * NQ;
+                pd_attention_block(a, l, h, 0, n_kv, nullptr, SK_F, xs_f);
+                pd_sk_quant(SK_F, hd, SK_Q, SK_S, SK_SUM);
+                const int q0 = (E >> 2) * part / NQ, q1 = (E >> 2) * (part + 1) / NQ;
+                pd_splitk(L.wo_c, q0, q1 - q0, h * hu, hu, SK_OP, SK_XC(l), SK_RED, nullptr, 0, 0);
+                __syncthreads(); // sk_f, sk_q are the next item's
+            }
+            PD_MARK(l, PD_T_ATT);
+            PD_MARK(l, PD_T_ATT_SYNC);
+            PD_MARK(l, PD_T_WO_COPY);
+            __syncthreads();
+            PD_TLM(l, PD_TL_ATT_ARRIVE);
+            PD_TLM(l, PD_TL_POSTED + 1);
+            PD_TLM(l, PD_TL_ATT_RELEASE);
+            PD_TLM(l, PD_TL_WO_STAGED);
+        } else {
         // ---- attention: a block per (head, key split), one partial each ----
         for (int it = blockIdx.x; it < a.n_head * SB; it += gridDim.x) {
             const int h = it / SB, split = it - h * SB, chunk = (n_kv + SB - 1) / SB;
@@ -686,8 +919,8 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
                 }
                 __syncthreads();
             }
-            pd_attention_block(a, l, h, k0, k1, a.att + (size_t)it * (size_t)(hd + 2), SB == 1 ? a.xb : nullptr,
-                               xs_f);
+            pd_attention_block(a, l, h, k0, k1, a.att + (size_t)it * (size_t)(hd + 2),
+                               SB == 1 ? a.xb + (size_t)h * hd : nullptr, xs_f);
         }
         PD_MARK(l, PD_T_ATT);
         PD_SYNC(l, PD_TL_ATT_ARRIVE, 1, l, PD_TL_ATT_RELEASE);
@@ -698,14 +931,43 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
         PD_MARK(l, PD_T_WO_COPY);
         PD_TLM(l, PD_TL_WO_STAGED);
         if constexpr (RING) PD_JOBS(l, PD_PH_WO, pd_ring_rows(pd_job_seg(a, layers, J, 0), base, xop{xs_q, xs_ds, xs_f, Q}, a.x, xres, res0, warp, lane));
-        else pd_matvec(L.wo, xop{xs_q, xs_ds, xs_f, Q}, a.x, true, gw, nw, lane);
+        else pd_matvec(L.wo, xop{xs_q, xs_ds, xs_f, Q}, SK_XC(l), true, gw, nw, lane);
+        }
         PD_MARK(l, PD_T_WO);
         PD_SYNC(l, PD_TL_WO_ARRIVE, 2, l, PD_TL_WO_RELEASE);
         PD_MARK(l, PD_T_WO_SYNC);
         // ---- h = silu(gate . x) * (up . x), two rows of each a warp ----
-        pd_stage(a.x, L.ffn_norm, E, a.eps, xs_f, xs_q, xs_ds);
+        pd_stage(SK_XC(l), L.ffn_norm, E, a.eps, xs_f, xs_q, xs_ds);
         PD_MARK(l, PD_T_GU_STAGE);
         PD_TLM(l, PD_TL_GU_STAGED);
+        if (sk) {
+            // ---- the block's rows of h = silu(gate . x) * (up . x), then x' = x + down[:, rows] . h ----
+            const xop xs = {xs_q, xs_ds, xs_f, E};
+            const int su0 = SK_SPLIT(a.F >> 4, blockIdx.x), nu = SK_SPLIT(a.F >> 4, blockIdx.x + 1) - su0;
+            const int r0 = su0 * 16, nr = nu * 16;
+            for (int i = warp; i < nr; i += PD_WARPS) {
+                const uint8_t *const wr[2] = {pd_row(L.gate, r0 + i), pd_row(L.up, r0 + i)};
+                const __half *const sr[2] = {pd_srow(L.gate, r0 + i), pd_srow(L.up, r0 + i)};
+                float acc[2][1] = {{0.0f}, {0.0f}};
+                pd_dot<2>(L.gate.type, wr, sr, xs, lane, acc);
+                const float g0 = warp_sum(acc[0][0]), u0 = warp_sum(acc[1][0]);
+                if (lane == 0) SK_F[i] = g0 / (1.0f + expf(-g0)) * u0;
+            }
+            __syncthreads();
+            PD_MARK(l, PD_T_GU);
+            PD_MARK(l, PD_T_GU_SYNC);
+            PD_TLM(l, PD_TL_GU_ARRIVE);
+            PD_TLM(l, PD_TL_POSTED + 3);
+            PD_TLM(l, PD_TL_GU_RELEASE);
+            pd_sk_quant(SK_F, nr, SK_Q, SK_S, SK_SUM);
+            PD_MARK(l, PD_T_DOWN_STAGE);
+            PD_TLM(l, PD_TL_DOWN_STAGED);
+            pd_splitk(L.down_c, 0, E >> 2, su0, nu, SK_OP, SK_XN(l), SK_RED, SK_XC(l), SK_SPLIT(E >> 2, blockIdx.x),
+                      SK_SPLIT(E >> 2, blockIdx.x + 1));
+            PD_MARK(l, PD_T_DOWN);
+            PD_SYNC(l, PD_TL_DOWN_ARRIVE, 4, l + 1, PD_TL_START);
+            continue;
+        }
         {
             const xop xs = {xs_q, xs_ds, xs_f, E};
             const int F = a.F;
@@ -743,7 +1005,7 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
         PD_TLM(l, PD_TL_DOWN_STAGED);
         if constexpr (RING)
             PD_JOBS(l, PD_PH_DOWN, pd_ring_rows(pd_job_seg(a, layers, J, 0), base, xop{xs_q, xs_ds, xs_f, a.F}, a.x, xres, res0, warp, lane));
-        else pd_matvec(L.down, xop{xs_q, xs_ds, xs_f, a.F}, a.x, true, gw, nw, lane);
+        else pd_matvec(L.down, xop{xs_q, xs_ds, xs_f, a.F}, SK_XC(l), true, gw, nw, lane);
         PD_MARK(l, PD_T_DOWN);
         // The release of the down barrier starts the next layer (or the head).
         PD_SYNC(l, PD_TL_DOWN_ARRIVE, 4, l + 1, PD_TL_START);
@@ -751,16 +1013,25 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
     // ---- output norm and head ----
     PD_MARK(a.n_layers, 0);
 
-    pd_stage(a.x, a.output_norm, E, a.eps, xs_f, xs_q, xs_ds);
+    pd_stage(SK_XC(a.n_layers), a.output_norm, E, a.eps, xs_f, xs_q, xs_ds);
     PD_MARK(a.n_layers, 1);
     PD_TLM(a.n_layers, 1);
     if (blockIdx.x == 0)
         for (int i = threadIdx.x; i < E; i += PD_THREADS) a.xb[i] = xs_f[i];
     if constexpr (RING)
         PD_JOBS(a.n_layers, PD_PH_HEAD, pd_ring_rows(pd_job_seg(a, layers, J, 0), base, xop{xs_q, xs_ds, xs_f, E}, a.logits, nullptr, 0, warp, lane));
-    else pd_matvec(a.output, xop{xs_q, xs_ds, xs_f, E}, a.logits, false, gw, nw, lane);
+    else pd_matvec2(a.output, xop{xs_q, xs_ds, xs_f, E}, a.logits, gw, nw, lane);
 #undef PD_JOBS
 #undef PD_SYNC
+#undef SK_XC
+#undef SK_XN
+#undef SK_SPLIT
+#undef SK_RED
+#undef SK_F
+#undef SK_Q
+#undef SK_S
+#undef SK_SUM
+#undef SK_OP
 #undef PD_ISSUE
     if (RING && a.trace && threadIdx.x == 0) // summed over the blocks after the head's two edges
         for (int i = 0; i < 6; i++)
