@@ -1671,6 +1671,7 @@ struct cuda_session {
     bool pd_ring;          // the weights through the shared-memory ring (sm_90; INFERNO_CUDA_PD_RING=0: off)
     bool pd_sk;            // wo and down as split-K products over the model's column copies (col_acquire)
     int pd_sk_at, pd_sk_umax; // the split-K shared area's offset; units of 16 columns a block takes at most
+    int pd_nw_at;          // split-K: the offset of the next stage's norm weights in shared memory (0: none)
     unsigned pd_ring_at, pd_ring_bytes, pd_tab_at, pd_jobs_at;
     pd_jobd *d_jobs, *pd_jobs_h; // the blocks' job tables (pd_job_stride jobs a block), device / host while planned
     int *d_job_count, *pd_count_h;
@@ -2104,6 +2105,13 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
         s->pd_sk_umax = sk_umax;
         s->pd_sk_at = (int)align_up(s->pd_smem, 16);
         s->pd_smem = (size_t)s->pd_sk_at + PD_THREADS * 16 + (size_t)sk_umax * (64 + 16 + 8);
+        // The next stage's norm weights, copied during the barrier before it (INFERNO_CUDA_PD_NW=0: read by the
+        // stage from global memory).
+        const char *pnw = getenv("INFERNO_CUDA_PD_NW");
+        if (!(pnw && !strcmp(pnw, "0"))) {
+            s->pd_nw_at = (int)align_up(s->pd_smem, 16);
+            s->pd_smem = (size_t)s->pd_nw_at + (size_t)E * 4;
+        }
     }
     int smem_optin = 0;
     if (!cu_ok(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
@@ -2878,7 +2886,7 @@ static void launch_persistent(cuda_session *s) {
     if (a.F > a.max_in) a.max_in = a.F;
     a.eps = m->rms_eps, a.att_scale = 1.0f / sqrtf((float)m->head_dim);
     a.x = s->x, a.rope = s->rope, a.ints = s->ints, a.seq_cells = s->seq_cells;
-    a.x2 = s->x2, a.sk = s->pd_sk, a.sk_at = s->pd_sk_at, a.sk_umax = s->pd_sk_umax;
+    a.x2 = s->x2, a.sk = s->pd_sk, a.sk_at = s->pd_sk_at, a.sk_umax = s->pd_sk_umax, a.nw_at = s->pd_nw_at;
     a.kc = s->k_cache, a.vc = s->v_cache;
     a.q = s->q, a.att = s->att, a.xb = s->xb, a.hb = s->hb, a.logits = s->logits;
     a.max_splits = s->pd_max_splits;

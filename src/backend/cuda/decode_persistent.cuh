@@ -60,6 +60,8 @@ typedef struct {
     float *x2;                 // split-K: the second residual buffer (E)
     int sk;                    // split-K wo and down over the layers' column copies (pd_splitk)
     int sk_at, sk_umax;        // split-K: byte offset of its shared area; units of 16 a block multiplies at most
+    int nw_at;                 // split-K: byte offset of the next stage's norm weights in shared memory (0: read
+                               // from global memory by the stage)
     const float *rope;         // (n_rot) cos/sin pairs of the token's position
     const int32_t *ints;       // pos, seq, cell, out_row of the one token
     const int32_t *seq_cells;  // (n_seq, n_ctx) cell of each position
@@ -494,7 +496,7 @@ __device__ void pd_stage(const float *src, const float *w, int n, float eps, flo
         const int c = (int)threadIdx.x + k * PD_THREADS;
         if (c < nc) {
             const float4 x0 = __ldcg((const float4 *)src + 2 * c), x1 = __ldcg((const float4 *)src + 2 * c + 1);
-            if (w) wv[k][0] = __ldg((const float4 *)w + 2 * c), wv[k][1] = __ldg((const float4 *)w + 2 * c + 1);
+            if (w) wv[k][0] = ((const float4 *)w)[2 * c], wv[k][1] = ((const float4 *)w)[2 * c + 1]; // global or shared
             v[k][0] = x0.x, v[k][1] = x0.y, v[k][2] = x0.z, v[k][3] = x0.w;
             v[k][4] = x1.x, v[k][5] = x1.y, v[k][6] = x1.z, v[k][7] = x1.w;
 #pragma unroll
@@ -830,6 +832,20 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
         pd_await(a.bar, epoch); \
         PD_TLM(rl_, rk_); \
     } while (0)
+    // A grid barrier during which the block's threads other than the waiting one copy the norm weights nw_ (E
+    // floats) of the stage after it into shared memory (a.nw_at): the stage then reads them there instead of
+    // from global memory (evicted since the previous step: a DRAM round trip in every stage otherwise).
+#define PD_SYNC_NW(l_, k_, i_, rl_, rk_, nw_) \
+    do { \
+        pd_arrive(a.bar, &epoch, a.tl, a.n_layers, l_, k_); \
+        PD_TLM(l_, PD_TL_POSTED + (i_)); \
+        if (a.nw_at && threadIdx.x != 0) \
+            for (int i = (int)threadIdx.x - 1; i < (E >> 2); i += PD_THREADS - 1) \
+                ((float4 *)(pd_smem + a.nw_at))[i] = __ldg((const float4 *)(nw_) + i); \
+        pd_await(a.bar, epoch); \
+        PD_TLM(rl_, rk_); \
+    } while (0)
+#define PD_NW(w_) (a.nw_at ? (const float *)(pd_smem + a.nw_at) : (w_)) /* where the stage reads its norm weights */
     for (int l = 0; l < a.n_layers; l++) {
         const dlayer &L = layers[l];
         // ---- q, k, v with RoPE; k and v into the cache ----
@@ -839,7 +855,7 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
             for (int q = SK_SPLIT(E >> 2, blockIdx.x) + (int)threadIdx.x; q < SK_SPLIT(E >> 2, blockIdx.x + 1);
                  q += PD_THREADS)
                 __stcg((float4 *)SK_XN(l) + q, make_float4(0.0f, 0.0f, 0.0f, 0.0f));
-        pd_stage(SK_XC(l), L.attn_norm, E, a.eps, xs_f, xs_q, xs_ds);
+        pd_stage(SK_XC(l), l > 0 ? PD_NW(L.attn_norm) : L.attn_norm, E, a.eps, xs_f, xs_q, xs_ds);
         PD_MARK(l, PD_T_QKV_STAGE);
         PD_TLM(l, PD_TL_QKV_STAGED);
         {
@@ -934,10 +950,10 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
         else pd_matvec(L.wo, xop{xs_q, xs_ds, xs_f, Q}, SK_XC(l), true, gw, nw, lane);
         }
         PD_MARK(l, PD_T_WO);
-        PD_SYNC(l, PD_TL_WO_ARRIVE, 2, l, PD_TL_WO_RELEASE);
+        PD_SYNC_NW(l, PD_TL_WO_ARRIVE, 2, l, PD_TL_WO_RELEASE, L.ffn_norm);
         PD_MARK(l, PD_T_WO_SYNC);
         // ---- h = silu(gate . x) * (up . x), two rows of each a warp ----
-        pd_stage(SK_XC(l), L.ffn_norm, E, a.eps, xs_f, xs_q, xs_ds);
+        pd_stage(SK_XC(l), PD_NW(L.ffn_norm), E, a.eps, xs_f, xs_q, xs_ds);
         PD_MARK(l, PD_T_GU_STAGE);
         PD_TLM(l, PD_TL_GU_STAGED);
         if (sk) {
@@ -965,7 +981,8 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
             pd_splitk(L.down_c, 0, E >> 2, su0, nu, SK_OP, SK_XN(l), SK_RED, SK_XC(l), SK_SPLIT(E >> 2, blockIdx.x),
                       SK_SPLIT(E >> 2, blockIdx.x + 1));
             PD_MARK(l, PD_T_DOWN);
-            PD_SYNC(l, PD_TL_DOWN_ARRIVE, 4, l + 1, PD_TL_START);
+            PD_SYNC_NW(l, PD_TL_DOWN_ARRIVE, 4, l + 1, PD_TL_START,
+                       l + 1 < a.n_layers ? layers[l + 1].attn_norm : a.output_norm);
             continue;
         }
         {
@@ -1013,7 +1030,7 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
     // ---- output norm and head ----
     PD_MARK(a.n_layers, 0);
 
-    pd_stage(SK_XC(a.n_layers), a.output_norm, E, a.eps, xs_f, xs_q, xs_ds);
+    pd_stage(SK_XC(a.n_layers), sk ? PD_NW(a.output_norm) : a.output_norm, E, a.eps, xs_f, xs_q, xs_ds);
     PD_MARK(a.n_layers, 1);
     PD_TLM(a.n_layers, 1);
     if (blockIdx.x == 0)
@@ -1023,6 +1040,8 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
     else pd_matvec2(a.output, xop{xs_q, xs_ds, xs_f, E}, a.logits, gw, nw, lane);
 #undef PD_JOBS
 #undef PD_SYNC
+#undef PD_SYNC_NW
+#undef PD_NW
 #undef SK_XC
 #undef SK_XN
 #undef SK_SPLIT
