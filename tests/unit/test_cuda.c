@@ -8,7 +8,9 @@
 // fusions (INFERNO_CUDA_FUSE=1) and the per-op decode kernels (INFERNO_CUDA_PERSIST=0) on two types each;
 // the persistent kernel's opt-in prefetch and KV-head counters on one type; its opt-in weight ring
 // (INFERNO_CUDA_PD_RING=1) on five types, the long prompt and a small ring; the persistent kernel on F16
-// weights (INFERNO_CUDA_PERSIST=1), also over the long prompt (its attention merge past 128 positions).
+// weights (INFERNO_CUDA_PERSIST=1), also over the long prompt (its attention merge past 128 positions); its
+// split-K wo and down (the default for every quantized type above) over the long prompt of a quantized
+// model, and the same by rows (INFERNO_CUDA_PD_SPLITK=0), each with a timeline that must say which ran.
 // Skips (77) with the reason when the build has no CUDA backend or no device is found.
 //
 // Normalized MSE = sum((gpu - cpu)^2) / sum((cpu - mean(cpu))^2) over the compared logits: 0 is identical,

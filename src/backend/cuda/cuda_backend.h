@@ -110,7 +110,8 @@ bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits, float *em
 // INFERNO_CUDA_PD_PREFETCH=1 (idle warps prefetch the next phase's weights into L2), INFERNO_CUDA_PD_FLAGS=1
 // (attention waits on per-KV-head counters instead of a grid barrier after qkv),
 // INFERNO_CUDA_PD_SPLITK=0 (the persistent kernel's wo and down by rows, after grid barriers, instead of
-// split-K products over column copies), INFERNO_CUDA_PROFILE=3 (the persistent kernel's phase times, as block
+// split-K products over column copies), INFERNO_CUDA_PD_NW=0 (its stages read their norm weights from global
+// memory instead of a copy made in shared memory during the barrier before), INFERNO_CUDA_PROFILE=3 (the persistent kernel's phase times, as block
 // 0 sees them).
 bool cuda_session_profile(const cuda_session *s, char *buf, size_t cap);
 
