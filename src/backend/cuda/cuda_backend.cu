@@ -2096,25 +2096,6 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     if (s->pd_max_splits > 64) s->pd_max_splits = 64;
     s->pd_wts_at = align_up(align_up((uint64_t)max_in * 5, 16) + (uint64_t)(max_in / 32) * 8, 16);
     s->pd_smem = s->pd_wts_at + (size_t)3 * (size_t)m->n_head * (size_t)s->pd_max_splits * 4;
-    // Split-K wo and down (the default; INFERNO_CUDA_PD_SPLITK=0 or the ring: by rows): its shared area holds
-    // the reduction's PD_THREADS float4 and a block's input slice, at most sk_umax units of 16 (F32, 8-bit,
-    // scale, sum); a slice is one pass of the quantizer's threads.
-    const char *psk = getenv("INFERNO_CUDA_PD_SPLITK"), *pr = getenv("INFERNO_CUDA_PD_RING");
-    const int sk_umax = ((F / 16 + n_sm - 1) / n_sm) > m->head_dim / 16 ? (F / 16 + n_sm - 1) / n_sm : m->head_dim / 16;
-    s->pd_sk = !(psk && !strcmp(psk, "0")) && !(pr && !strcmp(pr, "1")) && sk_umax * 16 <= PD_THREADS &&
-               col_acquire(s);
-    if (s->pd_sk) {
-        s->pd_sk_umax = sk_umax;
-        s->pd_sk_at = (int)align_up(s->pd_smem, 16);
-        s->pd_smem = (size_t)s->pd_sk_at + PD_THREADS * 16 + (size_t)sk_umax * (64 + 16 + 8);
-        // The next stage's norm weights, copied during the barrier before it (INFERNO_CUDA_PD_NW=0: read by the
-        // stage from global memory).
-        const char *pnw = getenv("INFERNO_CUDA_PD_NW");
-        if (!(pnw && !strcmp(pnw, "0"))) {
-            s->pd_nw_at = (int)align_up(s->pd_smem, 16);
-            s->pd_smem = (size_t)s->pd_nw_at + (size_t)E * 4;
-        }
-    }
     int smem_optin = 0;
     if (!cu_ok(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
                "cudaDeviceGetAttribute", err, cap))
@@ -2125,6 +2106,25 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     if (!cu_ok(cudaFuncGetAttributes(&fa, k_decode_persistent<false>), "cudaFuncGetAttributes", err, cap) ||
         !cu_ok(cudaFuncGetAttributes(&far, k_decode_persistent<true>), "cudaFuncGetAttributes", err, cap))
         return false;
+    // Split-K wo and down (the default; INFERNO_CUDA_PD_SPLITK=0 or the ring: by rows): its shared area holds
+    // the reduction's PD_THREADS float4 and a block's input slice, at most sk_umax units of 16 (F32, 8-bit,
+    // scale, sum; a slice is one pass of the quantizer's threads), then the next stage's norm weights, copied
+    // during the barrier before it (INFERNO_CUDA_PD_NW=0: the stage reads them from global memory). The
+    // model's column copies are asked for only when that fits.
+    const char *psk = getenv("INFERNO_CUDA_PD_SPLITK"), *pr = getenv("INFERNO_CUDA_PD_RING"),
+               *pnw = getenv("INFERNO_CUDA_PD_NW");
+    const int sk_umax = ((F / 16 + n_sm - 1) / n_sm) > m->head_dim / 16 ? (F / 16 + n_sm - 1) / n_sm : m->head_dim / 16;
+    const bool nw = !(pnw && !strcmp(pnw, "0"));
+    const size_t sk_at = align_up(s->pd_smem, 16), sk_end = sk_at + PD_THREADS * 16 + (size_t)sk_umax * (64 + 16 + 8),
+                 nw_at = align_up(sk_end, 16), sk_smem = nw ? nw_at + (size_t)E * 4 : sk_end;
+    s->pd_sk = !(psk && !strcmp(psk, "0")) && !(pr && !strcmp(pr, "1")) && sk_umax * 16 <= PD_THREADS &&
+               sk_smem + fa.sharedSizeBytes <= (size_t)smem_optin && col_acquire(s);
+    if (s->pd_sk) {
+        s->pd_sk_umax = sk_umax;
+        s->pd_sk_at = (int)sk_at;
+        s->pd_nw_at = nw ? (int)nw_at : 0;
+        s->pd_smem = sk_smem;
+    }
     if (s->pd_smem + fa.sharedSizeBytes > (size_t)smem_optin) return true;
     // The weight ring (INFERNO_CUDA_PD_RING=1, opt-in: on an H100 within a few per cent of the kernel without
     // it, bench/NOTES.md CUDA step 9) takes the rest of the SM's shared memory; it needs the kernel built for

@@ -165,6 +165,7 @@ __device__ void pd_matvec(const dmat &w, const xop &x, float *y, bool accumulate
         if (lane == 0) y[r] = y0 + v;
     }
 }
+
 // y[r] = W[r] . x for every row r, two rows a warp at a time (r and r + nw: both loads in flight), rows spread
 // over all warps of the grid: the head, ~15 rows a warp for a 32k vocabulary.
 __device__ void pd_matvec2(const dmat &w, const xop &x, float *y, int gw, int nw, int lane) {
