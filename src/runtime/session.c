@@ -125,8 +125,7 @@ inf_status inf_session_init(inf_model *m, const inf_session_params *params, inf_
         double M = 1024.0 * 1024.0;
         // The decode kernel's column copies are made or declined with the model's first GPU session: say so once.
         uint64_t col = 0;
-        inf_gpu_state *gs = (inf_gpu_state *)gpu;
-        if (cuda_model_col_bytes(gpu->model, &col) && !atomic_exchange(&gs->col_logged, 1))
+        if (cuda_model_col_bytes(gpu->model, &col) && !atomic_exchange(&m->gpu->col_logged, 1))
             inf_log(gpu->log_level, "GPU: column copies of attn_output and ffn_down for the decode kernel: %.2f MiB%s",
                     (double)col / M, col ? "" : " (declined: a weight type it does not take, or not enough free VRAM)");
         inf_log(gpu->log_level, "session buffers: KV cache CPU %.2f MiB, CUDA0 %.2f MiB (F16); compute CPU %.2f MiB, "

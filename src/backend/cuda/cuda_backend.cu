@@ -1528,9 +1528,23 @@ __global__ void k_dequant(const uint8_t *w, const __half *s, uint64_t pitch, int
     }
 }
 
+// A device buffer of `need` bytes when free VRAM exceeds it by a margin (min_margin or a frac-th of the card,
+// whichever is larger), else NULL (the error state cleared): for the copies a model makes only when room allows.
+static void *vram_reserve(uint64_t need, uint64_t min_margin, unsigned frac) {
+    size_t free_b = 0, total_b = 0;
+    void *p = NULL;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return NULL;
+    const uint64_t margin = total_b / frac > min_margin ? total_b / frac : min_margin;
+    if ((uint64_t)free_b < need + margin || cudaMalloc(&p, need) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    return p;
+}
+
 // ---- Column copies (cmat, above) ----
 static bool col_type(int t) { return t == T_Q4_0 || t == T_Q8_0 || t == T_Q4_K || t == T_Q6_K; }
-static int col_qb(int t) { return t == T_Q6_K ? 12 : t == T_Q8_0 ? 16 : 8; }
+__host__ __device__ static int col_qb(int t) { return t == T_Q6_K ? 12 : t == T_Q8_0 ? 16 : 8; }
 
 // Bytes of each plane of the column copy of an n_out x n_in matrix of type t (each 256-aligned).
 static void col_planes(int t, int n_in, int n_out, uint64_t *q, uint64_t *sub, uint64_t *d) {
@@ -1571,7 +1585,7 @@ template <int TYPE> __global__ void k_colcopy(const dmat w, uint8_t *q, uint8_t 
     int v[16];
 #pragma unroll
     for (int j = 0; j < 16; j++) v[j] = native_q<TYPE>(row, 16 * u + j);
-    uint8_t *o = q + ((size_t)u * R + r) * (TYPE == T_Q6_K ? 12 : TYPE == T_Q8_0 ? 16 : 8);
+    uint8_t *o = q + ((size_t)u * R + r) * col_qb(TYPE);
     if constexpr (TYPE == T_Q8_0) {
 #pragma unroll
         for (int j = 0; j < 16; j++) o[j] = (uint8_t)v[j];
@@ -1758,8 +1772,8 @@ extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t ca
             n += snprintf(buf + n, cap - (size_t)n, "\n  head: staged %.2f / %.2f / %.2f, done %.2f / %.2f / %.2f us",
                           s->tl_head[1][0] * ph, s->tl_head[1][1] * ph, s->tl_head[1][2] * ph, s->tl_head[2][0] * ph,
                           s->tl_head[2][1] * ph, s->tl_head[2][2] * ph);
-        // With split-K the attention's and gate/up's barriers are gone: their arrive / release points are then
-        // the block's own time at the end of the phase.
+        // With split-K the attention's and gate/up's barriers are gone: their points are then the block's own
+        // times (attention done, its output quantized, wo done; gate/up done).
         if (n > 0 && (size_t)n < cap)
             snprintf(buf + n, cap - (size_t)n, "\n  wo and down: %s",
                      s->pd_sk ? "split-K over column copies (attention and wo one phase up to 128 cached positions, "
@@ -1978,10 +1992,6 @@ static bool pd_plan(cuda_session *s, int G, unsigned R, uint64_t *need) {
     return true;
 }
 
-// Decides whether single-token steps take the persistent kernel and sizes its grid: every block must be
-// resident at once (the grid-wide barriers), so the grid is the occupancy calculator's blocks per SM (at most
-// INFERNO_CUDA_PD_BLOCKS, default 1) times the SM count, launched cooperatively. False only on a CUDA error;
-// a model or card the kernel does not take just leaves it off.
 // The column copies of every GPU layer's wo and down (cmat) for the persistent kernel's split-K products: made
 // once a model, at the first session that takes the kernel, when every layer's two matrices have a type the
 // copies take and free VRAM exceeds their size by a margin (256 MiB or a twentieth of the card, whichever is
@@ -2004,14 +2014,7 @@ static bool col_acquire(cuda_session *s) {
                 need += q + sub + d;
             }
         }
-        size_t free_b = 0, total_b = 0;
-        if (ok && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) {
-            const uint64_t margin = total_b / 20 > (256ull << 20) ? total_b / 20 : (256ull << 20);
-            if ((uint64_t)free_b < need + margin || cudaMalloc(&m->col_buf, need) != cudaSuccess) {
-                cudaGetLastError();
-                m->col_buf = NULL;
-            }
-        }
+        if (ok) m->col_buf = vram_reserve(need, 256ull << 20, 20);
         if (m->col_buf) {
             uint8_t *p = (uint8_t *)m->col_buf;
             for (int l = 0; l < n_gpu; l++) {
@@ -2059,6 +2062,10 @@ extern "C" bool cuda_model_col_bytes(cuda_model *m, uint64_t *bytes) {
     return st != 0;
 }
 
+// Decides whether single-token steps take the persistent kernel and sizes its grid: every block must be
+// resident at once (the grid-wide barriers), so the grid is the occupancy calculator's blocks per SM (at most
+// INFERNO_CUDA_PD_BLOCKS, default 1) times the SM count, launched cooperatively. False only on a CUDA error;
+// a model or card the kernel does not take just leaves it off.
 static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     const cuda_model *m = s->m;
     const char *pe = getenv("INFERNO_CUDA_PERSIST"), *pb = getenv("INFERNO_CUDA_PD_BLOCKS");
@@ -2113,7 +2120,8 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     // model's column copies are asked for only when that fits.
     const char *psk = getenv("INFERNO_CUDA_PD_SPLITK"), *pr = getenv("INFERNO_CUDA_PD_RING"),
                *pnw = getenv("INFERNO_CUDA_PD_NW");
-    const int sk_umax = ((F / 16 + n_sm - 1) / n_sm) > m->head_dim / 16 ? (F / 16 + n_sm - 1) / n_sm : m->head_dim / 16;
+    const int sk_units = (F / 16 + n_sm - 1) / n_sm; // of down's columns a block takes at most (or a head's of wo)
+    const int sk_umax = sk_units > m->head_dim / 16 ? sk_units : m->head_dim / 16;
     const bool nw = !(pnw && !strcmp(pnw, "0"));
     const size_t sk_at = align_up(s->pd_smem, 16), sk_end = sk_at + PD_THREADS * 16 + (size_t)sk_umax * (64 + 16 + 8),
                  nw_at = align_up(sk_end, 16), sk_smem = nw ? nw_at + (size_t)E * 4 : sk_end;
@@ -2779,15 +2787,7 @@ static void f16_cache_acquire(cuda_session *s) {
             }
             need = off;
             if (pass == 1) break;
-            size_t free_b = 0, total_b = 0;
-            const uint64_t margin_min = 1ull << 30;
-            if ((env && !strcmp(env, "0")) || need == 0 || cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) break;
-            const uint64_t margin = total_b / 10 > margin_min ? total_b / 10 : margin_min;
-            if ((uint64_t)free_b < need + margin || cudaMalloc(&m->f16_buf, need) != cudaSuccess) {
-                cudaGetLastError();
-                m->f16_buf = NULL;
-                break;
-            }
+            if ((env && !strcmp(env, "0")) || need == 0 || !(m->f16_buf = vram_reserve(need, 1ull << 30, 10))) break;
             m->f16_bytes = need;
         }
         if (m->f16_buf) {

@@ -207,11 +207,7 @@ __device__ __forceinline__ void pd_red4(float *p, float4 v) {
 
 // dp4a of a unit's 16 nibbles (two words: byte j = value j | value j + 8 << 4) with its 16 activations.
 __device__ __forceinline__ int sk_nib(unsigned w0, unsigned w1, int4 a) {
-    const unsigned M = 0x0F0F0F0Fu;
-    int s = __dp4a((int)(w0 & M), a.x, 0);
-    s = __dp4a((int)(w1 & M), a.y, s);
-    s = __dp4a((int)((w0 >> 4) & M), a.z, s);
-    return __dp4a((int)((w1 >> 4) & M), a.w, s);
+    return dot_nib(make_uint4(w0, w1, w0 >> 4, w1 >> 4), a, 0, 0);
 }
 
 // acc[j] += row r + j, unit u of W . the unit's activations (a: 8-bit values, hs: scale, hsum: their sum).
@@ -248,14 +244,13 @@ __device__ __forceinline__ void sk_quad(const cmat &W, int r, int u, int4 a, flo
         const uint2 dv = __ldg((const uint2 *)(W.d + (size_t)(u >> 4) * R + (size_t)r));
         const float2 d01 = h2f(dv.x), d23 = h2f(dv.y);
         const float d[4] = {d01.x, d01.y, d23.x, d23.y};
-        const unsigned M = 0x0F0F0F0Fu, H = 0x30303030u;
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             const unsigned w0 = w[3 * j], w1 = w[3 * j + 1], h = w[3 * j + 2];
-            int s = __dp4a((int)((w0 & M) | ((h << 4) & H)), a.x, 0);
-            s = __dp4a((int)((w1 & M) | ((h << 2) & H)), a.y, s);
-            s = __dp4a((int)(((w0 >> 4) & M) | (h & H)), a.z, s);
-            s = __dp4a((int)(((w1 >> 4) & M) | ((h >> 2) & H)), a.w, s);
+            // The same bit layout as the row format's lane pieces: q6_word builds values 4k .. 4k + 3.
+            const int4 q = make_int4(q6_word(w0, w1, h, 0), q6_word(w0, w1, h, 1), q6_word(w0, w1, h, 2),
+                                     q6_word(w0, w1, h, 3));
+            const int s = dot_i8(q, a, 0);
             acc[j] += hs * d[j] * (float)(int8_t)(sc >> (8 * j)) * (float)(s - 32 * hsum);
         }
     } else { // Q8_0
