@@ -636,7 +636,7 @@ inf_status llama_forward(inf_session *s, const inf_batch *b) {
         cuda_batch cb = {.n_tokens = b->n_tokens, .n_out = n_out, .x = s->x, .rope = s->rope, .pos = b->pos,
                          .seq = b->seq_id, .cell = s->cells, .out_row = s->out_row};
         char err[256];
-        if (!cuda_forward(s->gpu, &cb, s->logits, s->embeddings ? s->embd : NULL, err, sizeof err))
+        if (!cuda_forward(s->gpu, &cb, s->logits, &s->logits_row, s->embeddings ? s->embd : NULL, err, sizeof err))
             return inf_fail(INF_ERR_INTERNAL, "GPU forward step: %s", err);
         // The first large batch makes the model's F16 weight copies or declines them: say what they took, once
         // (and stop asking once it is decided either way).

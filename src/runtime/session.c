@@ -234,27 +234,34 @@ inf_status inf_session_decode(inf_session *s, const inf_batch *b) {
         s->out_row[i] = want ? row++ : -1;
     }
     s->n_last = b->n_tokens;
+    s->logits_row = NULL;
     return llama_forward(s, b);
 }
 
-const float *inf_session_logits(const inf_session *s, int i) {
+// The output row of batch index i (i < 0: the last token with one), or -1.
+static int output_row(const inf_session *s, int i) {
     if (i < 0) {
         for (int j = s->n_last - 1; j >= 0; j--)
-            if (s->out_row[j] >= 0) return s->logits + (size_t)s->out_row[j] * (size_t)s->model->hp.n_vocab;
-        return NULL;
+            if (s->out_row[j] >= 0) return s->out_row[j];
+        return -1;
     }
-    if (i >= s->n_last || s->out_row[i] < 0) return NULL;
-    return s->logits + (size_t)s->out_row[i] * (size_t)s->model->hp.n_vocab;
+    return i < s->n_last ? s->out_row[i] : -1;
+}
+
+const float *inf_session_logits(const inf_session *s, int i) {
+    int row = output_row(s, i);
+    if (row < 0) return NULL;
+    if (s->logits_row) return s->logits_row; // a step of one output row on the GPU
+    return s->logits + (size_t)row * (size_t)s->model->hp.n_vocab;
 }
 
 void inf_session_set_embeddings(inf_session *s, bool on) { s->embeddings = on; }
 
 const float *inf_session_embedding(const inf_session *s, int i) {
     if (!s->embeddings || !s->embd) return NULL;
-    const float *lg = inf_session_logits(s, i);
-    if (!lg) return NULL;
-    size_t row = (size_t)(lg - s->logits) / (size_t)s->model->hp.n_vocab;
-    return s->embd + row * (size_t)s->model->hp.n_embd;
+    int row = output_row(s, i);
+    if (row < 0) return NULL;
+    return s->embd + (size_t)row * (size_t)s->model->hp.n_embd;
 }
 
 int inf_model_n_embd(const inf_model *m) { return m->hp.n_embd; }

@@ -41,6 +41,7 @@ struct inf_session {
 
     float *logits;      // (n_outputs, n_vocab)
     size_t logits_rows; // capacity in rows
+    const float *logits_row; // the last step's one row of logits where the GPU left it (pinned), else NULL
     int32_t *out_row;   // (n_batch) output row of each batch token, -1 when none
     bool embeddings;    // keep the final-norm hidden states of output rows
     float *embd;        // (n_outputs, n_embd) when embeddings is on

@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 // ggml type ids (quant/quant.h, which is C11 and not included here).
 enum { T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q8_0 = 8, T_Q4_K = 12, T_Q6_K = 14 };
@@ -1711,10 +1712,20 @@ struct cuda_session {
     bool prof_graph;
     double graph_ms;
     long graph_steps;
+    // and the host's share of each replayed step (us): from entering cuda_forward to the launch's return, the
+    // wait for the step, and the caller's own time from the previous step's return to this one's entry
+    double host_launch, host_wait, host_between, host_prev;
+    long host_gaps;
     float *h_x, *h_rope;
     float *h_logits; // pinned: one row of logits (steps with one output row copy through it: a DMA, not a staged
                      // copy; H100 tg128 Q4_K_M +1%)
     int32_t *h_ints;
+    // The persistent kernel's one-token steps: x, RoPE pairs and ints packed (in1_floats) in pinned memory
+    // (h_in1) and on the device (d_in1): one upload; the kernel enters the token's cell itself (no scatter
+    // kernel) and, with pd_host_logits, writes the logits straight into h_logits (no download).
+    float *h_in1, *d_in1;
+    bool pd_host_logits;
+    float *d_h_logits; // h_logits as the device sees it
     cudaGraphExec_t graph; // decode step of one token with one output row
     bool graph_tried, use_graph;
     // INFERNO_CUDA_PROFILE=1: an event after every op of every step (graphs off), summed per op
@@ -1732,6 +1743,12 @@ static void prof_mark(cuda_session *s, int op) {
     cudaEventRecord(s->ev[s->n_ev++], s->stream);
 }
 
+static double host_us(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e6 + (double)t.tv_nsec * 1e-3;
+}
+
 // After a synchronized step: adds each op's time (from the previous event to its own).
 static void prof_collect(cuda_session *s) {
     for (int i = 1; i < s->n_ev; i++) {
@@ -1744,8 +1761,12 @@ static void prof_collect(cuda_session *s) {
 
 extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t cap) {
     if (s && s->prof_graph && s->graph_steps) {
-        snprintf(buf, cap, "GPU profile: %ld decode graph replays, %.1f us of GPU time each", s->graph_steps,
-                 1e3 * s->graph_ms / (double)s->graph_steps);
+        const double n = (double)s->graph_steps;
+        snprintf(buf, cap,
+                 "GPU profile: %ld decode graph replays, %.1f us of GPU time each; host a replay: %.1f us to launch "
+                 "it, %.1f us waiting for it, %.1f us in the caller between steps",
+                 s->graph_steps, 1e3 * s->graph_ms / n, s->host_launch / n, (s->host_wait - s->host_launch) / n,
+                 s->host_gaps ? s->host_between / (double)s->host_gaps : 0.0);
         return true;
     }
     if (s && s->pd_timeline && s->tl_n) {
@@ -1810,9 +1831,13 @@ extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t ca
     return true;
 }
 
+// The persistent kernel's inputs of a one-token step, packed for one upload: x (E), the RoPE pairs (n_rot), then
+// pos, seq, cell, out_row as int32.
+static uint64_t in1_floats(int E, int n_rot) { return (uint64_t)E + (uint64_t)n_rot + 4; }
+
 // Sizes of the compute buffers, in the order session_init lays them out.
 typedef struct {
-    uint64_t x, xb, q, kv, hb, rope, logits, ints, seq_cells, att, xq, xds, hq, hds, qkv, gu, xh, scratch, cnt;
+    uint64_t x, xb, q, kv, hb, rope, logits, ints, seq_cells, att, xq, xds, hq, hds, qkv, gu, xh, scratch, cnt, in1;
 } compute_sizes;
 
 static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
@@ -1840,12 +1865,13 @@ static compute_sizes compute_sizes_of(const cuda_model_desc *d, int n_ctx, int n
     c.xh = align_up(B * max_u64(EQ, F) * 2, ALIGN);
     c.scratch = align_up(E * max_u64(Q, F) * 2, ALIGN); // the largest layer matrix; the head goes in row chunks
     c.cnt = align_up((1 + B * (uint64_t)d->n_head + 2 + (uint64_t)d->n_head_kv) * 4, ALIGN);
+    c.in1 = align_up(in1_floats(d->n_embd, d->n_rot) * 4, ALIGN);
     return c;
 }
 
 static uint64_t compute_total(const compute_sizes *c) {
     return c->x + c->xb + c->q + 2 * c->kv + c->hb + c->rope + c->logits + c->ints + c->seq_cells + c->att + c->xq +
-           c->xds + c->hq + c->hds + c->qkv + c->gu + c->xh + c->scratch + c->cnt;
+           c->xds + c->hq + c->hds + c->qkv + c->gu + c->xh + c->scratch + c->cnt + c->in1;
 }
 
 extern "C" void cuda_session_bytes(const cuda_model_desc *d, int n_ctx, int n_batch, int n_seq, uint64_t *kv_bytes,
@@ -2224,6 +2250,14 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
             return false;
         }
     }
+    // The head's rows of a block gathered after the output norm's input in xs_f (max_in - E floats there), then
+    // written straight into the pinned logits row.
+    const int head_rows = (m->n_vocab + s->pd_grid - 1) / s->pd_grid;
+    void *dh = NULL;
+    s->pd_host_logits = !s->pd_ring && head_rows <= max_in - E &&
+                        cudaHostGetDevicePointer(&dh, s->h_logits, 0) == cudaSuccess && dh;
+    s->d_h_logits = (float *)dh;
+    cudaGetLastError();
     s->persist = true;
     return true;
 }
@@ -2263,7 +2297,8 @@ extern "C" bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_s
     cuda_session_bytes(&d, n_ctx, n_batch, n_seq, &kv_bytes, &compute_bytes);
     compute_sizes c = compute_sizes_of(&d, n_ctx, n_batch, n_seq);
     uint64_t B = (uint64_t)n_batch;
-    uint64_t host_bytes = B * ((uint64_t)m->n_embd + (uint64_t)m->n_rot + 4) * 4 + (uint64_t)m->n_vocab * 4;
+    uint64_t host_bytes = B * ((uint64_t)m->n_embd + (uint64_t)m->n_rot + 4) * 4 + (uint64_t)m->n_vocab * 4 +
+                          in1_floats(m->n_embd, m->n_rot) * 4;
     char what[96];
     snprintf(what, sizeof what, "cudaMalloc KV cache (%.1f MiB)", (double)kv_bytes / (1024.0 * 1024.0));
     if (!cu_ok(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking), "cudaStreamCreate", err, cap) ||
@@ -2302,10 +2337,12 @@ extern "C" bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_s
     s->scratch = (__half *)p, p += c.scratch;
     s->scratch_elems = c.scratch / 2;
     s->counters = (unsigned *)p, p += c.cnt;
+    s->d_in1 = (float *)p, p += c.in1;
     s->h_x = (float *)s->host;
     s->h_rope = s->h_x + B * (uint64_t)m->n_embd;
     s->h_ints = (int32_t *)(s->h_rope + B * (uint64_t)m->n_rot);
     s->h_logits = (float *)(s->h_ints + B * 4);
+    s->h_in1 = s->h_logits + m->n_vocab;
     // Unwritten table entries are never read (a token reads positions its sequence has written), but a
     // defined value keeps a bad index visible as cell 0 instead of garbage.
     if (!cu_ok(cudaMemset(s->seq_cells, 0, c.seq_cells), "cudaMemset", err, cap) ||
@@ -2888,10 +2925,12 @@ static void launch_persistent(cuda_session *s) {
     a.max_in = a.E > a.Q ? a.E : a.Q;
     if (a.F > a.max_in) a.max_in = a.F;
     a.eps = m->rms_eps, a.att_scale = 1.0f / sqrtf((float)m->head_dim);
-    a.x = s->x, a.rope = s->rope, a.ints = s->ints, a.seq_cells = s->seq_cells;
+    a.x = s->d_in1, a.rope = s->d_in1 + a.E, a.ints = (const int32_t *)(s->d_in1 + a.E + a.n_rot);
+    a.seq_cells = s->seq_cells;
     a.x2 = s->x2, a.sk = s->pd_sk, a.sk_at = s->pd_sk_at, a.sk_umax = s->pd_sk_umax, a.nw_at = s->pd_nw_at;
     a.kc = s->k_cache, a.vc = s->v_cache;
-    a.q = s->q, a.att = s->att, a.xb = s->xb, a.hb = s->hb, a.logits = s->logits;
+    a.q = s->q, a.att = s->att, a.xb = s->xb, a.hb = s->hb;
+    a.logits = s->pd_host_logits ? s->d_h_logits : s->logits, a.head_stage = s->pd_host_logits;
     a.max_splits = s->pd_max_splits;
     a.wts_at = (int)s->pd_wts_at;
     a.prefetch = s->pd_prefetch;
@@ -2921,18 +2960,33 @@ static void launch_persistent(cuda_session *s) {
 
 // Enqueues the whole step (everything after the uploads of x, rope and ints).
 static bool enqueue_step(cuda_session *s, int T, int n_out, bool one_seq, char *err, size_t cap) {
+    if (s->persist && T == 1 && n_out == 1) { // the kernel enters the token's cell itself
+        prof_mark(s, OP_UPLOAD);
+        launch_persistent(s);
+        return true;
+    }
     k_scatter_cells<<<(T + 255) / 256, 256, 0, s->stream>>>(s->ints, T, s->seq_cells, s->n_ctx);
     prof_mark(s, OP_UPLOAD);
     if (s->gemm_min > 0 && T >= s->gemm_min) return enqueue_gemm(s, T, n_out, one_seq, err, cap);
-    if (s->persist && T == 1 && n_out == 1) launch_persistent(s);
-    else if (s->mmvq) enqueue_mmvq(s, T, n_out);
+    if (s->mmvq) enqueue_mmvq(s, T, n_out);
     else enqueue_legacy(s, T, n_out);
     return true;
 }
 
+// Steps the persistent kernel takes: one token, one output row.
+static bool persistent_step(const cuda_session *s, int T, int n_out) { return s->persist && T == 1 && n_out == 1; }
+
 static bool upload_batch(cuda_session *s, const cuda_batch *b) {
     const cuda_model *m = s->m;
     int T = b->n_tokens;
+    if (persistent_step(s, T, b->n_out)) {
+        float *x = s->h_in1, *rope = x + m->n_embd;
+        int32_t *ints = (int32_t *)(rope + m->n_rot);
+        memcpy(x, b->x, (size_t)m->n_embd * sizeof(float));
+        memcpy(rope, b->rope, (size_t)m->n_rot * sizeof(float));
+        ints[0] = b->pos[0], ints[1] = b->seq[0], ints[2] = b->cell[0], ints[3] = b->out_row[0];
+        return true;
+    }
     memcpy(s->h_x, b->x, (size_t)T * m->n_embd * sizeof(float));
     memcpy(s->h_rope, b->rope, (size_t)T * m->n_rot * sizeof(float));
     memcpy(s->h_ints, b->pos, (size_t)T * 4);
@@ -2942,16 +2996,22 @@ static bool upload_batch(cuda_session *s, const cuda_batch *b) {
     return true;
 }
 
-static void enqueue_uploads(cuda_session *s, int T) {
+static void enqueue_uploads(cuda_session *s, int T, int n_out) {
     const cuda_model *m = s->m;
+    if (persistent_step(s, T, n_out)) {
+        cudaMemcpyAsync(s->d_in1, s->h_in1, in1_floats(m->n_embd, m->n_rot) * 4, cudaMemcpyHostToDevice, s->stream);
+        return;
+    }
     cudaMemcpyAsync(s->x, s->h_x, (size_t)T * m->n_embd * sizeof(float), cudaMemcpyHostToDevice, s->stream);
     cudaMemcpyAsync(s->rope, s->h_rope, (size_t)T * m->n_rot * sizeof(float), cudaMemcpyHostToDevice, s->stream);
     cudaMemcpyAsync(s->ints, s->h_ints, (size_t)T * 16, cudaMemcpyHostToDevice, s->stream);
 }
 
-extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits, float *embd, char *err,
-                             size_t cap) {
+extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits, const float **row, float *embd,
+                             char *err, size_t cap) {
     const cuda_model *m = s->m;
+    const double t_enter = s->prof_graph ? host_us() : 0.0;
+    if (row) *row = NULL;
     int T = b->n_tokens;
     if (T <= 0 || T > s->n_batch) {
         snprintf(err, cap, "GPU step of %d tokens exceeds the session's batch %d", T, s->n_batch);
@@ -2983,7 +3043,7 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
         cudaGraph_t g = NULL;
         bool ok = cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal) == cudaSuccess;
         if (ok) {
-            enqueue_uploads(s, 1);
+            enqueue_uploads(s, 1, 1);
             char cerr[8];
             bool enq = enqueue_step(s, 1, 1, true, cerr, sizeof cerr);
             ok = cudaStreamEndCapture(s->stream, &g) == cudaSuccess && g && enq && s->launch_err == cudaSuccess;
@@ -3006,9 +3066,10 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
         }
         if (!cu_ok(cudaGraphLaunch(s->graph, s->stream), "cudaGraphLaunch", err, cap)) return false;
         if (timed) timed = cudaEventRecord(s->ev[1], s->stream) == cudaSuccess;
+        if (timed) s->host_launch += host_us() - t_enter;
     } else {
         prof_mark(s, OP_START);
-        enqueue_uploads(s, T);
+        enqueue_uploads(s, T, b->n_out);
         if (!enqueue_step(s, T, b->n_out, one_seq, err, cap)) {
             cudaStreamSynchronize(s->stream);
             return false;
@@ -3016,11 +3077,14 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
         if (!cu_ok(s->launch_err, "cudaLaunchKernelEx", err, cap) || !cu_ok(cudaGetLastError(), "kernel launch", err, cap))
             return false;
     }
-    const bool via_pinned = b->n_out == 1;
+    // One row of logits comes back through the pinned buffer (a DMA; the persistent kernel writes it there
+    // itself), and the caller reads it there when it asks to.
+    const bool via_pinned = b->n_out == 1, written = via_pinned && s->pd_host_logits && persistent_step(s, T, 1);
     if (b->n_out > 0) {
-        if (!cu_ok(cudaMemcpyAsync(via_pinned ? s->h_logits : logits, s->logits, (size_t)b->n_out * m->n_vocab * sizeof(float),
-                                   cudaMemcpyDeviceToHost, s->stream),
-                   "cudaMemcpy (logits)", err, cap))
+        if (!written && !cu_ok(cudaMemcpyAsync(via_pinned ? s->h_logits : logits, s->logits,
+                                               (size_t)b->n_out * m->n_vocab * sizeof(float), cudaMemcpyDeviceToHost,
+                                               s->stream),
+                               "cudaMemcpy (logits)", err, cap))
             return false;
         if (embd && !cu_ok(cudaMemcpyAsync(embd, s->xb, (size_t)b->n_out * m->n_embd * sizeof(float),
                                            cudaMemcpyDeviceToHost, s->stream),
@@ -3028,11 +3092,20 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
             return false;
     }
     if (!cu_ok(cudaStreamSynchronize(s->stream), "GPU forward step", err, cap)) return false;
-    if (via_pinned) memcpy(logits, s->h_logits, (size_t)m->n_vocab * sizeof(float));
+    if (via_pinned && row) *row = s->h_logits;
+    else if (via_pinned) memcpy(logits, s->h_logits, (size_t)m->n_vocab * sizeof(float));
     if (s->prof) prof_collect(s);
     if (s->pd_trace && s->persist && T == 1 && b->n_out == 1) pd_collect(s);
     if (s->pd_tl && s->persist && T == 1 && b->n_out == 1) tl_collect(s);
     float ms = 0.0f;
-    if (timed && cudaEventElapsedTime(&ms, s->ev[0], s->ev[1]) == cudaSuccess) s->graph_ms += ms, s->graph_steps++;
+    if (timed && cudaEventElapsedTime(&ms, s->ev[0], s->ev[1]) == cudaSuccess) {
+        const double t_end = host_us();
+        s->graph_ms += ms, s->graph_steps++;
+        s->host_wait += t_end - t_enter; // the launch's share is taken off when printed
+        if (s->host_prev > 0.0) s->host_between += t_enter - s->host_prev, s->host_gaps++;
+        s->host_prev = t_end;
+    } else if (s->prof_graph) {
+        s->host_prev = 0.0; // not a replay: the next gap is not the caller's between two steps
+    }
     return true;
 }

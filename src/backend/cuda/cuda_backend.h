@@ -90,12 +90,15 @@ void cuda_session_free(cuda_session *s);
 // (n_tokens, n_rot) cos/sin pairs; pos/seq/cell: each token's position, sequence and KV cell; out_row: its
 // output row or -1. Writes n_out rows of logits (n_vocab floats each) and, when embd is not NULL, the
 // final-norm hidden states (n_out rows of n_embd). Tokens of a sequence must follow its cached positions.
+// With row not NULL, a step of one output row leaves logits alone and points *row at the session's pinned copy
+// of it instead (valid until the session's next step or its end); else *row is set to NULL.
 typedef struct {
     int n_tokens, n_out;
     const float *x, *rope;
     const int32_t *pos, *seq, *cell, *out_row;
 } cuda_batch;
-bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits, float *embd, char *err, size_t cap);
+bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits, const float **row, float *embd, char *err,
+                  size_t cap);
 
 // With INFERNO_CUDA_PROFILE=1 in the environment (graphs then off), each op of each step is timed with
 // events; this writes the per-op totals as one line. False when profiling is off or nothing ran.

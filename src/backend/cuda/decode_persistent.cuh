@@ -64,13 +64,16 @@ typedef struct {
                                // from global memory by the stage)
     const float *rope;         // (n_rot) cos/sin pairs of the token's position
     const int32_t *ints;       // pos, seq, cell, out_row of the one token
-    const int32_t *seq_cells;  // (n_seq, n_ctx) cell of each position
+    int32_t *seq_cells;        // (n_seq, n_ctx) cell of each position; every block enters the token's own at
+                               // its start (the same value: no ordering between blocks needed)
     __half *kc, *vc;           // layer 0 of the GPU layers' cache; layer l at + l * n_ctx * KV
     float *q;                  // (Q)
     float *att;                // partials (n_head, splits, hd + 2)
     float *xb;                 // the attention output (Q) of one-split steps; at the end the final-norm state (E)
     float *hb;                 // SwiGLU output (F)
-    float *logits;             // (n_vocab)
+    float *logits;             // (n_vocab); pinned host memory when head_stage (written once, in whole lines)
+    int head_stage;            // the block's head rows gathered in shared memory after the output norm's input
+                               // (xs_f + E) and written out together
     unsigned *bar;             // [0] barrier arrivals, [1] blocks done; zero between launches
     unsigned *kv_ready;        // (n_head_kv) q/k/v pairs written a KV head over the step's layers, zero
                                // between launches (INFERNO_CUDA_PD_FLAGS=1); NULL: a grid barrier after qkv
@@ -181,6 +184,28 @@ __device__ void pd_matvec2(const dmat &w, const xop &x, float *y, int gw, int nw
             if (r + nw < w.n_out) y[r + nw] = v1;
         }
     }
+}
+
+// The head for logits in pinned host memory: the block's contiguous rows [h0, h1) (two a warp in flight, as
+// pd_matvec2) into stage (shared), then written out by all threads at once: whole lines across the bus instead
+// of one transaction a row.
+__device__ void pd_head_block(const dmat &w, const xop &x, float *y, float *stage, int warp, int lane) {
+    const int n = w.n_out;
+    const int h0 = (int)((long long)n * blockIdx.x / gridDim.x), h1 = (int)((long long)n * (blockIdx.x + 1) / gridDim.x);
+    for (int r = h0 + warp; r < h1; r += 2 * PD_WARPS) {
+        const int r1 = min(r + PD_WARPS, h1 - 1);
+        const uint8_t *const wr[2] = {pd_row(w, r), pd_row(w, r1)};
+        const __half *const sr[2] = {pd_srow(w, r), pd_srow(w, r1)};
+        float acc[2][1] = {{0.0f}, {0.0f}};
+        pd_dot<2>(w.type, wr, sr, x, lane, acc);
+        const float v0 = warp_sum(acc[0][0]), v1 = warp_sum(acc[1][0]);
+        if (lane == 0) {
+            stage[r - h0] = v0;
+            if (r + PD_WARPS < h1) stage[r + PD_WARPS - h0] = v1;
+        }
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < h1 - h0; i += PD_THREADS) y[h0 + i] = stage[i];
 }
 
 // ---- Split-K products over column copies (cmat, cuda_backend.cu) ----
@@ -735,6 +760,7 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
     // The residual rows the block owns in wo and down (the same split of E rows; pd_plan).
     const int res0 = (int)((unsigned)a.E * blockIdx.x / gridDim.x), res1 = (int)((unsigned)a.E * (blockIdx.x + 1) / gridDim.x);
     const int cell = a.ints[2];
+    if (threadIdx.x == 0) a.seq_cells[(size_t)a.ints[1] * a.n_ctx + a.ints[0]] = cell; // read after a __syncthreads
     int n_jobs = 0;
     if constexpr (RING) {
         dlayer *tab = (dlayer *)(pd_smem + a.tab_at);
@@ -1042,6 +1068,7 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
         for (int i = threadIdx.x; i < E; i += PD_THREADS) a.xb[i] = xs_f[i];
     if constexpr (RING)
         PD_JOBS(a.n_layers, PD_PH_HEAD, pd_ring_rows(pd_job_seg(a, layers, J, 0), base, xop{xs_q, xs_ds, xs_f, E}, a.logits, nullptr, 0, warp, lane));
+    else if (a.head_stage) pd_head_block(a.output, xop{xs_q, xs_ds, xs_f, E}, a.logits, xs_f + E, warp, lane);
     else pd_matvec2(a.output, xop{xs_q, xs_ds, xs_f, E}, a.logits, gw, nw, lane);
 #undef PD_JOBS
 #undef PD_SYNC
