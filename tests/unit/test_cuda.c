@@ -8,9 +8,10 @@
 // fusions (INFERNO_CUDA_FUSE=1) and the per-op decode kernels (INFERNO_CUDA_PERSIST=0) on two types each;
 // the persistent kernel's opt-in prefetch and KV-head counters on one type; its opt-in weight ring
 // (INFERNO_CUDA_PD_RING=1) on five types, the long prompt and a small ring; the persistent kernel on F16
-// weights (INFERNO_CUDA_PERSIST=1), also over the long prompt (its attention merge past 128 positions); its
-// split-K wo and down (the default for every quantized type above) over the long prompt of a quantized
-// model, and the same by rows (INFERNO_CUDA_PD_SPLITK=0), each with a timeline that must say which ran.
+// weights with the ring, also over the long prompt (its attention merge past 128 positions); its split-K wo
+// and down (the default for every quantized type and F16 above) over the long prompt of a quantized and the
+// F16 model, and the same by rows (INFERNO_CUDA_PD_SPLITK=0), with timelines that must say which ran; F16
+// through the per-op kernels (INFERNO_CUDA_PERSIST=0).
 // Skips (77) with the reason when the build has no CUDA backend or no device is found.
 //
 // Normalized MSE = sum((gpu - cpu)^2) / sum((cpu - mean(cpu))^2) over the compared logits: 0 is identical,
@@ -499,11 +500,20 @@ int main(void) {
     check_type(dir, &cases[3]);  // micro-Q8_0
     unsetenv("INFERNO_CUDA_PD_RING_KB");
     unsetenv("INFERNO_CUDA_PD_RING");
-    // F16 weights take the per-op kernels by default; the persistent kernel on them when asked.
-    setenv("INFERNO_CUDA_PERSIST", "1", 1);
-    printf("with INFERNO_CUDA_PERSIST=1:\n");
+    // F16 weights: the persistent kernel with split-K wo and down over F16 column copies by default (the
+    // timeline must say so), by rows, and the per-op kernels.
+    printf("micro-F16 with INFERNO_CUDA_PROFILE=4:\n");
+    check_type_profiled(dir, &cases[1], "4");
+    check_timeline(profile_line);
+    CHECK_MSG(strstr(profile_line, "wo and down: split-K") != NULL, "F16 split-K not used: '%.300s'", profile_line);
+    setenv("INFERNO_CUDA_PD_SPLITK", "0", 1);
+    printf("with INFERNO_CUDA_PD_SPLITK=0:\n");
     check_type(dir, &cases[1]); // micro-F16
-    check_long(dir, &cases[1]);            // micro-F16
+    unsetenv("INFERNO_CUDA_PD_SPLITK");
+    setenv("INFERNO_CUDA_PERSIST", "0", 1);
+    printf("with INFERNO_CUDA_PERSIST=0:\n");
+    check_type(dir, &cases[1]); // micro-F16
+    check_long(dir, &cases[1]);
     unsetenv("INFERNO_CUDA_PERSIST");
     check_greedy(dir, 999);
     check_greedy(dir, 3);

@@ -164,10 +164,11 @@ typedef struct {
 //   Q4_0, Q4_K (qb 8): byte j = value j | value (j + 8) << 4 (values 0..15);
 //   Q6_K (qb 12): the low nibbles as above, then a word whose byte i, bits 2k..2k+1, are the high bits of value
 //                 4k + i (values 0..63);
-//   Q8_0 (qb 16): the 16 int8 values.
+//   Q8_0 (qb 16): the 16 int8 values;
+//   F16 (qb 32): the 16 halves.
 // sub: Q4_K the 6-bit (scale, min) pair of each 32 columns, [u / 2][row] (2 bytes); Q6_K the int8 scale of each
 // unit, [u][row]; else NULL. d: Q4_K (d, dmin) of each 256 columns, [u / 16][row] (2 halves); Q6_K d of each 256,
-// [u / 16][row]; Q4_0 and Q8_0 d of each 32, [u / 2][row]. Weights: Q4_K d * sc * q - dmin * m; Q6_K
+// [u / 16][row]; Q4_0 and Q8_0 d of each 32, [u / 2][row]; F16 none. Weights: Q4_K d * sc * q - dmin * m; Q6_K
 // d * sc * (q - 32); Q4_0 d * (q - 8); Q8_0 d * q (the file's values exactly).
 typedef struct {
     int type, n_in, n_out; // type 0 (T_F32): no copy
@@ -1544,16 +1545,18 @@ static void *vram_reserve(uint64_t need, uint64_t min_margin, unsigned frac) {
 }
 
 // ---- Column copies (cmat, above) ----
-static bool col_type(int t) { return t == T_Q4_0 || t == T_Q8_0 || t == T_Q4_K || t == T_Q6_K; }
-__host__ __device__ static int col_qb(int t) { return t == T_Q6_K ? 12 : t == T_Q8_0 ? 16 : 8; }
+static bool col_type(int t) { return t == T_Q4_0 || t == T_Q8_0 || t == T_Q4_K || t == T_Q6_K || t == T_F16; }
+__host__ __device__ static int col_qb(int t) { return t == T_F16 ? 32 : t == T_Q6_K ? 12 : t == T_Q8_0 ? 16 : 8; }
 
 // Bytes of each plane of the column copy of an n_out x n_in matrix of type t (each 256-aligned).
 static void col_planes(int t, int n_in, int n_out, uint64_t *q, uint64_t *sub, uint64_t *d) {
     const uint64_t U = (uint64_t)n_in / 16, R = (uint64_t)n_out;
     *q = align_up(U * R * (uint64_t)col_qb(t), ALIGN);
     *sub = t == T_Q4_K ? align_up(U / 2 * R * 2, ALIGN) : t == T_Q6_K ? align_up(U * R, ALIGN) : 0;
-    *d = t == T_Q4_K ? align_up(U / 16 * R * 4, ALIGN) : t == T_Q6_K ? align_up(U / 16 * R * 2, ALIGN)
-                                                                       : align_up(U / 2 * R * 2, ALIGN);
+    *d = t == T_Q4_K ? align_up(U / 16 * R * 4, ALIGN)
+         : t == T_Q6_K ? align_up(U / 16 * R * 2, ALIGN)
+         : t == T_F16  ? 0
+                       : align_up(U / 2 * R * 2, ALIGN);
 }
 
 // Integer value of column c of row r of a device matrix (layouts above), for the column copy.
@@ -1621,6 +1624,17 @@ template <int TYPE> __global__ void k_colcopy(const dmat w, uint8_t *q, uint8_t 
     } else if ((u & 1) == 0) {
         d[(size_t)(u >> 1) * R + r] = w.s[(size_t)r * w.spitch + (u >> 1)];
     }
+}
+
+// The F16 form: a (row, unit)'s 32 bytes as they are.
+__global__ void k_colcopy_f16(const dmat w, uint8_t *q) {
+    const int R = w.n_out, U = w.n_in / 16;
+    const size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (size_t)R * U) return;
+    const int u = (int)(idx / R), r = (int)(idx - (size_t)u * R);
+    const uint4 *src = (const uint4 *)(w.d + (uint64_t)r * w.pitch + (size_t)u * 32);
+    uint4 *dst = (uint4 *)(q + ((size_t)u * R + r) * 32);
+    dst[0] = src[0], dst[1] = src[1];
 }
 
 // h = silu(gate) * up from the GEMM's (T, 2F) output (gate in columns [0, F), up in [F, 2F)), as F32 and F16.
@@ -2060,6 +2074,7 @@ static bool col_acquire(cuda_session *s) {
                     case T_Q4_K: k_colcopy<T_Q4_K><<<grid, 256, 0, s->stream>>>(*w, qp, sp, dp); break;
                     case T_Q6_K: k_colcopy<T_Q6_K><<<grid, 256, 0, s->stream>>>(*w, qp, sp, dp); break;
                     case T_Q4_0: k_colcopy<T_Q4_0><<<grid, 256, 0, s->stream>>>(*w, qp, sp, dp); break;
+                    case T_F16: k_colcopy_f16<<<grid, 256, 0, s->stream>>>(*w, qp); break;
                     default: k_colcopy<T_Q8_0><<<grid, 256, 0, s->stream>>>(*w, qp, sp, dp); break;
                     }
                     *cs[i] = cmat{w->type, w->n_in, w->n_out, qp, sp, dp};
@@ -2105,14 +2120,14 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     if ((pe && !strcmp(pe, "0")) || !s->mmvq || E % 32 || Q % 32 || F % 32 || m->head_dim % 32 ||
         m->n_layer - m->layer0 <= 0 || E > PD_STAGE_MAX || F > PD_STAGE_MAX)
         return true;
-    // F16 and F32 weights (F32 activations, FMA per weight) measured faster through the per-op kernels on an
-    // H100 (tg128 F16 747 against 730 t/s): the persistent kernel takes models with quantized layers only.
+    // F32 weights go through the per-op kernels unless INFERNO_CUDA_PERSIST=1 (F16 did too until the kernel
+    // beat them: H100 tg128 F16 796 against 745 t/s by rows, bench/NOTES.md CUDA step 12).
     if (!(pe && !strcmp(pe, "1")))
         for (int l = 0; l < m->n_layer - m->layer0; l++) {
             const dlayer *L = &m->layers[l];
             const dmat *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
             for (int i = 0; i < 7; i++)
-                if (!is_quant(ws[i]->type)) return true;
+                if (!is_quant(ws[i]->type) && ws[i]->type != T_F16) return true;
         }
     int dev = 0, coop = 0, n_sm = 0, per_sm = 0;
     if (!cu_ok(cudaGetDevice(&dev), "cudaGetDevice", err, cap) ||

@@ -214,11 +214,13 @@ __device__ void pd_head_block(const dmat &w, const xop &x, float *y, float *stag
 // atomics. No barrier and no stage of the whole input before them; the price is a copy of the two matrices
 // in column order and float additions in arrival order (results vary in the last bits from run to run).
 
-// The input of a split-K product: per unit of 16 values, their 8-bit values, scale and the sum of the values.
+// The input of a split-K product: per unit of 16 values, their 8-bit values, scale and the sum of the values
+// (the quantized types), and the values themselves (F32, for F16 weights).
 typedef struct {
     const int4 *q;
     const float *s;
     const int *sum;
+    const float *f;
 } skop;
 
 __device__ __forceinline__ void pd_red4(float *p, float4 v) {
@@ -291,6 +293,32 @@ __device__ __forceinline__ void sk_quad(const cmat &W, int r, int u, int4 a, flo
     }
 }
 
+// acc[j] += row r + j, unit u of an F16 column copy . the unit's 16 activations (f: F32, shared memory).
+__device__ __forceinline__ void sk_quad_f16(const cmat &W, int r, int u, const float *f, float (&acc)[4]) {
+    const uint4 *qp = (const uint4 *)(W.q + ((size_t)u * (size_t)W.n_out + (size_t)r) * 32);
+    uint4 w[8];
+#pragma unroll
+    for (int i = 0; i < 8; i++) w[i] = __ldg(qp + i);
+    float x[16];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const float4 v = ((const float4 *)f)[i];
+        x[4 * i] = v.x, x[4 * i + 1] = v.y, x[4 * i + 2] = v.z, x[4 * i + 3] = v.w;
+    }
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        const unsigned h[8] = {w[2 * j].x, w[2 * j].y, w[2 * j].z, w[2 * j].w,
+                               w[2 * j + 1].x, w[2 * j + 1].y, w[2 * j + 1].z, w[2 * j + 1].w};
+        float sum = 0.0f;
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            const float2 p = h2f(h[k]);
+            sum = fmaf(p.x, x[2 * k], fmaf(p.y, x[2 * k + 1], sum));
+        }
+        acc[j] += sum;
+    }
+}
+
 // y[4 q0 .. 4 (q0 + nq)) += rows 4 q0 .. of W, units [u0, u0 + nu) . x (x's units 0 .. nu), added atomically;
 // the block's own quads [o0, o1) also add xadd's values (the residual the product goes on from). Threads
 // take (quad, unit) items: a quad's units over TU threads (a power of two, TU * nq <= PD_THREADS) summed in
@@ -304,7 +332,10 @@ __device__ void pd_splitk_t(const cmat &W, int q0, int nq, int u0, int nu, const
     for (int qq = tq; qq < nq; qq += TQ) { // one pass when TU > 1 (TQ >= nq)
         float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll 2
-        for (int u = tu; u < nu; u += TU) sk_quad<TYPE>(W, 4 * (q0 + qq), u0 + u, x.q[u], x.s[u], x.sum[u], acc);
+        for (int u = tu; u < nu; u += TU) {
+            if constexpr (TYPE == T_F16) sk_quad_f16(W, 4 * (q0 + qq), u0 + u, x.f + 16 * u, acc);
+            else sk_quad<TYPE>(W, 4 * (q0 + qq), u0 + u, x.q[u], x.s[u], x.sum[u], acc);
+        }
         float4 v = make_float4(acc[0], acc[1], acc[2], acc[3]);
         if (TU > 1) {
             red[threadIdx.x] = v;
@@ -343,6 +374,7 @@ __device__ __forceinline__ void pd_splitk(const cmat &W, int q0, int nq, int u0,
     case T_Q4_K: pd_splitk_t<T_Q4_K>(W, q0, nq, u0, nu, x, y, red, xadd, o0, o1); break;
     case T_Q6_K: pd_splitk_t<T_Q6_K>(W, q0, nq, u0, nu, x, y, red, xadd, o0, o1); break;
     case T_Q4_0: pd_splitk_t<T_Q4_0>(W, q0, nq, u0, nu, x, y, red, xadd, o0, o1); break;
+    case T_F16: pd_splitk_t<T_F16>(W, q0, nq, u0, nu, x, y, red, xadd, o0, o1); break;
     default: pd_splitk_t<T_Q8_0>(W, q0, nq, u0, nu, x, y, red, xadd, o0, o1); break;
     }
 }
@@ -805,7 +837,7 @@ template <bool RING> __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_p
 #define SK_Q ((int8_t *)(SK_F + a.sk_umax * 16))
 #define SK_S ((float *)(SK_Q + a.sk_umax * 16))
 #define SK_SUM ((int *)(SK_S + a.sk_umax))
-#define SK_OP (skop{(const int4 *)SK_Q, SK_S, SK_SUM})
+#define SK_OP (skop{(const int4 *)SK_Q, SK_S, SK_SUM, SK_F})
     if constexpr (RING) {
         if (threadIdx.x == 0) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
