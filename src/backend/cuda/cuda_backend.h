@@ -106,9 +106,10 @@ bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits, const flo
 // INFERNO_CUDA_GRAPH=0 (no decode graph), INFERNO_CUDA_GEMM_MIN=N (batches of >= N tokens take the GEMM
 // path, default 16, 0 = never), INFERNO_CUDA_MMVQ=0 (the F32-activation matvec instead of 8-bit dp4a),
 // INFERNO_CUDA_PDL=0 (no programmatic dependent launch), INFERNO_CUDA_FUSE=1 (norms and attention combine
-// in the last block of the preceding kernel), INFERNO_CUDA_PROFILE=2 (GPU time of each decode graph replay),
-// INFERNO_CUDA_PERSIST=0 (single-token steps through the per-op kernels instead of the persistent kernel;
-// =1 takes it also for models with F16/F32 layer weights, which otherwise use the per-op kernels),
+// in the last block of the preceding kernel), INFERNO_CUDA_PROFILE=2 (GPU time of each decode graph replay
+// and the host's share of it), INFERNO_CUDA_PERSIST=0 (single-token steps through the per-op kernels instead
+// of the persistent kernel; =1 takes it also for models with F32 layer weights, which otherwise use the per-op
+// kernels),
 // INFERNO_CUDA_PD_BLOCKS=N (the persistent kernel's blocks per SM, at most what fits; default 1),
 // INFERNO_CUDA_PD_PREFETCH=1 (idle warps prefetch the next phase's weights into L2), INFERNO_CUDA_PD_FLAGS=1
 // (attention waits on per-KV-head counters instead of a grid barrier after qkv),
