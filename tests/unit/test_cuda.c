@@ -291,6 +291,12 @@ out:
     inf_model_free(part);
 }
 
+static bool ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' ')) n--; // a log line's trailing newline
+    return n >= k && memcmp(s + n - k, suffix, k) == 0;
+}
+
 // check_type with INFERNO_CUDA_PROFILE=level, the persistent kernel's report (logged when a session ends)
 // captured into profile_line.
 static void check_type_profiled(const char *dir, const type_case *tc, const char *level) {
@@ -460,6 +466,10 @@ int main(void) {
     check_type_profiled(dir, &cases[13], "4"); // micro-Q4_K_M-mix
     check_timeline(profile_line);
     CHECK_MSG(strstr(profile_line, "wo and down: split-K") != NULL, "split-K not used: '%.300s'", profile_line);
+    // The kernel built for the model's two types (its smallest instantiation), and for Q8_0's.
+    CHECK_MSG(ends_with(profile_line, "kernel built for: Q4_K Q6_K"), "not the Q4_K/Q6_K kernel: '%.900s'", profile_line);
+    check_type_profiled(dir, &cases[3], "4"); // micro-Q8_0
+    CHECK_MSG(ends_with(profile_line, "kernel built for: Q6_K Q8_0"), "not the Q8_0 kernel: '%.900s'", profile_line);
     // Split-K wo and down (the default) past 128 cached positions: the attention's key splits and merge, then
     // wo by rows, then down split-K; the same against wo and down by rows after grid barriers.
     check_long(dir, &cases[13]); // micro-Q4_K_M-mix
@@ -506,6 +516,7 @@ int main(void) {
     check_type_profiled(dir, &cases[1], "4");
     check_timeline(profile_line);
     CHECK_MSG(strstr(profile_line, "wo and down: split-K") != NULL, "F16 split-K not used: '%.300s'", profile_line);
+    CHECK_MSG(ends_with(profile_line, "kernel built for: Q6_K F16"), "not the F16 kernel: '%.900s'", profile_line);
     setenv("INFERNO_CUDA_PD_SPLITK", "0", 1);
     printf("with INFERNO_CUDA_PD_SPLITK=0:\n");
     check_type(dir, &cases[1]); // micro-F16

@@ -1738,6 +1738,8 @@ struct cuda_session {
     // (h_in1) and on the device (d_in1): one upload; the kernel enters the token's cell itself (no scatter
     // kernel) and, with pd_host_logits, writes the logits straight into h_logits (no download).
     float *h_in1, *d_in1;
+    void (*pd_fn)(const pd_args); // the persistent kernel's instantiation for the model's types (pd_kernel_for)
+    unsigned pd_tm;               // its weight types
     bool pd_host_logits;
     float *d_h_logits; // h_logits as the device sees it
     cudaGraphExec_t graph; // decode step of one token with one output row
@@ -1810,10 +1812,17 @@ extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t ca
         // With split-K the attention's and gate/up's barriers are gone: their points are then the block's own
         // times (attention done, its output quantized, wo done; gate/up done).
         if (n > 0 && (size_t)n < cap)
-            snprintf(buf + n, cap - (size_t)n, "\n  wo and down: %s",
-                     s->pd_sk ? "split-K over column copies (attention and wo one phase up to 128 cached positions, "
-                                         "gate/up and down one phase)"
-                              : "by rows after grid barriers");
+            n += snprintf(buf + n, cap - (size_t)n, "\n  wo and down: %s",
+                          s->pd_sk ? "split-K over column copies (attention and wo one phase up to 128 cached "
+                                     "positions, gate/up and down one phase)"
+                                   : "by rows after grid barriers");
+        // The weight types the kernel was built for (pd_kernel_for).
+        static const struct { int t; const char *name; } tn[] = {{T_Q4_K, "Q4_K"}, {T_Q6_K, "Q6_K"}, {T_Q4_0, "Q4_0"},
+                                                                 {T_Q8_0, "Q8_0"}, {T_F16, "F16"}, {T_F32, "F32"}};
+        if (n > 0 && (size_t)n < cap) n += snprintf(buf + n, cap - (size_t)n, "\n  kernel built for:");
+        for (size_t i = 0; i < sizeof tn / sizeof tn[0]; i++)
+            if (n > 0 && (size_t)n < cap && PD_HAS(s->pd_tm, tn[i].t))
+                n += snprintf(buf + n, cap - (size_t)n, " %s", tn[i].name);
         return true;
     }
     if (s && s->pd_prof && s->pd_steps) {
@@ -2107,6 +2116,22 @@ extern "C" bool cuda_model_col_bytes(cuda_model *m, uint64_t *bytes) {
 // resident at once (the grid-wide barriers), so the grid is the occupancy calculator's blocks per SM (at most
 // INFERNO_CUDA_PD_BLOCKS, default 1) times the SM count, launched cooperatively. False only on a CUDA error;
 // a model or card the kernel does not take just leaves it off.
+// The smallest instantiation of the persistent kernel that takes every weight type in mask (a bit per type).
+typedef void (*pd_fn_t)(const pd_args);
+static pd_fn_t pd_kernel_for(unsigned mask, unsigned *tm) {
+    static const struct { unsigned tm; pd_fn_t fn; } ks[] = {
+        {PD_TS_K, k_decode_persistent<false, PD_TS_K>},       {PD_TS_Q8_0, k_decode_persistent<false, PD_TS_Q8_0>},
+        {PD_TS_Q4_0, k_decode_persistent<false, PD_TS_Q4_0>}, {PD_TS_F16, k_decode_persistent<false, PD_TS_F16>},
+        {PD_ALL, k_decode_persistent<false, PD_ALL>}};
+    for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
+        if (!(mask & ~ks[i].tm)) {
+            *tm = ks[i].tm;
+            return ks[i].fn;
+        }
+    *tm = PD_ALL;
+    return k_decode_persistent<false, PD_ALL>;
+}
+
 static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     const cuda_model *m = s->m;
     const char *pe = getenv("INFERNO_CUDA_PERSIST"), *pb = getenv("INFERNO_CUDA_PD_BLOCKS");
@@ -2129,6 +2154,13 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
             for (int i = 0; i < 7; i++)
                 if (!is_quant(ws[i]->type) && ws[i]->type != T_F16) return true;
         }
+    unsigned mask = 1u << m->output.type;
+    for (int l = 0; l < m->n_layer - m->layer0; l++) {
+        const dlayer *L = &m->layers[l];
+        const dmat *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+        for (int i = 0; i < 7; i++) mask |= 1u << ws[i]->type;
+    }
+    s->pd_fn = pd_kernel_for(mask, &s->pd_tm);
     int dev = 0, coop = 0, n_sm = 0, per_sm = 0;
     if (!cu_ok(cudaGetDevice(&dev), "cudaGetDevice", err, cap) ||
         !cu_ok(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev), "cudaDeviceGetAttribute", err, cap) ||
@@ -2151,8 +2183,8 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     // The attribute is the kernel's, not the session's: every session sets the card's largest, so sessions
     // with different needs do not undo each other.
     cudaFuncAttributes fa, far;
-    if (!cu_ok(cudaFuncGetAttributes(&fa, k_decode_persistent<false>), "cudaFuncGetAttributes", err, cap) ||
-        !cu_ok(cudaFuncGetAttributes(&far, k_decode_persistent<true>), "cudaFuncGetAttributes", err, cap))
+    if (!cu_ok(cudaFuncGetAttributes(&fa, s->pd_fn), "cudaFuncGetAttributes", err, cap) ||
+        !cu_ok(cudaFuncGetAttributes(&far, k_decode_persistent<true, PD_ALL>), "cudaFuncGetAttributes", err, cap))
         return false;
     // Split-K wo and down (the default; INFERNO_CUDA_PD_SPLITK=0 or the ring: by rows): its shared area holds
     // the reduction's PD_THREADS float4 and a block's input slice, at most sk_umax units of 16 (F32, 8-bit,
@@ -2206,16 +2238,16 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
             s->pd_ring = false;
         }
     }
-    if (s->pd_ring) s->pd_smem = s->pd_ring_at + s->pd_ring_bytes;
+    if (s->pd_ring) s->pd_smem = s->pd_ring_at + s->pd_ring_bytes, s->pd_tm = PD_ALL;
     else s->pd_ring_at = 0, s->pd_ring_bytes = 0, s->pd_tab_at = 0, s->pd_jobs_at = 0;
-    if (!cu_ok(cudaFuncSetAttribute(k_decode_persistent<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    if (!cu_ok(cudaFuncSetAttribute(s->pd_fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     smem_optin - (int)fa.sharedSizeBytes),
                "cudaFuncSetAttribute (persistent decode shared memory)", err, cap) ||
-        !cu_ok(cudaFuncSetAttribute(k_decode_persistent<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        !cu_ok(cudaFuncSetAttribute(k_decode_persistent<true, PD_ALL>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     smem_optin - (int)far.sharedSizeBytes),
                "cudaFuncSetAttribute (persistent decode shared memory)", err, cap) ||
         !cu_ok(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-                   &per_sm, s->pd_ring ? k_decode_persistent<true> : k_decode_persistent<false>, PD_THREADS,
+                   &per_sm, s->pd_ring ? k_decode_persistent<true, PD_ALL> : s->pd_fn, PD_THREADS,
                    s->pd_smem),
                "cudaOccupancyMaxActiveBlocksPerMultiprocessor", err, cap))
         return false;
@@ -2967,8 +2999,7 @@ static void launch_persistent(cuda_session *s) {
     at[0].val.cooperative = 1;
     cfg.attrs = at;
     cfg.numAttrs = 1;
-    cudaError_t e = s->pd_ring ? cudaLaunchKernelEx(&cfg, k_decode_persistent<true>, a)
-                               : cudaLaunchKernelEx(&cfg, k_decode_persistent<false>, a);
+    cudaError_t e = cudaLaunchKernelEx(&cfg, s->pd_ring ? k_decode_persistent<true, PD_ALL> : s->pd_fn, a);
     if (e != cudaSuccess && s->launch_err == cudaSuccess) s->launch_err = e;
     prof_mark(s, OP_HEAD);
 }
