@@ -2116,20 +2116,26 @@ extern "C" bool cuda_model_col_bytes(cuda_model *m, uint64_t *bytes) {
 // resident at once (the grid-wide barriers), so the grid is the occupancy calculator's blocks per SM (at most
 // INFERNO_CUDA_PD_BLOCKS, default 1) times the SM count, launched cooperatively. False only on a CUDA error;
 // a model or card the kernel does not take just leaves it off.
-// The smallest instantiation of the persistent kernel that takes every weight type in mask (a bit per type).
+// The persistent kernel's instantiation for a session: with split-K, the smallest that takes every weight
+// type in mask (a bit per type); by rows (the fallback when the column copies are declined), the one for all
+// types; the ring's.
 typedef void (*pd_fn_t)(const pd_args);
-static pd_fn_t pd_kernel_for(unsigned mask, unsigned *tm) {
+static pd_fn_t pd_kernel_for(unsigned mask, bool sk, bool ring, unsigned *tm) {
     static const struct { unsigned tm; pd_fn_t fn; } ks[] = {
-        {PD_TS_K, k_decode_persistent<false, PD_TS_K>},       {PD_TS_Q8_0, k_decode_persistent<false, PD_TS_Q8_0>},
-        {PD_TS_Q4_0, k_decode_persistent<false, PD_TS_Q4_0>}, {PD_TS_F16, k_decode_persistent<false, PD_TS_F16>},
-        {PD_ALL, k_decode_persistent<false, PD_ALL>}};
+        {PD_TS_K, k_decode_persistent<false, PD_TS_K, true>},
+        {PD_TS_Q8_0, k_decode_persistent<false, PD_TS_Q8_0, true>},
+        {PD_TS_Q4_0, k_decode_persistent<false, PD_TS_Q4_0, true>},
+        {PD_TS_F16, k_decode_persistent<false, PD_TS_F16, true>},
+        {PD_ALL, k_decode_persistent<false, PD_ALL, true>}};
+    *tm = PD_ALL;
+    if (ring) return k_decode_persistent<true, PD_ALL, false>;
+    if (!sk) return k_decode_persistent<false, PD_ALL, false>;
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
         if (!(mask & ~ks[i].tm)) {
             *tm = ks[i].tm;
             return ks[i].fn;
         }
-    *tm = PD_ALL;
-    return k_decode_persistent<false, PD_ALL>;
+    return k_decode_persistent<false, PD_ALL, true>;
 }
 
 static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
@@ -2160,7 +2166,6 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
         const dmat *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
         for (int i = 0; i < 7; i++) mask |= 1u << ws[i]->type;
     }
-    s->pd_fn = pd_kernel_for(mask, &s->pd_tm);
     int dev = 0, coop = 0, n_sm = 0, per_sm = 0;
     if (!cu_ok(cudaGetDevice(&dev), "cudaGetDevice", err, cap) ||
         !cu_ok(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev), "cudaDeviceGetAttribute", err, cap) ||
@@ -2183,8 +2188,11 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     // The attribute is the kernel's, not the session's: every session sets the card's largest, so sessions
     // with different needs do not undo each other.
     cudaFuncAttributes fa, far;
-    if (!cu_ok(cudaFuncGetAttributes(&fa, s->pd_fn), "cudaFuncGetAttributes", err, cap) ||
-        !cu_ok(cudaFuncGetAttributes(&far, k_decode_persistent<true, PD_ALL>), "cudaFuncGetAttributes", err, cap))
+    // (The instantiations' static shared memory is the same: the by-rows one's sizes the checks below.)
+    if (!cu_ok(cudaFuncGetAttributes(&fa, k_decode_persistent<false, PD_ALL, false>), "cudaFuncGetAttributes", err,
+               cap) ||
+        !cu_ok(cudaFuncGetAttributes(&far, k_decode_persistent<true, PD_ALL, false>), "cudaFuncGetAttributes", err,
+               cap))
         return false;
     // Split-K wo and down (the default; INFERNO_CUDA_PD_SPLITK=0 or the ring: by rows): its shared area holds
     // the reduction's PD_THREADS float4 and a block's input slice, at most sk_umax units of 16 (F32, 8-bit,
@@ -2238,19 +2246,18 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
             s->pd_ring = false;
         }
     }
-    if (s->pd_ring) s->pd_smem = s->pd_ring_at + s->pd_ring_bytes, s->pd_tm = PD_ALL;
+    if (s->pd_ring) s->pd_smem = s->pd_ring_at + s->pd_ring_bytes;
     else s->pd_ring_at = 0, s->pd_ring_bytes = 0, s->pd_tab_at = 0, s->pd_jobs_at = 0;
-    if (!cu_ok(cudaFuncSetAttribute(s->pd_fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    smem_optin - (int)fa.sharedSizeBytes),
+    s->pd_fn = pd_kernel_for(mask, s->pd_sk, s->pd_ring, &s->pd_tm);
+    cudaFuncAttributes fk;
+    if (!cu_ok(cudaFuncGetAttributes(&fk, s->pd_fn), "cudaFuncGetAttributes", err, cap) ||
+        !cu_ok(cudaFuncSetAttribute(s->pd_fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    smem_optin - (int)fk.sharedSizeBytes),
                "cudaFuncSetAttribute (persistent decode shared memory)", err, cap) ||
-        !cu_ok(cudaFuncSetAttribute(k_decode_persistent<true, PD_ALL>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    smem_optin - (int)far.sharedSizeBytes),
-               "cudaFuncSetAttribute (persistent decode shared memory)", err, cap) ||
-        !cu_ok(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-                   &per_sm, s->pd_ring ? k_decode_persistent<true, PD_ALL> : s->pd_fn, PD_THREADS,
-                   s->pd_smem),
+        !cu_ok(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, s->pd_fn, PD_THREADS, s->pd_smem),
                "cudaOccupancyMaxActiveBlocksPerMultiprocessor", err, cap))
         return false;
+    if (s->pd_smem + fk.sharedSizeBytes > (size_t)smem_optin) return true;
     int want = pb ? atoi(pb) : 1;
     if (want < 1 || s->pd_ring) want = 1;
     if (per_sm < 1) return true;
@@ -2999,7 +3006,7 @@ static void launch_persistent(cuda_session *s) {
     at[0].val.cooperative = 1;
     cfg.attrs = at;
     cfg.numAttrs = 1;
-    cudaError_t e = cudaLaunchKernelEx(&cfg, s->pd_ring ? k_decode_persistent<true, PD_ALL> : s->pd_fn, a);
+    cudaError_t e = cudaLaunchKernelEx(&cfg, s->pd_fn, a);
     if (e != cudaSuccess && s->launch_err == cudaSuccess) s->launch_err = e;
     prof_mark(s, OP_HEAD);
 }

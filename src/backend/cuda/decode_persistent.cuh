@@ -789,7 +789,8 @@ __device__ __forceinline__ void pd_ring_qkv(const pd_args &a, const dlayer *laye
 
 // RING: the weights come through the shared-memory ring (sm_90); else every warp reads its rows from global
 // memory as it gets to them.
-template <bool RING, unsigned TM>
+// SK: built for split-K wo and down (a.sk set; the by-rows code left out), else by rows (a.sk clear).
+template <bool RING, unsigned TM, bool SK>
 __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_args a) {
     extern __shared__ __align__(128) uint8_t pd_smem[];
     __shared__ pd_ring rg;
@@ -841,7 +842,7 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
     // the other one, which the quads' owners zeroed at the layer's start and add the layer's residual to); the
     // block owns quads [oq0, oq1) of it and units [su0, su1) of down's columns (its rows of gate and up).
     // (Computed where used, from the arguments: kept live across the layer they spill registers.)
-    const bool sk = !RING && a.sk;
+    constexpr bool sk = !RING && SK;
 #define SK_XC(l_) (sk && ((l_) & 1) ? a.x2 : a.x) /* layer l_'s residual */
 #define SK_XN(l_) ((l_) & 1 ? a.x : a.x2)         /* the one its down adds into */
 #define SK_SPLIT(n_, i_) ((int)((unsigned)(n_) * (unsigned)(i_) / gridDim.x)) /* block i_'s first of n_ items */
