@@ -481,13 +481,16 @@ int main(void) {
     check_type(dir, &cases[12]); // micro-Q6_K
     check_long(dir, &cases[13]);
     unsetenv("INFERNO_CUDA_PD_SPLITK");
-    // The persistent kernel's opt-in variants: L2 prefetch by idle warps, per-KV-head counters after qkv.
+    // The persistent kernel's opt-in variants of its by-rows form: L2 prefetch by idle warps, per-KV-head
+    // counters after qkv.
+    setenv("INFERNO_CUDA_PD_SPLITK", "0", 1);
     setenv("INFERNO_CUDA_PD_PREFETCH", "1", 1);
     setenv("INFERNO_CUDA_PD_FLAGS", "1", 1);
-    printf("with INFERNO_CUDA_PD_PREFETCH=1 INFERNO_CUDA_PD_FLAGS=1:\n");
+    printf("with INFERNO_CUDA_PD_SPLITK=0 INFERNO_CUDA_PD_PREFETCH=1 INFERNO_CUDA_PD_FLAGS=1:\n");
     check_type(dir, &cases[13]); // micro-Q4_K_M-mix
     unsetenv("INFERNO_CUDA_PD_PREFETCH");
     unsetenv("INFERNO_CUDA_PD_FLAGS");
+    unsetenv("INFERNO_CUDA_PD_SPLITK");
     // The persistent kernel's opt-in weight ring (sm_90: bulk copies into shared memory; elsewhere the
     // kernel runs without it), over every weight type it reads, the long prompt (the attention merge past
     // 128 positions), then with a 16 KiB ring: many small jobs, wraps, jobs issued within a phase.

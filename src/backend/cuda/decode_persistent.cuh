@@ -833,7 +833,7 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
     // Key splits per head: one block a head while the cache is short (its output is then final: no merge),
     // else as many splits as the grid holds.
     const int SB = n_kv <= PD_ONE_SPLIT_MAX ? 1 : max(1, min(a.max_splits, (int)gridDim.x / a.n_head));
-    const bool pf = !RING && a.prefetch && lane == 0;
+    const bool pf = !RING && !SK && a.prefetch && lane == 0; // (by rows only: split-K leaves it out)
     const int n_pairs = (Q >> 1) + (KV >> 1) * 2;
     // Pairs of q/k/v rows a KV head waits for in a layer (its q heads' and its own k and v rows).
     const unsigned kv_pairs = (unsigned)((a.n_head / a.n_head_kv) * (hd >> 1) + hd);
@@ -955,7 +955,7 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
                     const float y0 = warp_sum(acc[0][0]), y1 = warp_sum(acc[1][0]);
                     if (lane != 0) continue;
                     pd_pair_out(a, L, l, mat, r0, r1, rot, y0, y1, a.rope, cell);
-                    if (a.kv_ready) { // this pair is in place (release: the stores above come first)
+                    if (!SK && a.kv_ready) { // this pair is in place (release: the stores above come first)
                         const int kvh = mat == 0 ? r0 / hd / (a.n_head / a.n_head_kv) : r0 / hd;
                         asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(a.kv_ready + kvh), "r"(1u)
                                      : "memory");
@@ -965,7 +965,7 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
         }
         PD_MARK(l, PD_T_QKV);
         // Attention waits for its KV head's pairs only (a.kv_ready), or for the whole grid.
-        if (RING || !a.kv_ready) {
+        if (RING || SK || !a.kv_ready) {
             PD_SYNC(l, PD_TL_QKV_ARRIVE, 0, l, PD_TL_QKV_RELEASE);
         } else { // no barrier: the timeline's three points are thread 0's time here
             PD_TLM(l, PD_TL_QKV_ARRIVE);
@@ -1004,7 +1004,7 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
         for (int it = blockIdx.x; it < a.n_head * SB; it += gridDim.x) {
             const int h = it / SB, split = it - h * SB, chunk = (n_kv + SB - 1) / SB;
             const int k0 = split * chunk, k1 = min(k0 + chunk, n_kv);
-            if (!RING && a.kv_ready) {
+            if (!RING && !SK && a.kv_ready) {
                 if (threadIdx.x == 0) {
                     const unsigned *c = a.kv_ready + h / (a.n_head / a.n_head_kv), want = (unsigned)(l + 1) * kv_pairs;
                     unsigned v;
