@@ -2119,23 +2119,24 @@ extern "C" bool cuda_model_col_bytes(cuda_model *m, uint64_t *bytes) {
 // The persistent kernel's instantiation for a session: with split-K, the smallest that takes every weight
 // type in mask (a bit per type); by rows (the fallback when the column copies are declined), the one for all
 // types; the ring's.
+// Each with (prof) and without its profiling points.
 typedef void (*pd_fn_t)(const pd_args);
-static pd_fn_t pd_kernel_for(unsigned mask, bool sk, bool ring, unsigned *tm) {
-    static const struct { unsigned tm; pd_fn_t fn; } ks[] = {
-        {PD_TS_K, k_decode_persistent<false, PD_TS_K, true>},
-        {PD_TS_Q8_0, k_decode_persistent<false, PD_TS_Q8_0, true>},
-        {PD_TS_Q4_0, k_decode_persistent<false, PD_TS_Q4_0, true>},
-        {PD_TS_F16, k_decode_persistent<false, PD_TS_F16, true>},
-        {PD_ALL, k_decode_persistent<false, PD_ALL, true>}};
+static pd_fn_t pd_kernel_for(unsigned mask, bool sk, bool ring, bool prof, unsigned *tm) {
+#define PD_K(tm_, sk_) {tm_, {k_decode_persistent<false, tm_, sk_, false>, k_decode_persistent<false, tm_, sk_, true>}}
+    static const struct { unsigned tm; pd_fn_t fn[2]; } ks[] = {PD_K(PD_TS_K, true), PD_K(PD_TS_Q8_0, true),
+                                                                PD_K(PD_TS_Q4_0, true), PD_K(PD_TS_F16, true),
+                                                                PD_K(PD_ALL, true)},
+                                                          rows = PD_K(PD_ALL, false);
+#undef PD_K
     *tm = PD_ALL;
-    if (ring) return k_decode_persistent<true, PD_ALL, false>;
-    if (!sk) return k_decode_persistent<false, PD_ALL, false>;
+    if (ring) return prof ? k_decode_persistent<true, PD_ALL, false, true> : k_decode_persistent<true, PD_ALL, false, false>;
+    if (!sk) return rows.fn[prof];
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
         if (!(mask & ~ks[i].tm)) {
             *tm = ks[i].tm;
-            return ks[i].fn;
+            return ks[i].fn[prof];
         }
-    return k_decode_persistent<false, PD_ALL, true>;
+    return ks[4].fn[prof];
 }
 
 static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
@@ -2189,10 +2190,10 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     // with different needs do not undo each other.
     cudaFuncAttributes fa, far;
     // (The instantiations' static shared memory is the same: the by-rows one's sizes the checks below.)
-    if (!cu_ok(cudaFuncGetAttributes(&fa, k_decode_persistent<false, PD_ALL, false>), "cudaFuncGetAttributes", err,
-               cap) ||
-        !cu_ok(cudaFuncGetAttributes(&far, k_decode_persistent<true, PD_ALL, false>), "cudaFuncGetAttributes", err,
-               cap))
+    if (!cu_ok(cudaFuncGetAttributes(&fa, k_decode_persistent<false, PD_ALL, false, true>), "cudaFuncGetAttributes",
+               err, cap) ||
+        !cu_ok(cudaFuncGetAttributes(&far, k_decode_persistent<true, PD_ALL, false, true>), "cudaFuncGetAttributes",
+               err, cap))
         return false;
     // Split-K wo and down (the default; INFERNO_CUDA_PD_SPLITK=0 or the ring: by rows): its shared area holds
     // the reduction's PD_THREADS float4 and a block's input slice, at most sk_umax units of 16 (F32, 8-bit,
@@ -2248,7 +2249,7 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     }
     if (s->pd_ring) s->pd_smem = s->pd_ring_at + s->pd_ring_bytes;
     else s->pd_ring_at = 0, s->pd_ring_bytes = 0, s->pd_tab_at = 0, s->pd_jobs_at = 0;
-    s->pd_fn = pd_kernel_for(mask, s->pd_sk, s->pd_ring, &s->pd_tm);
+    s->pd_fn = pd_kernel_for(mask, s->pd_sk, s->pd_ring, s->pd_prof || s->pd_timeline, &s->pd_tm);
     cudaFuncAttributes fk;
     if (!cu_ok(cudaFuncGetAttributes(&fk, s->pd_fn), "cudaFuncGetAttributes", err, cap) ||
         !cu_ok(cudaFuncSetAttribute(s->pd_fn, cudaFuncAttributeMaxDynamicSharedMemorySize,

@@ -93,7 +93,7 @@ enum { PD_T_START, PD_T_QKV_STAGE, PD_T_QKV, PD_T_QKV_SYNC, PD_T_ATT, PD_T_ATT_S
        PD_T_WO_SYNC, PD_T_GU_STAGE, PD_T_GU, PD_T_GU_SYNC, PD_T_DOWN_STAGE, PD_T_DOWN, PD_EDGES };
 #define PD_MARK(l, k) \
     do { \
-        if (a.trace && blockIdx.x == 0 && threadIdx.x == 0) a.trace[(l) * PD_EDGES + (k)] = clock64(); \
+        if (pd_trace_ && blockIdx.x == 0 && threadIdx.x == 0) pd_trace_[(l) * PD_EDGES + (k)] = clock64(); \
     } while (0)
 
 // Points of the per-block timeline (INFERNO_CUDA_PROFILE=4), PD_TL a layer (the head: start, staged, done).
@@ -109,7 +109,7 @@ __device__ __forceinline__ void pd_tl(long long *tl, int n_layers, int l, int k)
     long long *p = tl + 2 * (((size_t)blockIdx.x * (n_layers + 1) + l) * PD_TL_ALL + k);
     p[0] = (long long)g, p[1] = clock64();
 }
-#define PD_TLM(l, k) pd_tl(a.tl, a.n_layers, l, k)
+#define PD_TLM(l, k) pd_tl(pd_tl_, a.n_layers, l, k)
 
 // Grid-wide barrier over co-resident blocks. *epoch counts the arrivals this block expects before it may go
 // on (every block keeps the same count). Thread 0 publishes the block's writes (fence, then the arrival),
@@ -789,9 +789,11 @@ __device__ __forceinline__ void pd_ring_qkv(const pd_args &a, const dlayer *laye
 
 // RING: the weights come through the shared-memory ring (sm_90); else every warp reads its rows from global
 // memory as it gets to them.
-// SK: built for split-K wo and down (a.sk set; the by-rows code left out), else by rows (a.sk clear).
-template <bool RING, unsigned TM, bool SK>
+// SK: built for split-K wo and down (a.sk set; the by-rows code left out), else by rows (a.sk clear). PROF:
+// with the trace and timeline points (INFERNO_CUDA_PROFILE=3 / 4); without, they compile to nothing.
+template <bool RING, unsigned TM, bool SK, bool PROF>
 __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_args a) {
+    long long *const pd_trace_ = PROF ? a.trace : nullptr, *const pd_tl_ = PROF ? a.tl : nullptr;
     extern __shared__ __align__(128) uint8_t pd_smem[];
     __shared__ pd_ring rg;
     __shared__ float rope_s[PD_ROPE_MAX], xres[PD_XRES_MAX]; // ring: the token's RoPE pairs; the block's x rows
@@ -895,7 +897,7 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
     // at point k_ of layer l_, posted at barrier i_'s slot, release at point rk_ of layer rl_.
 #define PD_SYNC(l_, k_, i_, rl_, rk_) \
     do { \
-        pd_arrive(a.bar, &epoch, a.tl, a.n_layers, l_, k_); \
+        pd_arrive(a.bar, &epoch, pd_tl_, a.n_layers, l_, k_); \
         PD_TLM(l_, PD_TL_POSTED + (i_)); \
         if constexpr (RING) \
             if (threadIdx.x == 0) PD_ISSUE(); \
@@ -907,7 +909,7 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
     // from global memory (evicted since the previous step: a DRAM round trip in every stage otherwise).
 #define PD_SYNC_NW(l_, k_, i_, rl_, rk_, nw_) \
     do { \
-        pd_arrive(a.bar, &epoch, a.tl, a.n_layers, l_, k_); \
+        pd_arrive(a.bar, &epoch, pd_tl_, a.n_layers, l_, k_); \
         PD_TLM(l_, PD_TL_POSTED + (i_)); \
         if (a.nw_at && threadIdx.x != 0) \
             for (int i = (int)threadIdx.x - 1; i < (E >> 2); i += PD_THREADS - 1) \
