@@ -2123,9 +2123,9 @@ extern "C" bool cuda_model_col_bytes(cuda_model *m, uint64_t *bytes) {
 typedef void (*pd_fn_t)(const pd_args);
 static pd_fn_t pd_kernel_for(unsigned mask, bool sk, bool ring, bool prof, unsigned *tm) {
 #define PD_K(tm_, sk_) {tm_, {k_decode_persistent<false, tm_, sk_, false>, k_decode_persistent<false, tm_, sk_, true>}}
-    static const struct { unsigned tm; pd_fn_t fn[2]; } ks[] = {PD_K(PD_TS_K, true), PD_K(PD_TS_Q8_0, true),
-                                                                PD_K(PD_TS_Q4_0, true), PD_K(PD_TS_F16, true),
-                                                                PD_K(PD_ALL, true)},
+    static const struct { unsigned tm; pd_fn_t fn[2]; } ks[] = {PD_K(PD_TS_Q8, true),   PD_K(PD_TS_K, true),
+                                                                PD_K(PD_TS_Q8_0, true), PD_K(PD_TS_Q4_0, true),
+                                                                PD_K(PD_TS_F16, true),  PD_K(PD_ALL, true)},
                                                           rows = PD_K(PD_ALL, false);
 #undef PD_K
     *tm = PD_ALL;
@@ -2136,7 +2136,7 @@ static pd_fn_t pd_kernel_for(unsigned mask, bool sk, bool ring, bool prof, unsig
             *tm = ks[i].tm;
             return ks[i].fn[prof];
         }
-    return ks[4].fn[prof];
+    return ks[sizeof ks / sizeof ks[0] - 1].fn[prof];
 }
 
 static bool persist_prepare(cuda_session *s, char *err, size_t cap) {

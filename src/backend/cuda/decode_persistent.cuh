@@ -145,8 +145,9 @@ __device__ __forceinline__ void pd_await(unsigned *bar, unsigned epoch) {
 #define PD_T(t) (1u << (t))
 #define PD_HAS(TM, t) (((TM) >> (t)) & 1u)
 #define PD_ALL (PD_T(T_F32) | PD_T(T_F16) | PD_T(T_Q4_0) | PD_T(T_Q8_0) | PD_T(T_Q4_K) | PD_T(T_Q6_K))
-// The instantiations besides PD_ALL: Q4_K_M-style files, Q8_0, Q4_0 with a Q8_0 or Q6_K head, F16 (also the
-// files the GPU converts to F16 at upload, their Q6_K matrices kept).
+// The instantiations besides PD_ALL: Q8_0 files, Q4_K_M-style files, Q8_0 with a Q6_K head, Q4_0 with a Q8_0
+// or Q6_K head, F16 (also the files the GPU converts to F16 at upload, their Q6_K matrices kept).
+#define PD_TS_Q8 PD_T(T_Q8_0)
 #define PD_TS_K (PD_T(T_Q4_K) | PD_T(T_Q6_K))
 #define PD_TS_Q8_0 (PD_T(T_Q8_0) | PD_T(T_Q6_K))
 #define PD_TS_Q4_0 (PD_T(T_Q4_0) | PD_T(T_Q8_0) | PD_T(T_Q6_K))
