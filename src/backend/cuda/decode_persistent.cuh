@@ -183,19 +183,24 @@ template <unsigned TM> __device__ void pd_matvec(const dmat &w, const xop &x, fl
     }
 }
 
+// Rows r and r1 of W . x (both rows' loads in flight), summed over the warp: every lane gets (row r, row r1).
+template <unsigned TM>
+__device__ __forceinline__ float2 pd_rows2(const dmat &w, const xop &x, int r, int r1, int lane) {
+    const uint8_t *const wr[2] = {pd_row(w, r), pd_row(w, r1)};
+    const __half *const sr[2] = {pd_srow(w, r), pd_srow(w, r1)};
+    float acc[2][1] = {{0.0f}, {0.0f}};
+    pd_dot<TM, 2>(w.type, wr, sr, x, lane, acc);
+    return make_float2(warp_sum(acc[0][0]), warp_sum(acc[1][0]));
+}
+
 // y[r] = W[r] . x for every row r, two rows a warp at a time (r and r + nw: both loads in flight), rows spread
 // over all warps of the grid: the head, ~15 rows a warp for a 32k vocabulary.
 template <unsigned TM> __device__ void pd_matvec2(const dmat &w, const xop &x, float *y, int gw, int nw, int lane) {
     for (int r = gw; r < w.n_out; r += 2 * nw) {
-        const int r1 = min(r + nw, w.n_out - 1);
-        const uint8_t *const wr[2] = {pd_row(w, r), pd_row(w, r1)};
-        const __half *const sr[2] = {pd_srow(w, r), pd_srow(w, r1)};
-        float acc[2][1] = {{0.0f}, {0.0f}};
-        pd_dot<TM, 2>(w.type, wr, sr, x, lane, acc);
-        const float v0 = warp_sum(acc[0][0]), v1 = warp_sum(acc[1][0]);
+        const float2 v = pd_rows2<TM>(w, x, r, min(r + nw, w.n_out - 1), lane);
         if (lane == 0) {
-            y[r] = v0;
-            if (r + nw < w.n_out) y[r + nw] = v1;
+            y[r] = v.x;
+            if (r + nw < w.n_out) y[r + nw] = v.y;
         }
     }
 }
@@ -207,15 +212,10 @@ template <unsigned TM> __device__ void pd_head_block(const dmat &w, const xop &x
     const int n = w.n_out;
     const int h0 = (int)((long long)n * blockIdx.x / gridDim.x), h1 = (int)((long long)n * (blockIdx.x + 1) / gridDim.x);
     for (int r = h0 + warp; r < h1; r += 2 * PD_WARPS) {
-        const int r1 = min(r + PD_WARPS, h1 - 1);
-        const uint8_t *const wr[2] = {pd_row(w, r), pd_row(w, r1)};
-        const __half *const sr[2] = {pd_srow(w, r), pd_srow(w, r1)};
-        float acc[2][1] = {{0.0f}, {0.0f}};
-        pd_dot<TM, 2>(w.type, wr, sr, x, lane, acc);
-        const float v0 = warp_sum(acc[0][0]), v1 = warp_sum(acc[1][0]);
+        const float2 v = pd_rows2<TM>(w, x, r, min(r + PD_WARPS, h1 - 1), lane);
         if (lane == 0) {
-            stage[r - h0] = v0;
-            if (r + PD_WARPS < h1) stage[r + PD_WARPS - h0] = v1;
+            stage[r - h0] = v.x;
+            if (r + PD_WARPS < h1) stage[r + PD_WARPS - h0] = v.y;
         }
     }
     __syncthreads();
