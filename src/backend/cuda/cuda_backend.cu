@@ -2152,21 +2152,17 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     if ((pe && !strcmp(pe, "0")) || !s->mmvq || E % 32 || Q % 32 || F % 32 || m->head_dim % 32 ||
         m->n_layer - m->layer0 <= 0 || E > PD_STAGE_MAX || F > PD_STAGE_MAX)
         return true;
-    // F32 weights go through the per-op kernels unless INFERNO_CUDA_PERSIST=1 (F16 did too until the kernel
-    // beat them: H100 tg128 F16 796 against 745 t/s by rows, bench/NOTES.md CUDA step 12).
-    if (!(pe && !strcmp(pe, "1")))
-        for (int l = 0; l < m->n_layer - m->layer0; l++) {
-            const dlayer *L = &m->layers[l];
-            const dmat *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
-            for (int i = 0; i < 7; i++)
-                if (!is_quant(ws[i]->type) && ws[i]->type != T_F16) return true;
-        }
-    unsigned mask = 1u << m->output.type;
+    // The layers' weight types (a bit per type). F32 layer weights go through the per-op kernels unless
+    // INFERNO_CUDA_PERSIST=1 (F16 did too until the kernel beat them: H100 tg128 F16 796 against 745 t/s by
+    // rows, bench/NOTES.md CUDA step 12).
+    unsigned mask = 0;
     for (int l = 0; l < m->n_layer - m->layer0; l++) {
         const dlayer *L = &m->layers[l];
         const dmat *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
         for (int i = 0; i < 7; i++) mask |= 1u << ws[i]->type;
     }
+    if (!(pe && !strcmp(pe, "1")) && (mask & ~(PD_ALL & ~PD_T(T_F32)))) return true;
+    mask |= 1u << m->output.type; // the instantiation's types include the head's
     int dev = 0, coop = 0, n_sm = 0, per_sm = 0;
     if (!cu_ok(cudaGetDevice(&dev), "cudaGetDevice", err, cap) ||
         !cu_ok(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev), "cudaDeviceGetAttribute", err, cap) ||
@@ -3013,8 +3009,11 @@ static void launch_persistent(cuda_session *s) {
 }
 
 // Enqueues the whole step (everything after the uploads of x, rope and ints).
+// Steps the persistent kernel takes: one token, one output row.
+static bool persistent_step(const cuda_session *s, int T, int n_out) { return s->persist && T == 1 && n_out == 1; }
+
 static bool enqueue_step(cuda_session *s, int T, int n_out, bool one_seq, char *err, size_t cap) {
-    if (s->persist && T == 1 && n_out == 1) { // the kernel enters the token's cell itself
+    if (persistent_step(s, T, n_out)) { // the kernel enters the token's cell itself
         prof_mark(s, OP_UPLOAD);
         launch_persistent(s);
         return true;
@@ -3026,9 +3025,6 @@ static bool enqueue_step(cuda_session *s, int T, int n_out, bool one_seq, char *
     else enqueue_legacy(s, T, n_out);
     return true;
 }
-
-// Steps the persistent kernel takes: one token, one output row.
-static bool persistent_step(const cuda_session *s, int T, int n_out) { return s->persist && T == 1 && n_out == 1; }
 
 static bool upload_batch(cuda_session *s, const cuda_batch *b) {
     const cuda_model *m = s->m;
@@ -3149,8 +3145,8 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
     if (via_pinned && row) *row = s->h_logits;
     else if (via_pinned) memcpy(logits, s->h_logits, (size_t)m->n_vocab * sizeof(float));
     if (s->prof) prof_collect(s);
-    if (s->pd_trace && s->persist && T == 1 && b->n_out == 1) pd_collect(s);
-    if (s->pd_tl && s->persist && T == 1 && b->n_out == 1) tl_collect(s);
+    if (s->pd_trace && persistent_step(s, T, b->n_out)) pd_collect(s);
+    if (s->pd_tl && persistent_step(s, T, b->n_out)) tl_collect(s);
     float ms = 0.0f;
     if (timed && cudaEventElapsedTime(&ms, s->ev[0], s->ev[1]) == cudaSuccess) {
         const double t_end = host_us();
