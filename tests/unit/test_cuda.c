@@ -470,6 +470,8 @@ int main(void) {
     CHECK_MSG(ends_with(profile_line, "kernel built for: Q4_K Q6_K"), "not the Q4_K/Q6_K kernel: '%.900s'", profile_line);
     check_type_profiled(dir, &cases[3], "4"); // micro-Q8_0
     CHECK_MSG(ends_with(profile_line, "kernel built for: Q8_0"), "not the Q8_0 kernel: '%.900s'", profile_line);
+    CHECK_MSG(strstr(profile_line, "L2 prefetch of wo: by the blocks without an attention item") != NULL,
+              "Q8_0's wo copy not prefetched: '%.900s'", profile_line);
     // Split-K wo and down (the default) past 128 cached positions: the attention's key splits and merge, then
     // wo by rows, then down split-K; the same against wo and down by rows after grid barriers.
     check_long(dir, &cases[13]); // micro-Q4_K_M-mix
@@ -481,6 +483,15 @@ int main(void) {
     check_type(dir, &cases[12]); // micro-Q6_K
     check_long(dir, &cases[13]);
     unsetenv("INFERNO_CUDA_PD_SPLITK");
+    // Split-K's L2 prefetches of wo: off, and each attention item its own slice as well (the default is the
+    // blocks without an item streaming the whole copy).
+    for (int k = 0; k < 2; k++) {
+        setenv("INFERNO_CUDA_PD_SKPF", k ? "9" : "0", 1);
+        printf("with INFERNO_CUDA_PD_SKPF=%s:\n", k ? "9" : "0");
+        check_type(dir, &cases[13]); // micro-Q4_K_M-mix
+        check_type(dir, &cases[3]);  // micro-Q8_0
+    }
+    unsetenv("INFERNO_CUDA_PD_SKPF");
     // The persistent kernel's opt-in variants of its by-rows form: L2 prefetch by idle warps, per-KV-head
     // counters after qkv.
     setenv("INFERNO_CUDA_PD_SPLITK", "0", 1);

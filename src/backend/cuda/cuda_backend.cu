@@ -811,7 +811,7 @@ template <bool XS, typename V> __device__ __forceinline__ V ldx(const V *p) {
     else return __ldg(p);
 }
 
-template <int TYPE, int R, int NT, bool XS = false, bool WS = false>
+template <int TYPE, int R, int NT, bool XS = false, bool WS = false, int U = 2>
 __device__ __forceinline__ void dot_rows(const uint8_t *const (&w)[R], const __half *const (&s)[R], const xop &x,
                                          int T, int lane, float (&acc)[R][NT]) {
     const int n = x.n_in;
@@ -841,7 +841,7 @@ __device__ __forceinline__ void dot_rows(const uint8_t *const (&w)[R], const __h
         }
     } else if constexpr (TYPE == T_Q8_0) {
         const int nb = n >> 5, nh = 2 * nb;
-#pragma unroll 2
+#pragma unroll U
         for (int u = lane; u < nh; u += 32) {
             const int b = u >> 1;
             int4 wv[R];
@@ -954,7 +954,7 @@ __device__ __forceinline__ void dot_rows(const uint8_t *const (&w)[R], const __h
     } else if constexpr (TYPE == T_F16) {
         if ((n & 7) == 0) {
             const int ng = n >> 3;
-#pragma unroll 2
+#pragma unroll U
             for (int g = lane; g < ng; g += 32) {
                 uint4 wv[R];
 #pragma unroll
@@ -1693,6 +1693,7 @@ struct cuda_session {
     // The persistent decode kernel (decode_persistent.cuh) for single-token steps, unless INFERNO_CUDA_PERSIST=0
     bool persist;
     bool pd_prefetch;      // INFERNO_CUDA_PD_PREFETCH=1: idle warps prefetch the next phase's weights into L2
+    int pd_skpf;           // INFERNO_CUDA_PD_SKPF: split-K's L2 prefetches (pd_args.sk_pf)
     bool pd_flags;         // INFERNO_CUDA_PD_FLAGS=1: per-KV-head counters instead of a grid barrier after qkv
     int pd_max_splits;     // key splits a head (the partials buffer and the merge's shared weights hold them)
     size_t pd_wts_at;      // byte offset of the merge's weights in the kernel's shared memory
@@ -1816,6 +1817,10 @@ extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t ca
                           s->pd_sk ? "split-K over column copies (attention and wo one phase up to 128 cached "
                                      "positions, gate/up and down one phase)"
                                    : "by rows after grid barriers");
+        if (n > 0 && (size_t)n < cap && s->pd_sk)
+            n += snprintf(buf + n, cap - (size_t)n, "; L2 prefetch of wo: %s%s",
+                          s->pd_skpf & 1 ? "by the blocks without an attention item" : "off",
+                          s->pd_skpf & 8 ? ", each item its slice" : "");
         // The weight types the kernel was built for (pd_kernel_for).
         static const struct { int t; const char *name; } tn[] = {{T_Q4_K, "Q4_K"}, {T_Q6_K, "Q6_K"}, {T_Q4_0, "Q4_0"},
                                                                  {T_Q8_0, "Q8_0"}, {T_F16, "F16"}, {T_F32, "F32"}};
@@ -2259,6 +2264,25 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     if (want < 1 || s->pd_ring) want = 1;
     if (per_sm < 1) return true;
     s->pd_grid = n_sm * (per_sm < want ? per_sm : want);
+    // Split-K: the blocks left without an attention item stream the layer's wo copy into L2 while the others
+    // compute attention, where that is at most 1.25 MiB a block (H100: Q8_0's 1.06 MiB +2%, F16's 2 MiB -4%:
+    // the issue outlasts the attention; bench/NOTES.md CUDA step 13). INFERNO_CUDA_PD_SKPF sets the bits
+    // instead (pd_args.sk_pf: 1 that prefetch, 8 each attention item its own wo slice as well).
+    const char *pskpf = getenv("INFERNO_CUDA_PD_SKPF");
+    s->pd_skpf = 0;
+    if (pskpf) s->pd_skpf = atoi(pskpf);
+    else if (s->pd_sk) {
+        const int nq = s->pd_grid / m->n_head > 1 ? s->pd_grid / m->n_head : 1, idle = s->pd_grid - m->n_head * nq;
+        uint64_t most = 0;
+        for (int il = 0; il < m->n_layer - m->layer0; il++) {
+            const cmat *c = &m->layers[il].wo_c;
+            if (!c->type) continue;
+            uint64_t q, sub, d;
+            col_planes(c->type, c->n_in, c->n_out, &q, &sub, &d);
+            if (q + sub + d > most) most = q + sub + d;
+        }
+        s->pd_skpf = idle > 0 && most <= (uint64_t)idle * (5u << 18) ? 1 : 0;
+    }
     if (s->pd_ring) { // the job tables, planned for one block an SM
         const size_t tb = (size_t)n_sm * (size_t)s->pd_job_stride * sizeof(pd_jobd);
         if (!cu_ok(cudaMalloc(&s->d_jobs, tb), "cudaMalloc (weight ring jobs)", err, cap) ||
@@ -2985,6 +3009,7 @@ static void launch_persistent(cuda_session *s) {
     a.max_splits = s->pd_max_splits;
     a.wts_at = (int)s->pd_wts_at;
     a.prefetch = s->pd_prefetch;
+    a.sk_pf = s->pd_skpf;
     a.bar = s->counters + 1 + B * (unsigned)m->n_head;
     a.trace = s->pd_trace;
     a.tl = s->pd_tl;

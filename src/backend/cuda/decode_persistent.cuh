@@ -55,6 +55,7 @@ typedef struct {
     int max_splits;            // key splits a head the partials buffer and the merge's weights hold
     int wts_at;                // byte offset of the merge's weights in the dynamic shared memory
     int prefetch;              // idle warps prefetch the next phase's weights into L2 (INFERNO_CUDA_PD_PREFETCH=1)
+    int sk_pf;                 // split-K: L2 prefetches (INFERNO_CUDA_PD_SKPF bits; 1: wo by the blocks without an attention item)
     float eps, att_scale;
     float *x;                  // residual stream (E), updated in place (split-K: alternately with x2)
     float *x2;                 // split-K: the second residual buffer (E)
@@ -152,6 +153,10 @@ __device__ __forceinline__ void pd_await(unsigned *bar, unsigned epoch) {
 #define PD_TS_Q8_0 (PD_T(T_Q8_0) | PD_T(T_Q6_K))
 #define PD_TS_Q4_0 (PD_T(T_Q4_0) | PD_T(T_Q8_0) | PD_T(T_Q6_K))
 #define PD_TS_F16 (PD_T(T_F16) | PD_T(T_Q6_K))
+// Q8_0 and F16 rows take 4 (of a 2,048 row: all) of a lane's 16-byte pieces in flight at once in this kernel,
+// the other types 2 (dot_rows' default; bench/NOTES.md CUDA step 13).
+#define PD_U8 4
+#define PD_U16 4
 template <unsigned TM, int R, bool WS = false>
 __device__ __forceinline__ void pd_dot(int type, const uint8_t *const (&w)[R], const __half *const (&s)[R],
                                        const xop &x, int lane, float (&acc)[R][1]) {
@@ -159,8 +164,8 @@ __device__ __forceinline__ void pd_dot(int type, const uint8_t *const (&w)[R], c
     case T_Q4_K: if constexpr (PD_HAS(TM, T_Q4_K)) dot_rows<T_Q4_K, R, 1, true, WS>(w, s, x, 1, lane, acc); break;
     case T_Q6_K: if constexpr (PD_HAS(TM, T_Q6_K)) dot_rows<T_Q6_K, R, 1, true, WS>(w, s, x, 1, lane, acc); break;
     case T_Q4_0: if constexpr (PD_HAS(TM, T_Q4_0)) dot_rows<T_Q4_0, R, 1, true, WS>(w, s, x, 1, lane, acc); break;
-    case T_Q8_0: if constexpr (PD_HAS(TM, T_Q8_0)) dot_rows<T_Q8_0, R, 1, true, WS>(w, s, x, 1, lane, acc); break;
-    case T_F16: if constexpr (PD_HAS(TM, T_F16)) dot_rows<T_F16, R, 1, true, WS>(w, s, x, 1, lane, acc); break;
+    case T_Q8_0: if constexpr (PD_HAS(TM, T_Q8_0)) dot_rows<T_Q8_0, R, 1, true, WS, PD_U8>(w, s, x, 1, lane, acc); break;
+    case T_F16: if constexpr (PD_HAS(TM, T_F16)) dot_rows<T_F16, R, 1, true, WS, PD_U16>(w, s, x, 1, lane, acc); break;
     default: if constexpr (PD_HAS(TM, T_F32)) dot_rows<T_F32, R, 1, true, WS>(w, s, x, 1, lane, acc); break;
     }
 }
@@ -451,6 +456,28 @@ __device__ void pd_prefetch_share(const dmat *const *ms, int nm, int u, int n_un
                 base += nch;
             }
         if (!found) return;
+    }
+}
+
+// Piece u of n (PD_PF_CHUNK each) of an L2 prefetch of a column copy's planes (q, d, sub; cmat's layout).
+__device__ void pd_prefetch_cmat(const cmat &W, int u, int n) {
+    const uint64_t U = (uint64_t)W.n_in / 16, R = (uint64_t)W.n_out;
+    const int t = W.type;
+    const uint64_t b0 = U * R * (t == T_F16 ? 32 : t == T_Q6_K ? 12 : t == T_Q8_0 ? 16 : 8);
+    const uint64_t b1 = !W.d ? 0 : t == T_Q4_K ? U / 16 * R * 4 : t == T_Q6_K ? U / 16 * R * 2 : U / 2 * R * 2;
+    const uint64_t b2 = !W.sub ? 0 : t == T_Q4_K ? U / 2 * R * 2 : U * R;
+    const int n0 = (int)((b0 + PD_PF_CHUNK - 1) / PD_PF_CHUNK), n1 = (int)((b1 + PD_PF_CHUNK - 1) / PD_PF_CHUNK),
+              n2 = (int)((b2 + PD_PF_CHUNK - 1) / PD_PF_CHUNK);
+    for (int v = u;; v += n) {
+        int c = v;
+        const uint8_t *p;
+        uint64_t b;
+        if (c < n0) p = W.q, b = b0;
+        else if ((c -= n0) < n1) p = (const uint8_t *)W.d, b = b1;
+        else if ((c -= n1) < n2) p = W.sub, b = b2;
+        else return;
+        const uint64_t off = (uint64_t)c * PD_PF_CHUNK;
+        pd_prefetch(p + off, min((uint64_t)PD_PF_CHUNK, b - off));
     }
 }
 
@@ -982,6 +1009,13 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
             const int NQ = max(1, (int)gridDim.x / a.n_head), hu = hd >> 4;
             for (int it = blockIdx.x; it < a.n_head * NQ; it += gridDim.x) {
                 const int h = it / NQ, part = it - h * NQ;
+                if ((a.sk_pf & 8) && threadIdx.x == PD_THREADS - 32) { // the item's wo slice into L2
+                    const uint64_t qb = L.wo_c.type == T_F16 ? 32 : L.wo_c.type == T_Q6_K ? 12 : L.wo_c.type == T_Q8_0 ? 16 : 8;
+                    const int p0 = (E >> 2) * part / NQ, p1 = (E >> 2) * (part + 1) / NQ;
+                    for (int k = 0; k < hu; k++)
+                        pd_prefetch(L.wo_c.q + ((uint64_t)(h * hu + k) * (uint64_t)L.wo_c.n_out + 4 * (uint64_t)p0) * qb,
+                                    4 * (uint64_t)(p1 - p0) * qb);
+                }
                 pd_attention_block(a, l, h, 0, n_kv, nullptr, SK_F, xs_f);
                 PD_TLM(l, PD_TL_ATT_ARRIVE); // (the timeline's points: the block's last item's)
                 PD_TLM(l, PD_TL_POSTED + 1);
@@ -991,6 +1025,11 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
                 pd_splitk<TM>(L.wo_c, q0, q1 - q0, h * hu, hu, SK_OP, SK_XC(l), SK_RED, nullptr, 0, 0);
                 __syncthreads(); // sk_f, sk_q are the next item's
                 PD_TLM(l, PD_TL_WO_STAGED);
+            }
+            if ((a.sk_pf & 1) && (int)blockIdx.x >= a.n_head * NQ && lane == 0) {
+                // The blocks without an item stream wo's column copy into L2 for the others.
+                const int n_idle = (int)gridDim.x - a.n_head * NQ;
+                pd_prefetch_cmat(L.wo_c, warp * n_idle + (int)blockIdx.x - a.n_head * NQ, n_idle * PD_WARPS);
             }
             if ((int)blockIdx.x >= a.n_head * NQ) { // no item: the points here
                 PD_TLM(l, PD_TL_ATT_ARRIVE);
