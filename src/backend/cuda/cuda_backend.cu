@@ -176,6 +176,9 @@ typedef struct {
     const __half *d;
 } cmat;
 
+// Bytes a (row, unit) takes in a column copy's q plane.
+__host__ __device__ static int col_qb(int t) { return t == T_F16 ? 32 : t == T_Q6_K ? 12 : t == T_Q8_0 ? 16 : 8; }
+
 typedef struct {
     const float *attn_norm, *ffn_norm, *bq, *bk, *bv;
     dmat wq, wk, wv, wo, gate, up, down;
@@ -1546,8 +1549,6 @@ static void *vram_reserve(uint64_t need, uint64_t min_margin, unsigned frac) {
 
 // ---- Column copies (cmat, above) ----
 static bool col_type(int t) { return t == T_Q4_0 || t == T_Q8_0 || t == T_Q4_K || t == T_Q6_K || t == T_F16; }
-__host__ __device__ static int col_qb(int t) { return t == T_F16 ? 32 : t == T_Q6_K ? 12 : t == T_Q8_0 ? 16 : 8; }
-
 // Bytes of each plane of the column copy of an n_out x n_in matrix of type t (each 256-aligned).
 static void col_planes(int t, int n_in, int n_out, uint64_t *q, uint64_t *sub, uint64_t *d) {
     const uint64_t U = (uint64_t)n_in / 16, R = (uint64_t)n_out;

@@ -463,8 +463,11 @@ __device__ void pd_prefetch_share(const dmat *const *ms, int nm, int u, int n_un
 __device__ void pd_prefetch_cmat(const cmat &W, int u, int n) {
     const uint64_t U = (uint64_t)W.n_in / 16, R = (uint64_t)W.n_out;
     const int t = W.type;
-    const uint64_t b0 = U * R * (t == T_F16 ? 32 : t == T_Q6_K ? 12 : t == T_Q8_0 ? 16 : 8);
-    const uint64_t b1 = !W.d ? 0 : t == T_Q4_K ? U / 16 * R * 4 : t == T_Q6_K ? U / 16 * R * 2 : U / 2 * R * 2;
+    const uint64_t b0 = U * R * (uint64_t)col_qb(t);
+    const uint64_t b1 = !W.d || t == T_F16 ? 0 // (an F16 copy's d points past its q plane: no such plane)
+                        : t == T_Q4_K          ? U / 16 * R * 4
+                        : t == T_Q6_K          ? U / 16 * R * 2
+                                               : U / 2 * R * 2;
     const uint64_t b2 = !W.sub ? 0 : t == T_Q4_K ? U / 2 * R * 2 : U * R;
     const int n0 = (int)((b0 + PD_PF_CHUNK - 1) / PD_PF_CHUNK), n1 = (int)((b1 + PD_PF_CHUNK - 1) / PD_PF_CHUNK),
               n2 = (int)((b2 + PD_PF_CHUNK - 1) / PD_PF_CHUNK);
@@ -1010,7 +1013,7 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
             for (int it = blockIdx.x; it < a.n_head * NQ; it += gridDim.x) {
                 const int h = it / NQ, part = it - h * NQ;
                 if ((a.sk_pf & 8) && threadIdx.x == PD_THREADS - 32) { // the item's wo slice into L2
-                    const uint64_t qb = L.wo_c.type == T_F16 ? 32 : L.wo_c.type == T_Q6_K ? 12 : L.wo_c.type == T_Q8_0 ? 16 : 8;
+                    const uint64_t qb = (uint64_t)col_qb(L.wo_c.type);
                     const int p0 = (E >> 2) * part / NQ, p1 = (E >> 2) * (part + 1) / NQ;
                     for (int k = 0; k < hu; k++)
                         pd_prefetch(L.wo_c.q + ((uint64_t)(h * hu + k) * (uint64_t)L.wo_c.n_out + 4 * (uint64_t)p0) * qb,
