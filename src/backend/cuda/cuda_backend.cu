@@ -70,7 +70,7 @@ static bool cu_ok(cudaError_t e, const char *what, char *err, size_t cap) {
     return false;
 }
 
-static uint64_t align_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
+__host__ __device__ static uint64_t align_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
 
 // ---------------------------------------------------------------------------------------------------------
 // Device probe and type table
@@ -178,6 +178,17 @@ typedef struct {
 
 // Bytes a (row, unit) takes in a column copy's q plane.
 __host__ __device__ static int col_qb(int t) { return t == T_F16 ? 32 : t == T_Q6_K ? 12 : t == T_Q8_0 ? 16 : 8; }
+// Bytes of each plane of the column copy of an n_out x n_in matrix of type t (each 256-aligned; a copy's planes
+// q, sub, d follow each other in one allocation).
+__host__ __device__ static void col_planes(int t, int n_in, int n_out, uint64_t *q, uint64_t *sub, uint64_t *d) {
+    const uint64_t U = (uint64_t)n_in / 16, R = (uint64_t)n_out;
+    *q = align_up(U * R * (uint64_t)col_qb(t), ALIGN);
+    *sub = t == T_Q4_K ? align_up(U / 2 * R * 2, ALIGN) : t == T_Q6_K ? align_up(U * R, ALIGN) : 0;
+    *d = t == T_Q4_K ? align_up(U / 16 * R * 4, ALIGN)
+         : t == T_Q6_K ? align_up(U / 16 * R * 2, ALIGN)
+         : t == T_F16  ? 0
+                       : align_up(U / 2 * R * 2, ALIGN);
+}
 
 typedef struct {
     const float *attn_norm, *ffn_norm, *bq, *bk, *bv;
@@ -1549,16 +1560,6 @@ static void *vram_reserve(uint64_t need, uint64_t min_margin, unsigned frac) {
 
 // ---- Column copies (cmat, above) ----
 static bool col_type(int t) { return t == T_Q4_0 || t == T_Q8_0 || t == T_Q4_K || t == T_Q6_K || t == T_F16; }
-// Bytes of each plane of the column copy of an n_out x n_in matrix of type t (each 256-aligned).
-static void col_planes(int t, int n_in, int n_out, uint64_t *q, uint64_t *sub, uint64_t *d) {
-    const uint64_t U = (uint64_t)n_in / 16, R = (uint64_t)n_out;
-    *q = align_up(U * R * (uint64_t)col_qb(t), ALIGN);
-    *sub = t == T_Q4_K ? align_up(U / 2 * R * 2, ALIGN) : t == T_Q6_K ? align_up(U * R, ALIGN) : 0;
-    *d = t == T_Q4_K ? align_up(U / 16 * R * 4, ALIGN)
-         : t == T_Q6_K ? align_up(U / 16 * R * 2, ALIGN)
-         : t == T_F16  ? 0
-                       : align_up(U / 2 * R * 2, ALIGN);
-}
 
 // Integer value of column c of row r of a device matrix (layouts above), for the column copy.
 template <int TYPE> __device__ __forceinline__ int native_q(const uint8_t *row, int c) {

@@ -115,8 +115,10 @@ bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits, const flo
 // (attention waits on per-KV-head counters instead of a grid barrier after qkv),
 // INFERNO_CUDA_PD_SPLITK=0 (the persistent kernel's wo and down by rows, after grid barriers, instead of
 // split-K products over column copies), INFERNO_CUDA_PD_NW=0 (its stages read their norm weights from global
-// memory instead of a copy made in shared memory during the barrier before), INFERNO_CUDA_PROFILE=3 (the persistent kernel's phase times, as block
-// 0 sees them).
+// memory instead of a copy made in shared memory during the barrier before), INFERNO_CUDA_PD_SKPF=N (split-K's
+// L2 prefetches of wo: 0 off, 1 by the blocks without an attention item, 9 also each item its own slice; by
+// default 1 where the copy is small enough), INFERNO_CUDA_PROFILE=3 (the persistent kernel's phase times, as
+// block 0 sees them).
 bool cuda_session_profile(const cuda_session *s, char *buf, size_t cap);
 
 #ifdef __cplusplus

@@ -459,29 +459,13 @@ __device__ void pd_prefetch_share(const dmat *const *ms, int nm, int u, int n_un
     }
 }
 
-// Piece u of n (PD_PF_CHUNK each) of an L2 prefetch of a column copy's planes (q, d, sub; cmat's layout).
+// Piece u of n (PD_PF_CHUNK each) of an L2 prefetch of a column copy (its planes, one span).
 __device__ void pd_prefetch_cmat(const cmat &W, int u, int n) {
-    const uint64_t U = (uint64_t)W.n_in / 16, R = (uint64_t)W.n_out;
-    const int t = W.type;
-    const uint64_t b0 = U * R * (uint64_t)col_qb(t);
-    const uint64_t b1 = !W.d || t == T_F16 ? 0 // (an F16 copy's d points past its q plane: no such plane)
-                        : t == T_Q4_K          ? U / 16 * R * 4
-                        : t == T_Q6_K          ? U / 16 * R * 2
-                                               : U / 2 * R * 2;
-    const uint64_t b2 = !W.sub ? 0 : t == T_Q4_K ? U / 2 * R * 2 : U * R;
-    const int n0 = (int)((b0 + PD_PF_CHUNK - 1) / PD_PF_CHUNK), n1 = (int)((b1 + PD_PF_CHUNK - 1) / PD_PF_CHUNK),
-              n2 = (int)((b2 + PD_PF_CHUNK - 1) / PD_PF_CHUNK);
-    for (int v = u;; v += n) {
-        int c = v;
-        const uint8_t *p;
-        uint64_t b;
-        if (c < n0) p = W.q, b = b0;
-        else if ((c -= n0) < n1) p = (const uint8_t *)W.d, b = b1;
-        else if ((c -= n1) < n2) p = W.sub, b = b2;
-        else return;
-        const uint64_t off = (uint64_t)c * PD_PF_CHUNK;
-        pd_prefetch(p + off, min((uint64_t)PD_PF_CHUNK, b - off));
-    }
+    uint64_t q, sub, d;
+    col_planes(W.type, W.n_in, W.n_out, &q, &sub, &d);
+    const uint64_t bytes = q + sub + d;
+    for (uint64_t off = (uint64_t)u * PD_PF_CHUNK; off < bytes; off += (uint64_t)n * PD_PF_CHUNK)
+        pd_prefetch(W.q + off, min((uint64_t)PD_PF_CHUNK, bytes - off));
 }
 
 // The block's share of the attention of head h: keys [k0, k1) of the token's sequence, spread over the
