@@ -43,9 +43,21 @@ static const type_case cases[] = {
 
 // The persistent kernel's report (INFERNO_CUDA_PROFILE=3), captured from the log.
 static char profile_line[4096];
+// INFERNO_CUDA_PROFILE=1's GEMM figures, the largest any session of a check reported, and its attention kernel.
+static long gemm_products, gemm_sides;
+static char attention_kind[64];
+
 static void capture_profile(inf_log_level level, const char *msg, void *user) {
     (void)level, (void)user;
     if (strstr(msg, "persistent kernel")) snprintf(profile_line, sizeof profile_line, "%s", msg);
+    const char *g = strstr(msg, "GEMM path: ");
+    long p = 0, f = 0;
+    if (g && sscanf(g, "GEMM path: %ld products, %ld of them", &p, &f) == 2) {
+        if (p > gemm_products) gemm_products = p;
+        if (f > gemm_sides) gemm_sides = f;
+    }
+    const char *a = strstr(msg, "attention of one-sequence batches: ");
+    if (a) snprintf(attention_kind, sizeof attention_kind, "%s", a + strlen("attention of one-sequence batches: "));
 }
 
 // The per-block timeline (INFERNO_CUDA_PROFILE=4): a header, then per point "name min median max own_median
@@ -302,6 +314,8 @@ static bool ends_with(const char *s, const char *suffix) {
 static void check_type_profiled(const char *dir, const type_case *tc, const char *level) {
     setenv("INFERNO_CUDA_PROFILE", level, 1);
     profile_line[0] = 0;
+    gemm_products = gemm_sides = 0;
+    attention_kind[0] = 0;
     inf_log_set_level(INF_LOG_INFO);
     inf_log_set_callback(capture_profile, NULL);
     check_type(dir, tc);
@@ -540,6 +554,35 @@ int main(void) {
     check_type(dir, &cases[1]); // micro-F16
     check_long(dir, &cases[1]);
     unsetenv("INFERNO_CUDA_PERSIST");
+    // The GEMM path's q|k|v and gate|up as one product each (the upload and the F16 copies lay their rows
+    // out side by side; check_type's 40-token batch takes the path), then as separate products.
+    for (int k = 0; k < 2; k++) {
+        if (k) setenv("INFERNO_CUDA_GEMM_SIDE", "0", 1);
+        printf("with INFERNO_CUDA_PROFILE=1%s:\n", k ? " INFERNO_CUDA_GEMM_SIDE=0" : "");
+        const type_case *gc[2] = {&cases[13], &cases[1]}; // micro-Q4_K_M-mix (F16 copies), micro-F16
+        for (int i = 0; i < 2; i++) {
+            check_type_profiled(dir, gc[i], "1");
+            printf("  %s: GEMM products %ld, over side-by-side matrices %ld\n", gc[i]->file, gemm_products,
+                   gemm_sides);
+            CHECK_MSG(gemm_products > 0, "%s: no GEMM product reported", gc[i]->file);
+            // (head size 32, an sm_80 or later card: the tensor-core flash attention)
+            CHECK_MSG(strstr(attention_kind, "flash on tensor cores") == attention_kind, "%s: attention '%s'",
+                      gc[i]->file, attention_kind);
+            // A batch: 4 products a layer (q|k|v, wo, gate|up, down), 2 of them side by side, and the head
+            // (< 3 products a side-by-side one); 7 a layer with any pair apart (>= 5 a side-by-side one).
+            CHECK_MSG(k ? gemm_sides == 0 : gemm_sides > 0 && gemm_products < 3 * gemm_sides,
+                      "%s: %ld of %ld products side by side", gc[i]->file, gemm_sides, gemm_products);
+        }
+        unsetenv("INFERNO_CUDA_GEMM_SIDE");
+    }
+    // The F32 flash kernel (head sizes the tensor-core one does not take, cards before sm_80) on a batch and
+    // on the long prompt.
+    setenv("INFERNO_CUDA_FLASH_TC", "0", 1);
+    printf("with INFERNO_CUDA_FLASH_TC=0:\n");
+    check_type_profiled(dir, &cases[13], "1"); // micro-Q4_K_M-mix
+    CHECK_MSG(strstr(attention_kind, "flash (F32)") == attention_kind, "attention '%s'", attention_kind);
+    check_long(dir, &cases[1]); // micro-F16
+    unsetenv("INFERNO_CUDA_FLASH_TC");
     check_greedy(dir, 999);
     check_greedy(dir, 3);
     check_partial(dir);

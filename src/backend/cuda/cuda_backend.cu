@@ -1520,6 +1520,185 @@ __global__ void __launch_bounds__(128)
     }
 }
 
+// The same attention on tensor cores (sm_80 and later, head sizes a multiple of 16 up to 128): block (tile of
+// FT_BQ queries, head), each of the 4 warps owning 16 queries. Key and value tiles of FT_BK cells are gathered
+// into shared memory with asynchronous copies, the next tile's while the warps work on this one. Scores are
+// mma.sync products of F16 queries (scaled by scale * log2 e, kept as fragments for the whole kernel) and F16
+// keys with F32 sums; the online softmax runs on the score fragments (a lane holds two query rows, reduced
+// over the 4 lanes that share them), whose F16 probabilities are the next product's A fragments as they lie;
+// values come in with transposing ldmatrix loads. INFERNO_CUDA_FLASH_TC=0 takes k_flash instead.
+#define FT_BQ 64
+#define FT_BK 64
+static size_t flash_tc_smem_bytes(int hd) { return (size_t)2 * 2 * FT_BK * (size_t)(hd + 8) * sizeof(__half); }
+
+__device__ __forceinline__ unsigned half2_bits(float x, float y) {
+    __half2 h = __floats2half2_rn(x, y);
+    return *(unsigned *)&h;
+}
+
+// c (16 x 8, F32) += a (16 x 16, F16, row-major fragments) . b (16 x 8, F16, column fragments)
+__device__ __forceinline__ void mma_16816(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+// 16 bytes global -> shared without registers; ok false fills zeros (nothing is read).
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool ok) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"((unsigned)__cvta_generic_to_shared(dst)),
+                 "l"(src), "r"(ok ? 16 : 0)
+                 : "memory");
+#endif
+}
+
+template <int N> __device__ __forceinline__ void cp_async_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+#endif
+}
+
+template <int HD>
+__global__ void __launch_bounds__(128)
+    k_flash_tc(const float *q, int ldq, const __half *kc, const __half *vc, const int32_t *seq_cells,
+               const int32_t *ints, int T, float *out, __half *outh, int n_head, int n_head_kv, int n_ctx, float scale) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    static_assert(HD % 16 == 0 && HD <= 128, "head size");
+    constexpr int LD = HD + 8;                         // halves a shared row: the lanes' loads hit distinct banks
+    constexpr int NC = HD / 16, ND = HD / 8, NS = FT_BK / 8, CPR = HD / 8;
+    extern __shared__ float4 ft_smem[];
+    __half *Ks = (__half *)ft_smem, *Vs = Ks + 2 * FT_BK * LD; // [2 stages][FT_BK][LD] each
+    __shared__ int s_max;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
+    const int t0 = blockIdx.x * FT_BQ, h = blockIdx.y, KV = n_head_kv * HD, Q = n_head * HD;
+    const int kvh = h / (n_head / n_head_kv);
+    if (threadIdx.x == 0) s_max = -1;
+    __syncthreads();
+    if (threadIdx.x < FT_BQ && t0 + (int)threadIdx.x < T) atomicMax(&s_max, ints[t0 + threadIdx.x]);
+    const int r0 = t0 + warp * 16 + g, r1 = r0 + 8; // the lane's two query rows
+    const int p0 = r0 < T ? ints[r0] : -1, p1 = r1 < T ? ints[r1] : -1;
+    int wmax = max(p0, p1);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) wmax = max(wmax, __shfl_xor_sync(0xffffffffu, wmax, o));
+    unsigned qa[NC][4];
+    const float qs = scale * 1.4426950408889634f;
+#pragma unroll
+    for (int c = 0; c < NC; c++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int r = i & 1 ? r1 : r0, d = 16 * c + 2 * tq + (i >= 2 ? 8 : 0);
+            const float2 v = r < T ? *(const float2 *)(q + (size_t)r * ldq + (size_t)h * HD + d) : make_float2(0.0f, 0.0f);
+            qa[c][i] = half2_bits(v.x * qs, v.y * qs);
+        }
+    __syncthreads();
+    const int maxpos = s_max, n_tiles = (maxpos + FT_BK) / FT_BK;
+    const int32_t *cells = seq_cells + (size_t)ints[T + t0] * n_ctx;
+    float o[ND][4], m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+#pragma unroll
+    for (int n = 0; n < ND; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+    for (int it = 0; it <= n_tiles; it++) {
+        if (it < n_tiles) { // tile it into stage it & 1 (its previous tile was consumed before the last barrier)
+            const int j0 = it * FT_BK;
+            __half *kd = Ks + (it & 1) * FT_BK * LD, *vd = Vs + (it & 1) * FT_BK * LD;
+            for (int c = threadIdx.x; c < FT_BK * CPR; c += 128) {
+                const int j = c / CPR, dd = (c - j * CPR) * 8;
+                const bool ok = j0 + j <= maxpos;
+                const size_t off = ok ? (size_t)cells[j0 + j] * KV + (size_t)kvh * HD + dd : 0;
+                cp_async16(kd + j * LD + dd, kc + off, ok);
+                cp_async16(vd + j * LD + dd, vc + off, ok);
+            }
+            asm volatile("cp.async.commit_group;" ::: "memory");
+        }
+        if (it == 0) continue;
+        if (it < n_tiles) cp_async_wait<1>();
+        else cp_async_wait<0>();
+        __syncthreads(); // tile it - 1 is in place for every warp
+        const int j0 = (it - 1) * FT_BK;
+        if (j0 <= wmax) { // (warp-uniform) a key of the tile is visible to one of the warp's queries
+            const __half *K = Ks + ((it - 1) & 1) * FT_BK * LD, *V = Vs + ((it - 1) & 1) * FT_BK * LD;
+            float sc[NS][4];
+#pragma unroll
+            for (int n = 0; n < NS; n++) {
+                sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
+                const __half *kr = K + (8 * n + g) * LD + 2 * tq;
+#pragma unroll
+                for (int c = 0; c < NC; c++)
+                    mma_16816(sc[n], qa[c], *(const unsigned *)(kr + 16 * c), *(const unsigned *)(kr + 16 * c + 8));
+            }
+            float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+            for (int n = 0; n < NS; n++) {
+                const int kp = j0 + 8 * n + 2 * tq;
+                if (kp > p0) sc[n][0] = -INFINITY;
+                if (kp + 1 > p0) sc[n][1] = -INFINITY;
+                if (kp > p1) sc[n][2] = -INFINITY;
+                if (kp + 1 > p1) sc[n][3] = -INFINITY;
+                mx0 = fmaxf(mx0, fmaxf(sc[n][0], sc[n][1]));
+                mx1 = fmaxf(mx1, fmaxf(sc[n][2], sc[n][3]));
+            }
+#pragma unroll
+            for (int o_ = 1; o_ <= 2; o_ <<= 1) {
+                mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, o_));
+                mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, o_));
+            }
+            const float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);
+            // A row with no visible key yet keeps m = -inf: its probabilities are 0 and nothing is rescaled.
+            const float b0 = n0 == -INFINITY ? 0.0f : n0, b1 = n1 == -INFINITY ? 0.0f : n1;
+            const float c0 = exp2f(m0 - b0), c1 = exp2f(m1 - b1);
+            m0 = n0, m1 = n1;
+            l0 *= c0, l1 *= c1;
+#pragma unroll
+            for (int n = 0; n < ND; n++) o[n][0] *= c0, o[n][1] *= c0, o[n][2] *= c1, o[n][3] *= c1;
+            unsigned pa[NS / 2][4];
+#pragma unroll
+            for (int n = 0; n < NS; n++) {
+                const float e0 = exp2f(sc[n][0] - b0), e1 = exp2f(sc[n][1] - b0);
+                const float e2 = exp2f(sc[n][2] - b1), e3 = exp2f(sc[n][3] - b1);
+                l0 += e0 + e1, l1 += e2 + e3;
+                pa[n >> 1][(n & 1) * 2] = half2_bits(e0, e1);
+                pa[n >> 1][(n & 1) * 2 + 1] = half2_bits(e2, e3);
+            }
+            // o += P . V: per 16 keys, the value fragments of two 8-dimension blocks from one ldmatrix.
+            const int mi = lane >> 3, rr = lane & 7;
+#pragma unroll
+            for (int kb = 0; kb < NS / 2; kb++)
+#pragma unroll
+                for (int n = 0; n < ND; n += 2) {
+                    const __half *vp = V + (16 * kb + (mi & 1) * 8 + rr) * LD + 8 * n + (mi >> 1) * 8;
+                    unsigned v0, v1, v2, v3;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                                 : "=r"(v0), "=r"(v1), "=r"(v2), "=r"(v3)
+                                 : "r"((unsigned)__cvta_generic_to_shared(vp)));
+                    mma_16816(o[n], pa[kb], v0, v1);
+                    mma_16816(o[n + 1], pa[kb], v2, v3);
+                }
+        }
+        __syncthreads(); // every warp is done with the stage the next iteration's copies overwrite
+    }
+#pragma unroll
+    for (int o_ = 1; o_ <= 2; o_ <<= 1) {
+        l0 += __shfl_xor_sync(0xffffffffu, l0, o_);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, o_);
+    }
+    const float i0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, i1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
+#pragma unroll
+    for (int n = 0; n < ND; n++) {
+        const int d = (int)h * HD + 8 * n + 2 * tq;
+        if (r0 < T) {
+            *(float2 *)(out + (size_t)r0 * Q + d) = make_float2(o[n][0] * i0, o[n][1] * i0);
+            if (outh) *(__half2 *)(outh + (size_t)r0 * Q + d) = __floats2half2_rn(o[n][0] * i0, o[n][1] * i0);
+        }
+        if (r1 < T) {
+            *(float2 *)(out + (size_t)r1 * Q + d) = make_float2(o[n][2] * i1, o[n][3] * i1);
+            if (outh) *(__half2 *)(outh + (size_t)r1 * Q + d) = __floats2half2_rn(o[n][2] * i1, o[n][3] * i1);
+        }
+    }
+#endif
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Kernels: GEMM path helpers
 // ---------------------------------------------------------------------------------------------------------
@@ -1686,7 +1865,10 @@ struct cuda_session {
     bool f16_checked;      // f16_cache_acquire ran for this session
     bool f16_ready;        // this session has seen the model's F16 copies made (read them without the lock)
     int gemm_min;          // batches of >= gemm_min tokens take the GEMM path (0: never)
+    bool gemm_side;        // q|k|v and gate|up as one GEMM each where their F16 rows are contiguous (gemm_side)
+    long gemm_calls, gemm_sides; // GEMM products enqueued; those of them over side-by-side matrices (profile)
     bool mmvq, flash;      // dp4a matvec (else legacy); flash attention kernel for this head size
+    bool flash_tc;         // the flash attention on tensor cores (k_flash_tc) for this head size and card
     bool pdl;              // decode-path kernels launched with programmatic dependent launch
     bool fuse;             // INFERNO_CUDA_FUSE=1: norms in the wo/down kernels' last block, attention combine
                            // in the split kernel's last block (fewer launches, but a serialized tail)
@@ -1858,6 +2040,10 @@ extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t ca
     for (int i = 1; i < OP_COUNT && n > 0 && (size_t)n < cap; i++)
         n += snprintf(buf + n, cap - (size_t)n, " %s %.3f ms (%.1f%%)%s", op_names[i], s->op_ms[i],
                       total > 0 ? 100.0 * s->op_ms[i] / total : 0.0, i + 1 < OP_COUNT ? "," : "");
+    if (n > 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, "; GEMM path: %ld products, %ld of them over side-by-side matrices; "
+                 "attention of one-sequence batches: %s", s->gemm_calls, s->gemm_sides,
+                 s->flash_tc ? "flash on tensor cores" : s->flash ? "flash (F32)" : "split kernel");
     return true;
 }
 
@@ -1939,6 +2125,14 @@ static bool flash_supported(int hd) { return hd == 8 || hd == 16 || hd == 32 || 
 
 template <int HD> static cudaError_t flash_prepare() {
     return cudaFuncSetAttribute(k_flash<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)flash_smem_bytes(HD));
+}
+
+// The tensor-core kernel's head sizes (it needs sm_80: mma.sync on F16, asynchronous copies).
+static bool flash_tc_supported(int hd, int cc_major) { return cc_major >= 8 && hd % 16 == 0 && hd <= 128; }
+
+template <int HD> static cudaError_t flash_tc_prepare() {
+    return cudaFuncSetAttribute(k_flash_tc<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                (int)flash_tc_smem_bytes(HD));
 }
 
 // Bytes of one row of a matrix in the weight ring (both planes).
@@ -2358,6 +2552,8 @@ extern "C" bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_s
     s->pd_prof = pr && !strcmp(pr, "3");
     s->pd_timeline = pr && !strcmp(pr, "4");
     s->pdl = !(pd && !strcmp(pd, "0"));
+    const char *gs = getenv("INFERNO_CUDA_GEMM_SIDE");
+    s->gemm_side = !(gs && !strcmp(gs, "0"));
     const char *fu = getenv("INFERNO_CUDA_FUSE");
     s->fuse = fu && !strcmp(fu, "1"); // measured slower in the graph (bench/NOTES.md, CUDA step 6): opt-in
     s->use_graph = !(g && !strcmp(g, "0")) && !s->prof;
@@ -2435,6 +2631,18 @@ extern "C" bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_s
     case 32: fe = flash_prepare<32>(); break;
     case 64: fe = flash_prepare<64>(); break;
     case 128: fe = flash_prepare<128>(); break;
+    default: break;
+    }
+    int cc_major = 0, dev = 0;
+    const char *ftc = getenv("INFERNO_CUDA_FLASH_TC");
+    if (cudaGetDevice(&dev) == cudaSuccess &&
+        cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && fe == cudaSuccess)
+        s->flash_tc = s->flash && flash_tc_supported(m->head_dim, cc_major) && !(ftc && !strcmp(ftc, "0"));
+    switch (s->flash_tc ? m->head_dim : 0) {
+    case 16: fe = flash_tc_prepare<16>(); break;
+    case 32: fe = flash_tc_prepare<32>(); break;
+    case 64: fe = flash_tc_prepare<64>(); break;
+    case 128: fe = flash_tc_prepare<128>(); break;
     default: break;
     }
     if (!cu_ok(fe, "cudaFuncSetAttribute (flash attention shared memory)", err, cap)) {
@@ -2775,6 +2983,7 @@ static bool gemm(cuda_session *s, const dmat *w, const float *xf, const __half *
             A = s->scratch;
             lda = n_in;
         }
+        s->gemm_calls++;
         cublasStatus_t st = cublasGemmEx(s->cublas, CUBLAS_OP_T, CUBLAS_OP_N, nr, T, n_in, &alpha, A, at, lda, B, bt,
                                          n_in, &beta, y + r0, CUDA_R_32F, ldy, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
         if (st != CUBLAS_STATUS_SUCCESS) {
@@ -2789,8 +2998,60 @@ static bool gemm(cuda_session *s, const dmat *w, const float *xf, const __half *
     return true;
 }
 
+// The F16 rows a GEMM reads for w without a dequantization (F16 weights, or the model's F16 copy of a quantized
+// matrix); NULL for the others.
+static const __half *f16_rows(const cuda_session *s, const dmat *w) {
+    if (w->type == T_F16 && w->pitch == (uint64_t)w->n_in * 2) return (const __half *)w->d;
+    if (is_quant(w->type) && s->f16_ready && w->h) return w->h;
+    return NULL;
+}
+
+// Matrices that share an input and write side by side (q|k|v, gate|up: matrix i at column y + the rows of the
+// ones before it): one GEMM over all their rows when their F16 rows follow each other in memory (the upload and
+// the F16 copies lay them out in this order), else one each. One call instead of three turns wk's and wv's
+// small products (256 rows for a 2,048-wide model) into part of a product that fills the card.
+static bool gemm_side(cuda_session *s, const dmat *const *ws, int n, const float *xf, const __half *xh, int T, float *y,
+                      int ldy, char *err, size_t cap) {
+    bool one = s->gemm_side && n > 1;
+    int rows = 0;
+    for (int i = 0; i < n && one; i++) {
+        const __half *a = f16_rows(s, ws[i]);
+        one = a && ws[i]->n_in == ws[0]->n_in && a == f16_rows(s, ws[0]) + (size_t)rows * (size_t)ws[0]->n_in;
+        rows += ws[i]->n_out;
+    }
+    if (one) {
+        dmat all = *ws[0];
+        all.type = T_F16;
+        all.d = (const uint8_t *)f16_rows(s, ws[0]);
+        all.pitch = (uint64_t)all.n_in * 2;
+        all.n_out = rows;
+        s->gemm_sides++;
+        return gemm(s, &all, xf, xh, T, y, ldy, 0.0f, err, cap);
+    }
+    for (int i = 0, r = 0; i < n; r += ws[i]->n_out, i++)
+        if (!gemm(s, ws[i], xf, xh, T, y + r, ldy, 0.0f, err, cap)) return false;
+    return true;
+}
+
 static void flash(cuda_session *s, int T, const float *q, int ldq, const __half *kc, const __half *vc) {
     const cuda_model *m = s->m;
+    if (s->flash_tc) {
+        dim3 grid((unsigned)((T + FT_BQ - 1) / FT_BQ), (unsigned)m->n_head);
+        size_t sm = flash_tc_smem_bytes(m->head_dim);
+        float sc = 1.0f / sqrtf((float)m->head_dim);
+#define FLASH_TC_GO(HD)                                                                                           \
+    k_flash_tc<HD><<<grid, 128, sm, s->stream>>>(q, ldq, kc, vc, s->seq_cells, s->ints, T, s->xb, s->xh,          \
+                                                 m->n_head, m->n_head_kv, s->n_ctx, sc)
+        switch (m->head_dim) {
+        case 16: FLASH_TC_GO(16); break;
+        case 32: FLASH_TC_GO(32); break;
+        case 64: FLASH_TC_GO(64); break;
+        case 128: FLASH_TC_GO(128); break;
+        default: break; // flash_tc_supported
+        }
+#undef FLASH_TC_GO
+        return;
+    }
     dim3 grid((unsigned)((T + FA_BQ - 1) / FA_BQ), (unsigned)m->n_head);
     size_t sm = flash_smem_bytes(m->head_dim);
     float sc = 1.0f / sqrtf((float)m->head_dim);
@@ -2819,10 +3080,8 @@ static bool enqueue_gemm(cuda_session *s, int T, int n_out, bool one_seq, char *
         __half *kc = s->k_cache + layer_off, *vc = s->v_cache + layer_off;
         k_norm_q<<<T, NORM_THREADS, 0, st>>>(s->x, L->attn_norm, E, m->rms_eps, NULL, s->xb, s->xh, NULL, NULL);
         prof_mark(s, OP_NORM);
-        if (!gemm(s, &L->wq, s->xb, s->xh, T, s->qkv, ld, 0.0f, err, cap) ||
-            !gemm(s, &L->wk, s->xb, s->xh, T, s->qkv + Q, ld, 0.0f, err, cap) ||
-            !gemm(s, &L->wv, s->xb, s->xh, T, s->qkv + Q + KV, ld, 0.0f, err, cap))
-            return false;
+        const dmat *const qkv[3] = {&L->wq, &L->wk, &L->wv};
+        if (!gemm_side(s, qkv, 3, s->xb, s->xh, T, s->qkv, ld, err, cap)) return false;
         prof_mark(s, OP_QKV);
         k_rope_kv<<<T, 128, 0, st>>>(s->qkv, s->qkv + Q, s->qkv + Q + KV, ld, ld, L->bq, L->bk, L->bv, s->rope, s->ints,
                                      T, kc, vc, m->n_head, m->n_head_kv, hd, m->n_rot, m->rope_neox);
@@ -2841,9 +3100,8 @@ static bool enqueue_gemm(cuda_session *s, int T, int n_out, bool one_seq, char *
         prof_mark(s, OP_WO);
         k_norm_q<<<T, NORM_THREADS, 0, st>>>(s->x, L->ffn_norm, E, m->rms_eps, NULL, s->xb, s->xh, NULL, NULL);
         prof_mark(s, OP_NORM);
-        if (!gemm(s, &L->gate, s->xb, s->xh, T, s->gu, 2 * F, 0.0f, err, cap) ||
-            !gemm(s, &L->up, s->xb, s->xh, T, s->gu + F, 2 * F, 0.0f, err, cap))
-            return false;
+        const dmat *const gu[2] = {&L->gate, &L->up};
+        if (!gemm_side(s, gu, 2, s->xb, s->xh, T, s->gu, 2 * F, err, cap)) return false;
         k_swiglu<<<(unsigned)(((size_t)T * F + 255) / 256 < 4096 ? ((size_t)T * F + 255) / 256 : 4096), 256, 0, st>>>(
             s->gu, T, F, s->hb, s->xh);
         prof_mark(s, OP_GATE_UP);
