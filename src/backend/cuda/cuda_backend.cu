@@ -1526,7 +1526,8 @@ __global__ void __launch_bounds__(128)
 // mma.sync products of F16 queries (scaled by scale * log2 e, kept as fragments for the whole kernel) and F16
 // keys with F32 sums; the online softmax runs on the score fragments (a lane holds two query rows, reduced
 // over the 4 lanes that share them), whose F16 probabilities are the next product's A fragments as they lie;
-// values come in with transposing ldmatrix loads. INFERNO_CUDA_FLASH_TC=0 takes k_flash instead.
+// values come in with transposing ldmatrix loads. Output: F16 into outh, F32 into out unless NULL.
+// INFERNO_CUDA_FLASH_TC=0 takes k_flash instead.
 #define FT_BQ 64
 #define FT_BK 64
 static size_t flash_tc_smem_bytes(int hd) { return (size_t)2 * 2 * FT_BK * (size_t)(hd + 8) * sizeof(__half); }
@@ -1688,12 +1689,12 @@ __global__ void __launch_bounds__(128)
     for (int n = 0; n < ND; n++) {
         const int d = (int)h * HD + 8 * n + 2 * tq;
         if (r0 < T) {
-            *(float2 *)(out + (size_t)r0 * Q + d) = make_float2(o[n][0] * i0, o[n][1] * i0);
-            if (outh) *(__half2 *)(outh + (size_t)r0 * Q + d) = __floats2half2_rn(o[n][0] * i0, o[n][1] * i0);
+            if (out) *(float2 *)(out + (size_t)r0 * Q + d) = make_float2(o[n][0] * i0, o[n][1] * i0);
+            *(__half2 *)(outh + (size_t)r0 * Q + d) = __floats2half2_rn(o[n][0] * i0, o[n][1] * i0);
         }
         if (r1 < T) {
-            *(float2 *)(out + (size_t)r1 * Q + d) = make_float2(o[n][2] * i1, o[n][3] * i1);
-            if (outh) *(__half2 *)(outh + (size_t)r1 * Q + d) = __floats2half2_rn(o[n][2] * i1, o[n][3] * i1);
+            if (out) *(float2 *)(out + (size_t)r1 * Q + d) = make_float2(o[n][2] * i1, o[n][3] * i1);
+            *(__half2 *)(outh + (size_t)r1 * Q + d) = __floats2half2_rn(o[n][2] * i1, o[n][3] * i1);
         }
     }
 #endif
@@ -1819,14 +1820,28 @@ __global__ void k_colcopy_f16(const dmat w, uint8_t *q) {
 }
 
 // h = silu(gate) * up from the GEMM's (T, 2F) output (gate in columns [0, F), up in [F, 2F)), as F32 and F16.
+// h = silu(gate) * up for the rows of gu (gate | up, 2F apart): block (chunk of F, token), 4 values a thread
+// when F % 4 == 0. hf (F32: only F32 down weights read it) may be NULL.
 __global__ void k_swiglu(const float *gu, int T, int F, float *hf, __half *hh) {
-    const size_t n = (size_t)T * F;
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        const size_t t = i / F, j = i - t * F;
-        const float g = gu[t * 2 * F + j], u = gu[t * 2 * F + F + j];
-        const float v = g / (1.0f + expf(-g)) * u;
-        hf[i] = v;
-        hh[i] = __float2half(v);
+    const int t = blockIdx.y;
+    const float *g = gu + (size_t)t * 2 * F, *u = g + F;
+    const size_t o = (size_t)t * F;
+    if ((F & 3) == 0) {
+        const int j = 4 * (int)(blockIdx.x * blockDim.x + threadIdx.x);
+        if (j >= F) return;
+        const float4 a = *(const float4 *)(g + j), b = *(const float4 *)(u + j);
+        const float v[4] = {a.x / (1.0f + expf(-a.x)) * b.x, a.y / (1.0f + expf(-a.y)) * b.y,
+                            a.z / (1.0f + expf(-a.z)) * b.z, a.w / (1.0f + expf(-a.w)) * b.w};
+        if (hf) *(float4 *)(hf + o + j) = make_float4(v[0], v[1], v[2], v[3]);
+        __half2 *h2 = (__half2 *)(hh + o + j);
+        h2[0] = __floats2half2_rn(v[0], v[1]);
+        h2[1] = __floats2half2_rn(v[2], v[3]);
+        return;
+    }
+    for (int j = (int)(blockIdx.x * blockDim.x + threadIdx.x); j < F; j += (int)(gridDim.x * blockDim.x)) {
+        const float v = g[j] / (1.0f + expf(-g[j])) * u[j];
+        if (hf) hf[o + j] = v;
+        hh[o + j] = __float2half(v);
     }
 }
 
@@ -3033,14 +3048,15 @@ static bool gemm_side(cuda_session *s, const dmat *const *ws, int n, const float
     return true;
 }
 
-static void flash(cuda_session *s, int T, const float *q, int ldq, const __half *kc, const __half *vc) {
+// xf: where the tensor-core kernel writes the F32 output as well (NULL: the F16 one only; k_flash writes both).
+static void flash(cuda_session *s, int T, const float *q, int ldq, const __half *kc, const __half *vc, float *xf) {
     const cuda_model *m = s->m;
     if (s->flash_tc) {
         dim3 grid((unsigned)((T + FT_BQ - 1) / FT_BQ), (unsigned)m->n_head);
         size_t sm = flash_tc_smem_bytes(m->head_dim);
         float sc = 1.0f / sqrtf((float)m->head_dim);
 #define FLASH_TC_GO(HD)                                                                                           \
-    k_flash_tc<HD><<<grid, 128, sm, s->stream>>>(q, ldq, kc, vc, s->seq_cells, s->ints, T, s->xb, s->xh,          \
+    k_flash_tc<HD><<<grid, 128, sm, s->stream>>>(q, ldq, kc, vc, s->seq_cells, s->ints, T, xf, s->xh,             \
                                                  m->n_head, m->n_head_kv, s->n_ctx, sc)
         switch (m->head_dim) {
         case 16: FLASH_TC_GO(16); break;
@@ -3078,7 +3094,10 @@ static bool enqueue_gemm(cuda_session *s, int T, int n_out, bool one_seq, char *
         const dlayer *L = &m->layers[l - m->layer0];
         size_t layer_off = (size_t)(l - m->layer0) * (size_t)s->n_ctx * (size_t)KV;
         __half *kc = s->k_cache + layer_off, *vc = s->v_cache + layer_off;
-        k_norm_q<<<T, NORM_THREADS, 0, st>>>(s->x, L->attn_norm, E, m->rms_eps, NULL, s->xb, s->xh, NULL, NULL);
+        // (the F32 rows only where an F32 matrix reads them: SGEMM)
+        const bool f32_qkv = L->wq.type == T_F32 || L->wk.type == T_F32 || L->wv.type == T_F32;
+        k_norm_q<<<T, NORM_THREADS, 0, st>>>(s->x, L->attn_norm, E, m->rms_eps, NULL, f32_qkv ? s->xb : NULL, s->xh,
+                                              NULL, NULL);
         prof_mark(s, OP_NORM);
         const dmat *const qkv[3] = {&L->wq, &L->wk, &L->wv};
         if (!gemm_side(s, qkv, 3, s->xb, s->xh, T, s->qkv, ld, err, cap)) return false;
@@ -3087,7 +3106,7 @@ static bool enqueue_gemm(cuda_session *s, int T, int n_out, bool one_seq, char *
                                      T, kc, vc, m->n_head, m->n_head_kv, hd, m->n_rot, m->rope_neox);
         prof_mark(s, OP_ROPE_KV);
         if (one_seq && s->flash) {
-            flash(s, T, s->qkv, ld, kc, vc);
+            flash(s, T, s->qkv, ld, kc, vc, L->wo.type == T_F32 ? s->xb : NULL);
         } else {
             k_attention<<<dim3((unsigned)m->n_head, (unsigned)T, 1), ATT_WARPS * 32, 0, st>>>(
                 s->qkv, ld, kc, vc, s->seq_cells, s->ints, T, s->att, m->n_head, m->n_head_kv, hd, s->n_ctx,
@@ -3098,12 +3117,14 @@ static bool enqueue_gemm(cuda_session *s, int T, int n_out, bool one_seq, char *
         prof_mark(s, OP_ATTENTION);
         if (!gemm(s, &L->wo, s->xb, s->xh, T, s->x, E, 1.0f, err, cap)) return false;
         prof_mark(s, OP_WO);
-        k_norm_q<<<T, NORM_THREADS, 0, st>>>(s->x, L->ffn_norm, E, m->rms_eps, NULL, s->xb, s->xh, NULL, NULL);
+        const bool f32_gu = L->gate.type == T_F32 || L->up.type == T_F32;
+        k_norm_q<<<T, NORM_THREADS, 0, st>>>(s->x, L->ffn_norm, E, m->rms_eps, NULL, f32_gu ? s->xb : NULL, s->xh,
+                                              NULL, NULL);
         prof_mark(s, OP_NORM);
         const dmat *const gu[2] = {&L->gate, &L->up};
         if (!gemm_side(s, gu, 2, s->xb, s->xh, T, s->gu, 2 * F, err, cap)) return false;
-        k_swiglu<<<(unsigned)(((size_t)T * F + 255) / 256 < 4096 ? ((size_t)T * F + 255) / 256 : 4096), 256, 0, st>>>(
-            s->gu, T, F, s->hb, s->xh);
+        k_swiglu<<<dim3((unsigned)((F + 1023) / 1024), (unsigned)T), 256, 0, st>>>(
+            s->gu, T, F, L->down.type == T_F32 ? s->hb : NULL, s->xh);
         prof_mark(s, OP_GATE_UP);
         if (!gemm(s, &L->down, s->hb, s->xh, T, s->x, E, 1.0f, err, cap)) return false;
         prof_mark(s, OP_DOWN);
