@@ -105,7 +105,8 @@ bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits, const flo
 // Other switches, read at session start (for bisecting and measuring; the defaults are the fast paths):
 // INFERNO_CUDA_GRAPH=0 (no decode graph), INFERNO_CUDA_GEMM_MIN=N (batches of >= N tokens take the GEMM
 // path, default 16, 0 = never), INFERNO_CUDA_GEMM_SIDE=0 (the GEMM path's q, k, v and gate, up as one product
-// each instead of one over their contiguous F16 rows), INFERNO_CUDA_MMVQ=0 (the F32-activation matvec instead of 8-bit dp4a),
+// each instead of one over their contiguous F16 rows), INFERNO_CUDA_FLASH_TC=0 (one-sequence batches' attention
+// by the F32 flash kernel instead of the tensor-core one), INFERNO_CUDA_MMVQ=0 (the F32-activation matvec instead of 8-bit dp4a),
 // INFERNO_CUDA_PDL=0 (no programmatic dependent launch), INFERNO_CUDA_FUSE=1 (norms and attention combine
 // in the last block of the preceding kernel), INFERNO_CUDA_PROFILE=2 (GPU time of each decode graph replay
 // and the host's share of it), INFERNO_CUDA_PERSIST=0 (single-token steps through the per-op kernels instead
