@@ -8,16 +8,19 @@
 //   build/inferno synth --shape micro --vocab ../shared/models/vocab/ggml-vocab-llama-spm.gguf
 //       --out /tmp/eng-micro.gguf --type Q4_0                                        (one command line)
 //   cc -O2 -std=c11 -D_GNU_SOURCE -Iinclude bench/engine_step.c build/libinferno.a -lpcre2-8 -lpthread
-//       -lm -o build/engine_step       (one line; a CUDA build also needs -lcudart -lcublas -lstdc++)
+//       -lm -o build/engine_step       (one line; a CUDA build also needs build/libinferno_cuda.a
+//       build/libinferno.a -L/usr/local/cuda/lib64 -lcudart -lcublas -lstdc++ after the first library)
 //   build/engine_step -m /tmp/eng-micro.gguf -s 1,8,32 -n 128
 //
 // The callbacks do what the server's do (src/server/task.c): on_token takes the request's mutex, appends
 // the text to a buffer and signals a condition variable. Every level prints an FNV-1a hash of all tokens
 // generated (in request order), so runs of two builds can be checked for identical output.
 //
-// Left out: HTTP and SSE (bench/loadgen.mjs measures the whole server), prompts of realistic length
-// (every prompt is about 20 tokens, prefilled in the first step or two), and any statistics over
-// repetitions (run it twice).
+// -p N makes every prompt N tokens (the text, then deterministic token ids): the first steps then prefill
+// several sequences' chunks in one batch, as a busy server does.
+//
+// Left out: HTTP and SSE (bench/loadgen.mjs measures the whole server) and any statistics over repetitions
+// (run it twice).
 #include "inferno.h"
 
 #include <pthread.h>
@@ -106,17 +109,25 @@ static int bench_parse_list(const char *s, int *out, int cap) {
     return n;
 }
 
+static const char *argv_num(int n) {
+    static char buf[16];
+    snprintf(buf, sizeof buf, "%d", n);
+    return buf;
+}
+
 static void bench_usage(void) {
-    fprintf(stderr, "usage: engine_step -m MODEL [-s 1,8,32] [-n TOKENS] [-t THREADS] [--temp T]\n"
+    fprintf(stderr, "usage: engine_step -m MODEL [-s 1,8,32] [-n TOKENS] [-p PROMPT_TOKENS] [-t THREADS] [--temp T]\n"
                     "         [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--presence P]\n"
                     "         [--seed S] [--logprobs N] [--stop STR] [-ngl N]\n"
-                    "defaults: 128 tokens, 1 thread, temperature 0 (greedy); with --temp the sampler's other\n"
-                    "settings are llama.cpp's defaults (top-k 40, top-p 0.95, min-p 0.05) unless given\n");
+                    "defaults: 128 tokens, a ~20-token prompt, 1 thread, temperature 0 (greedy); with --temp\n"
+                    "the sampler's other settings are llama.cpp's defaults (top-k 40, top-p 0.95, min-p 0.05)\n"
+                    "unless given\n");
 }
 
 int main(int argc, char **argv) {
     const char *path = NULL, *stop = NULL;
     int levels[BENCH_MAX_LEVELS] = {1, 8, 32}, n_levels = 3, n_gen = 128, n_threads = 1, n_top = -1, ngl = 0;
+    int n_prompt_want = 0; // -p: 0 = the text alone
     inf_sampler_params sp = inf_sampler_default_params();
     sp.temperature = 0.0f;
     for (int i = 1; i < argc; i++) {
@@ -129,6 +140,7 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "-m")) path = v;
         else if (!strcmp(a, "-s")) n_levels = bench_parse_list(v, levels, BENCH_MAX_LEVELS);
         else if (!strcmp(a, "-n")) n_gen = atoi(v);
+        else if (!strcmp(a, "-p")) n_prompt_want = atoi(v);
         else if (!strcmp(a, "-t")) n_threads = atoi(v);
         else if (!strcmp(a, "-ngl")) ngl = atoi(v);
         else if (!strcmp(a, "--temp")) sp.temperature = strtof(v, NULL);
@@ -145,7 +157,8 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (!path || n_levels < 1 || n_gen < 1 || n_gen > BENCH_MAX_TOKENS || n_threads < 0) {
+    if (!path || n_levels < 1 || n_gen < 1 || n_gen > BENCH_MAX_TOKENS || n_threads < 0 || n_prompt_want < 0 ||
+        n_prompt_want > BENCH_MAX_TOKENS) {
         bench_usage();
         return 2;
     }
@@ -160,9 +173,11 @@ int main(int argc, char **argv) {
     }
     inf_model_info info;
     inf_model_get_info(model, &info);
-    printf("model %s: n_vocab %d, n_embd %d, n_layer %d, %s; %d tokens a request, temperature %g, top_k %d, "
-           "top_p %g, min_p %g, repeat_penalty %g, presence %g, logprobs %d, stop %s\n",
-           path, info.n_vocab, info.n_embd, info.n_layer, info.file_type, n_gen, (double)sp.temperature,
+    const int cap_prompt = n_prompt_want > 64 ? n_prompt_want : 64;
+    printf("model %s: n_vocab %d, n_embd %d, n_layer %d, %s; prompts of %s tokens, %d tokens a request, "
+           "temperature %g, top_k %d, top_p %g, min_p %g, repeat_penalty %g, presence %g, logprobs %d, stop %s\n",
+           path, info.n_vocab, info.n_embd, info.n_layer, info.file_type, n_prompt_want ? argv_num(n_prompt_want) : "~20",
+           n_gen, (double)sp.temperature,
            sp.top_k, (double)sp.top_p, (double)sp.min_p, (double)sp.repeat_penalty, (double)sp.presence_penalty, n_top,
            stop ? stop : "(none)");
     printf("| streams | steps | tokens | forward us/step | sample us/step | output us/step | other us/step | "
@@ -177,7 +192,7 @@ int main(int argc, char **argv) {
         ep.n_seq_max = S;
         ep.max_queue = S;
         ep.n_batch = 512;
-        ep.n_ctx = S * (64 + n_gen);
+        ep.n_ctx = S * (cap_prompt + n_gen);
         ep.n_threads = n_threads;
         inf_engine *e = NULL;
         if (inf_engine_init(model, &ep, &e) != INF_OK) {
@@ -190,7 +205,7 @@ int main(int argc, char **argv) {
         g_engine = e;
         g_n_reqs = S;
         const char *stops[1] = {stop};
-        static inf_token prompts[BENCH_MAX_STREAMS][64];
+        static inf_token prompts[BENCH_MAX_STREAMS][BENCH_MAX_TOKENS];
         for (int i = 0; i < S && rc == 0; i++) {
             bench_stream *s = &streams[i];
             memset(s, 0, sizeof *s);
@@ -205,6 +220,10 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "engine_step: cannot tokenize the prompt\n");
                 rc = 1;
                 break;
+            }
+            for (uint32_t seed = 7u + (uint32_t)i; n_prompt < n_prompt_want; n_prompt++) {
+                seed = seed * 1664525u + 1013904223u;
+                prompt[n_prompt] = 3 + (inf_token)((seed >> 8) % (uint32_t)(info.n_vocab - 3));
             }
             inf_request r;
             memset(&r, 0, sizeof r);

@@ -56,8 +56,8 @@ static void capture_profile(inf_log_level level, const char *msg, void *user) {
         if (p > gemm_products) gemm_products = p;
         if (f > gemm_sides) gemm_sides = f;
     }
-    const char *a = strstr(msg, "attention of one-sequence batches: ");
-    if (a) snprintf(attention_kind, sizeof attention_kind, "%s", a + strlen("attention of one-sequence batches: "));
+    const char *a = strstr(msg, "GEMM-path attention: ");
+    if (a) snprintf(attention_kind, sizeof attention_kind, "%s", a + strlen("GEMM-path attention: "));
 }
 
 // The per-block timeline (INFERNO_CUDA_PROFILE=4): a header, then per point "name min median max own_median
@@ -442,6 +442,60 @@ static void check_two_sequences(const char *dir) {
     inf_model_free(gpu);
 }
 
+// Batches of several sequences through the GEMM path's attention, where the tensor-core kernel takes each
+// sequence's run of consecutive tokens in blocks of at most 64: runs of 64, 80 (64 + 16) and 6 tokens of three
+// sequences, then a batch that continues them in runs of 5, 5, 5, 5 and 1 (sequences 0 and 1 twice each, the
+// second run attending to the first one's keys). Every row's logits against the CPU (micro-F16: tight bound).
+static void check_runs(const char *dir) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/synthetic/micro-F16.gguf", dir);
+    inf_model *cpu = load(path, 0), *gpu = load(path, 999);
+    CHECK(cpu && gpu);
+    inf_session *sc = cpu ? session(cpu, 256, 160, 3) : NULL, *sg = gpu ? session(gpu, 256, 160, 3) : NULL;
+    enum { N1 = 64 + 80 + 6, N2 = 21, V = 512 };
+    static float lc[N1 + N2][V], lg[N1 + N2][V];
+    if (sc && sg) {
+        static const int len1[3] = {64, 80, 6};
+        static const int seq2[5] = {0, 1, 0, 1, 2}, len2[5] = {5, 5, 5, 5, 1};
+        inf_token src[3][96], toks[N1];
+        int32_t pos[N1], seq[N1], next[3] = {0, 0, 0};
+        int8_t want[N1];
+        for (int k = 0; k < 3; k++) make_tokens(src[k], 96, V, 31 + (uint32_t)k);
+        int n = 0;
+        for (int k = 0; k < 3; k++)
+            for (int i = 0; i < len1[k]; i++, n++) toks[n] = src[k][next[k]], pos[n] = next[k]++, seq[n] = k, want[n] = 1;
+        inf_batch b1 = {.n_tokens = N1, .tokens = toks, .pos = pos, .seq_id = seq, .want_logits = want};
+        inf_token t2[N2];
+        int32_t p2[N2], s2[N2];
+        int8_t w2[N2];
+        n = 0;
+        for (int r = 0; r < 5; r++)
+            for (int i = 0; i < len2[r]; i++, n++) {
+                const int k = seq2[r];
+                t2[n] = src[k][next[k]], p2[n] = next[k]++, s2[n] = k, w2[n] = 1;
+            }
+        inf_batch b2 = {.n_tokens = N2, .tokens = t2, .pos = p2, .seq_id = s2, .want_logits = w2};
+        inf_session *ss[2] = {sc, sg};
+        float(*out[2])[V] = {lc, lg};
+        for (int k = 0; k < 2; k++) {
+            CHECK(inf_session_decode(ss[k], &b1) == INF_OK);
+            for (int i = 0; i < N1; i++) memcpy(out[k][i], inf_session_logits(ss[k], i), sizeof lc[0]);
+            CHECK(inf_session_decode(ss[k], &b2) == INF_OK);
+            for (int i = 0; i < N2; i++) memcpy(out[k][N1 + i], inf_session_logits(ss[k], i), sizeof lc[0]);
+        }
+        double e1 = nmse(&lg[0][0], &lc[0][0], (size_t)N1 * V), e2 = nmse(&lg[N1][0], &lc[N1][0], (size_t)N2 * V);
+        printf("three sequences in runs (micro-F16): nmse %.3e (runs of 64, 80, 6), %.3e (runs of 5, 5, 5, 5, 1) "
+               "(bound 3e-6)\n", e1, e2);
+        CHECK(e1 <= 3e-6 && e2 <= 3e-6);
+    } else {
+        CHECK(false);
+    }
+    inf_session_free(sc);
+    inf_session_free(sg);
+    inf_model_free(cpu);
+    inf_model_free(gpu);
+}
+
 int main(void) {
 #ifndef INFERNO_CUDA
     TEST_SKIP("this build has no CUDA backend (nvcc was not found at configure time)");
@@ -580,13 +634,15 @@ int main(void) {
     setenv("INFERNO_CUDA_FLASH_TC", "0", 1);
     printf("with INFERNO_CUDA_FLASH_TC=0:\n");
     check_type_profiled(dir, &cases[13], "1"); // micro-Q4_K_M-mix
-    CHECK_MSG(strstr(attention_kind, "flash (F32)") == attention_kind, "attention '%s'", attention_kind);
+    CHECK_MSG(strstr(attention_kind, "flash (F32;") == attention_kind, "attention '%s'", attention_kind);
     check_long(dir, &cases[1]); // micro-F16
+    check_runs(dir);            // (the split kernel for batches of several sequences)
     unsetenv("INFERNO_CUDA_FLASH_TC");
     check_greedy(dir, 999);
     check_greedy(dir, 3);
     check_partial(dir);
     check_two_sequences(dir);
+    check_runs(dir);
     check_f16_cache(dir);
     check_long(dir, &cases[1]);
     return test_summary();

@@ -1521,7 +1521,8 @@ __global__ void __launch_bounds__(128)
 }
 
 // The same attention on tensor cores (sm_80 and later, head sizes a multiple of 16 up to 128): block (tile of
-// FT_BQ queries, head), each of the 4 warps owning 16 queries. Key and value tiles of FT_BK cells are gathered
+// FT_BQ queries, head), each of the 4 warps owning 16 queries; with runs (a batch of several sequences) block
+// x takes tokens [runs[2x], runs[2x] + runs[2x + 1]), consecutive tokens of one sequence. Key and value tiles of FT_BK cells are gathered
 // into shared memory with asynchronous copies, the next tile's while the warps work on this one. Scores are
 // mma.sync products of F16 queries (scaled by scale * log2 e, kept as fragments for the whole kernel) and F16
 // keys with F32 sums; the online softmax runs on the score fragments (a lane holds two query rows, reduced
@@ -1565,7 +1566,8 @@ template <int N> __device__ __forceinline__ void cp_async_wait() {
 template <int HD>
 __global__ void __launch_bounds__(128)
     k_flash_tc(const float *q, int ldq, const __half *kc, const __half *vc, const int32_t *seq_cells,
-               const int32_t *ints, int T, float *out, __half *outh, int n_head, int n_head_kv, int n_ctx, float scale) {
+               const int32_t *ints, const int32_t *runs, int T, float *out, __half *outh, int n_head, int n_head_kv,
+               int n_ctx, float scale) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
     static_assert(HD % 16 == 0 && HD <= 128, "head size");
     constexpr int LD = HD + 8;                         // halves a shared row: the lanes' loads hit distinct banks
@@ -1574,13 +1576,15 @@ __global__ void __launch_bounds__(128)
     __half *Ks = (__half *)ft_smem, *Vs = Ks + 2 * FT_BK * LD; // [2 stages][FT_BK][LD] each
     __shared__ int s_max;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
-    const int t0 = blockIdx.x * FT_BQ, h = blockIdx.y, KV = n_head_kv * HD, Q = n_head * HD;
+    const int t0 = runs ? runs[2 * blockIdx.x] : (int)blockIdx.x * FT_BQ;
+    const int te = runs ? t0 + runs[2 * blockIdx.x + 1] : min(t0 + FT_BQ, T); // the block's tokens: [t0, te)
+    const int h = blockIdx.y, KV = n_head_kv * HD, Q = n_head * HD;
     const int kvh = h / (n_head / n_head_kv);
     if (threadIdx.x == 0) s_max = -1;
     __syncthreads();
-    if (threadIdx.x < FT_BQ && t0 + (int)threadIdx.x < T) atomicMax(&s_max, ints[t0 + threadIdx.x]);
+    if (threadIdx.x < FT_BQ && t0 + (int)threadIdx.x < te) atomicMax(&s_max, ints[t0 + threadIdx.x]);
     const int r0 = t0 + warp * 16 + g, r1 = r0 + 8; // the lane's two query rows
-    const int p0 = r0 < T ? ints[r0] : -1, p1 = r1 < T ? ints[r1] : -1;
+    const int p0 = r0 < te ? ints[r0] : -1, p1 = r1 < te ? ints[r1] : -1;
     int wmax = max(p0, p1);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) wmax = max(wmax, __shfl_xor_sync(0xffffffffu, wmax, o));
@@ -1591,7 +1595,7 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
         for (int i = 0; i < 4; i++) {
             const int r = i & 1 ? r1 : r0, d = 16 * c + 2 * tq + (i >= 2 ? 8 : 0);
-            const float2 v = r < T ? *(const float2 *)(q + (size_t)r * ldq + (size_t)h * HD + d) : make_float2(0.0f, 0.0f);
+            const float2 v = r < te ? *(const float2 *)(q + (size_t)r * ldq + (size_t)h * HD + d) : make_float2(0.0f, 0.0f);
             qa[c][i] = half2_bits(v.x * qs, v.y * qs);
         }
     __syncthreads();
@@ -1688,11 +1692,11 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
     for (int n = 0; n < ND; n++) {
         const int d = (int)h * HD + 8 * n + 2 * tq;
-        if (r0 < T) {
+        if (r0 < te) {
             if (out) *(float2 *)(out + (size_t)r0 * Q + d) = make_float2(o[n][0] * i0, o[n][1] * i0);
             *(__half2 *)(outh + (size_t)r0 * Q + d) = __floats2half2_rn(o[n][0] * i0, o[n][1] * i0);
         }
-        if (r1 < T) {
+        if (r1 < te) {
             if (out) *(float2 *)(out + (size_t)r1 * Q + d) = make_float2(o[n][2] * i1, o[n][3] * i1);
             *(__half2 *)(outh + (size_t)r1 * Q + d) = __floats2half2_rn(o[n][2] * i1, o[n][3] * i1);
         }
@@ -1884,6 +1888,7 @@ struct cuda_session {
     long gemm_calls, gemm_sides; // GEMM products enqueued; those of them over side-by-side matrices (profile)
     bool mmvq, flash;      // dp4a matvec (else legacy); flash attention kernel for this head size
     bool flash_tc;         // the flash attention on tensor cores (k_flash_tc) for this head size and card
+    int att_blocks;        // the batch's runs for it (upload_batch): blocks of one sequence's consecutive tokens
     bool pdl;              // decode-path kernels launched with programmatic dependent launch
     bool fuse;             // INFERNO_CUDA_FUSE=1: norms in the wo/down kernels' last block, attention combine
                            // in the split kernel's last block (fewer launches, but a serialized tail)
@@ -2057,8 +2062,10 @@ extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t ca
                       total > 0 ? 100.0 * s->op_ms[i] / total : 0.0, i + 1 < OP_COUNT ? "," : "");
     if (n > 0 && (size_t)n < cap)
         snprintf(buf + n, cap - (size_t)n, "; GEMM path: %ld products, %ld of them over side-by-side matrices; "
-                 "attention of one-sequence batches: %s", s->gemm_calls, s->gemm_sides,
-                 s->flash_tc ? "flash on tensor cores" : s->flash ? "flash (F32)" : "split kernel");
+                 "GEMM-path attention: %s", s->gemm_calls, s->gemm_sides,
+                 s->flash_tc ? "flash on tensor cores"
+                 : s->flash  ? "flash (F32; batches of several sequences: split kernel)"
+                             : "split kernel");
     return true;
 }
 
@@ -2084,7 +2091,7 @@ static compute_sizes compute_sizes_of(const cuda_model_desc *d, int n_ctx, int n
     c.hb = align_up(B * F * 4, ALIGN);
     c.rope = align_up(B * (uint64_t)d->n_rot * 4, ALIGN);
     c.logits = align_up(B * (uint64_t)d->n_vocab * 4, ALIGN);
-    c.ints = align_up(B * 4 * 4, ALIGN);
+    c.ints = align_up(B * 6 * 4, ALIGN); // pos, seq, cell, out_row a token; the attention's runs (2 a block)
     c.seq_cells = align_up((uint64_t)n_seq * (uint64_t)n_ctx * 4, ALIGN);
     c.att = align_up((B > 32 ? B : 32) * (uint64_t)d->n_head * ((uint64_t)d->head_dim + 2) * 4, ALIGN);
     c.xq = align_up(B * EQ, ALIGN);
@@ -2585,7 +2592,7 @@ extern "C" bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_s
     cuda_session_bytes(&d, n_ctx, n_batch, n_seq, &kv_bytes, &compute_bytes);
     compute_sizes c = compute_sizes_of(&d, n_ctx, n_batch, n_seq);
     uint64_t B = (uint64_t)n_batch;
-    uint64_t host_bytes = B * ((uint64_t)m->n_embd + (uint64_t)m->n_rot + 4) * 4 + (uint64_t)m->n_vocab * 4 +
+    uint64_t host_bytes = B * ((uint64_t)m->n_embd + (uint64_t)m->n_rot + 6) * 4 + (uint64_t)m->n_vocab * 4 +
                           in1_floats(m->n_embd, m->n_rot) * 4;
     char what[96];
     snprintf(what, sizeof what, "cudaMalloc KV cache (%.1f MiB)", (double)kv_bytes / (1024.0 * 1024.0));
@@ -2629,7 +2636,7 @@ extern "C" bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_s
     s->h_x = (float *)s->host;
     s->h_rope = s->h_x + B * (uint64_t)m->n_embd;
     s->h_ints = (int32_t *)(s->h_rope + B * (uint64_t)m->n_rot);
-    s->h_logits = (float *)(s->h_ints + B * 4);
+    s->h_logits = (float *)(s->h_ints + B * 6);
     s->h_in1 = s->h_logits + m->n_vocab;
     // Unwritten table entries are never read (a token reads positions its sequence has written), but a
     // defined value keeps a bad index visible as cell 0 instead of garbage.
@@ -3049,14 +3056,16 @@ static bool gemm_side(cuda_session *s, const dmat *const *ws, int n, const float
 }
 
 // xf: where the tensor-core kernel writes the F32 output as well (NULL: the F16 one only; k_flash writes both).
-static void flash(cuda_session *s, int T, const float *q, int ldq, const __half *kc, const __half *vc, float *xf) {
+// runs: the tensor-core kernel's blocks for a batch of several sequences (upload_batch), NULL for one sequence.
+static void flash(cuda_session *s, int T, const float *q, int ldq, const __half *kc, const __half *vc, float *xf,
+                  const int32_t *runs) {
     const cuda_model *m = s->m;
     if (s->flash_tc) {
-        dim3 grid((unsigned)((T + FT_BQ - 1) / FT_BQ), (unsigned)m->n_head);
+        dim3 grid((unsigned)(runs ? s->att_blocks : (T + FT_BQ - 1) / FT_BQ), (unsigned)m->n_head);
         size_t sm = flash_tc_smem_bytes(m->head_dim);
         float sc = 1.0f / sqrtf((float)m->head_dim);
 #define FLASH_TC_GO(HD)                                                                                           \
-    k_flash_tc<HD><<<grid, 128, sm, s->stream>>>(q, ldq, kc, vc, s->seq_cells, s->ints, T, xf, s->xh,             \
+    k_flash_tc<HD><<<grid, 128, sm, s->stream>>>(q, ldq, kc, vc, s->seq_cells, s->ints, runs, T, xf, s->xh,       \
                                                  m->n_head, m->n_head_kv, s->n_ctx, sc)
         switch (m->head_dim) {
         case 16: FLASH_TC_GO(16); break;
@@ -3105,8 +3114,8 @@ static bool enqueue_gemm(cuda_session *s, int T, int n_out, bool one_seq, char *
         k_rope_kv<<<T, 128, 0, st>>>(s->qkv, s->qkv + Q, s->qkv + Q + KV, ld, ld, L->bq, L->bk, L->bv, s->rope, s->ints,
                                      T, kc, vc, m->n_head, m->n_head_kv, hd, m->n_rot, m->rope_neox);
         prof_mark(s, OP_ROPE_KV);
-        if (one_seq && s->flash) {
-            flash(s, T, s->qkv, ld, kc, vc, L->wo.type == T_F32 ? s->xb : NULL);
+        if (s->flash_tc || (one_seq && s->flash)) {
+            flash(s, T, s->qkv, ld, kc, vc, L->wo.type == T_F32 ? s->xb : NULL, one_seq ? NULL : s->ints + 4 * T);
         } else {
             k_attention<<<dim3((unsigned)m->n_head, (unsigned)T, 1), ATT_WARPS * 32, 0, st>>>(
                 s->qkv, ld, kc, vc, s->seq_cells, s->ints, T, s->att, m->n_head, m->n_head_kv, hd, s->n_ctx,
@@ -3349,6 +3358,18 @@ static bool upload_batch(cuda_session *s, const cuda_batch *b) {
     memcpy(s->h_ints + T, b->seq, (size_t)T * 4);
     memcpy(s->h_ints + 2 * T, b->cell, (size_t)T * 4);
     memcpy(s->h_ints + 3 * T, b->out_row, (size_t)T * 4);
+    // A batch of several sequences for the tensor-core attention: its blocks' (first token, tokens), each
+    // block at most FT_BQ consecutive tokens of one sequence.
+    s->att_blocks = 0;
+    if (s->flash_tc && s->gemm_min > 0 && T >= s->gemm_min) {
+        int32_t *runs = s->h_ints + 4 * T;
+        for (int t = 0; t < T;) {
+            int n = 1;
+            while (t + n < T && n < FT_BQ && b->seq[t + n] == b->seq[t]) n++;
+            runs[2 * s->att_blocks] = t, runs[2 * s->att_blocks + 1] = n, s->att_blocks++;
+            t += n;
+        }
+    }
     return true;
 }
 
@@ -3360,7 +3381,7 @@ static void enqueue_uploads(cuda_session *s, int T, int n_out) {
     }
     cudaMemcpyAsync(s->x, s->h_x, (size_t)T * m->n_embd * sizeof(float), cudaMemcpyHostToDevice, s->stream);
     cudaMemcpyAsync(s->rope, s->h_rope, (size_t)T * m->n_rot * sizeof(float), cudaMemcpyHostToDevice, s->stream);
-    cudaMemcpyAsync(s->ints, s->h_ints, (size_t)T * 16, cudaMemcpyHostToDevice, s->stream);
+    cudaMemcpyAsync(s->ints, s->h_ints, (size_t)T * 16 + (size_t)s->att_blocks * 8, cudaMemcpyHostToDevice, s->stream);
 }
 
 extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits, const float **row, float *embd,
