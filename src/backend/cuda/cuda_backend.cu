@@ -1824,14 +1824,14 @@ __global__ void k_colcopy_f16(const dmat w, uint8_t *q) {
 }
 
 // h = silu(gate) * up from the GEMM's (T, 2F) output (gate in columns [0, F), up in [F, 2F)), as F32 and F16.
-// h = silu(gate) * up for the rows of gu (gate | up, 2F apart): block (chunk of F, token), 4 values a thread
+// h = silu(gate) * up for the rows of gu (gate | up, 2F apart): block (token, chunk of F), 4 values a thread
 // when F % 4 == 0. hf (F32: only F32 down weights read it) may be NULL.
 __global__ void k_swiglu(const float *gu, int T, int F, float *hf, __half *hh) {
-    const int t = blockIdx.y;
+    const int t = blockIdx.x;
     const float *g = gu + (size_t)t * 2 * F, *u = g + F;
     const size_t o = (size_t)t * F;
     if ((F & 3) == 0) {
-        const int j = 4 * (int)(blockIdx.x * blockDim.x + threadIdx.x);
+        const int j = 4 * (int)(blockIdx.y * blockDim.x + threadIdx.x);
         if (j >= F) return;
         const float4 a = *(const float4 *)(g + j), b = *(const float4 *)(u + j);
         const float v[4] = {a.x / (1.0f + expf(-a.x)) * b.x, a.y / (1.0f + expf(-a.y)) * b.y,
@@ -1842,7 +1842,7 @@ __global__ void k_swiglu(const float *gu, int T, int F, float *hf, __half *hh) {
         h2[1] = __floats2half2_rn(v[2], v[3]);
         return;
     }
-    for (int j = (int)(blockIdx.x * blockDim.x + threadIdx.x); j < F; j += (int)(gridDim.x * blockDim.x)) {
+    for (int j = (int)(blockIdx.y * blockDim.x + threadIdx.x); j < F; j += (int)(gridDim.y * blockDim.x)) {
         const float v = g[j] / (1.0f + expf(-g[j])) * u[j];
         if (hf) hf[o + j] = v;
         hh[o + j] = __float2half(v);
@@ -3132,7 +3132,7 @@ static bool enqueue_gemm(cuda_session *s, int T, int n_out, bool one_seq, char *
         prof_mark(s, OP_NORM);
         const dmat *const gu[2] = {&L->gate, &L->up};
         if (!gemm_side(s, gu, 2, s->xb, s->xh, T, s->gu, 2 * F, err, cap)) return false;
-        k_swiglu<<<dim3((unsigned)((F + 1023) / 1024), (unsigned)T), 256, 0, st>>>(
+        k_swiglu<<<dim3((unsigned)T, (unsigned)((F + 1023) / 1024)), 256, 0, st>>>(
             s->gu, T, F, L->down.type == T_F32 ? s->hb : NULL, s->xh);
         prof_mark(s, OP_GATE_UP);
         if (!gemm(s, &L->down, s->hb, s->xh, T, s->x, E, 1.0f, err, cap)) return false;
