@@ -109,12 +109,6 @@ static int bench_parse_list(const char *s, int *out, int cap) {
     return n;
 }
 
-static const char *argv_num(int n) {
-    static char buf[16];
-    snprintf(buf, sizeof buf, "%d", n);
-    return buf;
-}
-
 static void bench_usage(void) {
     fprintf(stderr, "usage: engine_step -m MODEL [-s 1,8,32] [-n TOKENS] [-p PROMPT_TOKENS] [-t THREADS] [--temp T]\n"
                     "         [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--presence P]\n"
@@ -174,10 +168,11 @@ int main(int argc, char **argv) {
     inf_model_info info;
     inf_model_get_info(model, &info);
     const int cap_prompt = n_prompt_want > 64 ? n_prompt_want : 64;
+    char prompt_desc[16] = "~20";
+    if (n_prompt_want) snprintf(prompt_desc, sizeof prompt_desc, "%d", n_prompt_want);
     printf("model %s: n_vocab %d, n_embd %d, n_layer %d, %s; prompts of %s tokens, %d tokens a request, "
            "temperature %g, top_k %d, top_p %g, min_p %g, repeat_penalty %g, presence %g, logprobs %d, stop %s\n",
-           path, info.n_vocab, info.n_embd, info.n_layer, info.file_type, n_prompt_want ? argv_num(n_prompt_want) : "~20",
-           n_gen, (double)sp.temperature,
+           path, info.n_vocab, info.n_embd, info.n_layer, info.file_type, prompt_desc, n_gen, (double)sp.temperature,
            sp.top_k, (double)sp.top_p, (double)sp.min_p, (double)sp.repeat_penalty, (double)sp.presence_penalty, n_top,
            stop ? stop : "(none)");
     printf("| streams | steps | tokens | forward us/step | sample us/step | output us/step | other us/step | "

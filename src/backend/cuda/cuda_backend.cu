@@ -1826,7 +1826,7 @@ __global__ void k_colcopy_f16(const dmat w, uint8_t *q) {
 // h = silu(gate) * up from the GEMM's (T, 2F) output (gate in columns [0, F), up in [F, 2F)), as F32 and F16.
 // h = silu(gate) * up for the rows of gu (gate | up, 2F apart): block (token, chunk of F), 4 values a thread
 // when F % 4 == 0. hf (F32: only F32 down weights read it) may be NULL.
-__global__ void k_swiglu(const float *gu, int T, int F, float *hf, __half *hh) {
+__global__ void k_swiglu(const float *gu, int F, float *hf, __half *hh) {
     const int t = blockIdx.x;
     const float *g = gu + (size_t)t * 2 * F, *u = g + F;
     const size_t o = (size_t)t * F;
@@ -3020,6 +3020,13 @@ static bool gemm(cuda_session *s, const dmat *w, const float *xf, const __half *
     return true;
 }
 
+// Whether a GEMM over one of ws reads its input's F32 rows (SGEMM on F32 weights) rather than only the F16 ones.
+static bool reads_f32(const dmat *const *ws, int n) {
+    for (int i = 0; i < n; i++)
+        if (ws[i]->type == T_F32) return true;
+    return false;
+}
+
 // The F16 rows a GEMM reads for w without a dequantization (F16 weights, or the model's F16 copy of a quantized
 // matrix); NULL for the others.
 static const __half *f16_rows(const cuda_session *s, const dmat *w) {
@@ -3103,19 +3110,19 @@ static bool enqueue_gemm(cuda_session *s, int T, int n_out, bool one_seq, char *
         const dlayer *L = &m->layers[l - m->layer0];
         size_t layer_off = (size_t)(l - m->layer0) * (size_t)s->n_ctx * (size_t)KV;
         __half *kc = s->k_cache + layer_off, *vc = s->v_cache + layer_off;
-        // (the F32 rows only where an F32 matrix reads them: SGEMM)
-        const bool f32_qkv = L->wq.type == T_F32 || L->wk.type == T_F32 || L->wv.type == T_F32;
-        k_norm_q<<<T, NORM_THREADS, 0, st>>>(s->x, L->attn_norm, E, m->rms_eps, NULL, f32_qkv ? s->xb : NULL, s->xh,
-                                              NULL, NULL);
+        // (each kernel writes its output's F32 rows only where an F32 matrix reads them)
+        const dmat *const qkv[3] = {&L->wq, &L->wk, &L->wv}, *const gu[2] = {&L->gate, &L->up};
+        k_norm_q<<<T, NORM_THREADS, 0, st>>>(s->x, L->attn_norm, E, m->rms_eps, NULL, reads_f32(qkv, 3) ? s->xb : NULL,
+                                              s->xh, NULL, NULL);
         prof_mark(s, OP_NORM);
-        const dmat *const qkv[3] = {&L->wq, &L->wk, &L->wv};
         if (!gemm_side(s, qkv, 3, s->xb, s->xh, T, s->qkv, ld, err, cap)) return false;
         prof_mark(s, OP_QKV);
         k_rope_kv<<<T, 128, 0, st>>>(s->qkv, s->qkv + Q, s->qkv + Q + KV, ld, ld, L->bq, L->bk, L->bv, s->rope, s->ints,
                                      T, kc, vc, m->n_head, m->n_head_kv, hd, m->n_rot, m->rope_neox);
         prof_mark(s, OP_ROPE_KV);
         if (s->flash_tc || (one_seq && s->flash)) {
-            flash(s, T, s->qkv, ld, kc, vc, L->wo.type == T_F32 ? s->xb : NULL, one_seq ? NULL : s->ints + 4 * T);
+            flash(s, T, s->qkv, ld, kc, vc, L->wo.type == T_F32 ? s->xb : NULL,
+                  one_seq ? NULL : s->ints + 4 * T);
         } else {
             k_attention<<<dim3((unsigned)m->n_head, (unsigned)T, 1), ATT_WARPS * 32, 0, st>>>(
                 s->qkv, ld, kc, vc, s->seq_cells, s->ints, T, s->att, m->n_head, m->n_head_kv, hd, s->n_ctx,
@@ -3126,14 +3133,12 @@ static bool enqueue_gemm(cuda_session *s, int T, int n_out, bool one_seq, char *
         prof_mark(s, OP_ATTENTION);
         if (!gemm(s, &L->wo, s->xb, s->xh, T, s->x, E, 1.0f, err, cap)) return false;
         prof_mark(s, OP_WO);
-        const bool f32_gu = L->gate.type == T_F32 || L->up.type == T_F32;
-        k_norm_q<<<T, NORM_THREADS, 0, st>>>(s->x, L->ffn_norm, E, m->rms_eps, NULL, f32_gu ? s->xb : NULL, s->xh,
-                                              NULL, NULL);
+        k_norm_q<<<T, NORM_THREADS, 0, st>>>(s->x, L->ffn_norm, E, m->rms_eps, NULL, reads_f32(gu, 2) ? s->xb : NULL,
+                                              s->xh, NULL, NULL);
         prof_mark(s, OP_NORM);
-        const dmat *const gu[2] = {&L->gate, &L->up};
         if (!gemm_side(s, gu, 2, s->xb, s->xh, T, s->gu, 2 * F, err, cap)) return false;
         k_swiglu<<<dim3((unsigned)T, (unsigned)((F + 1023) / 1024)), 256, 0, st>>>(
-            s->gu, T, F, L->down.type == T_F32 ? s->hb : NULL, s->xh);
+            s->gu, F, L->down.type == T_F32 ? s->hb : NULL, s->xh);
         prof_mark(s, OP_GATE_UP);
         if (!gemm(s, &L->down, s->hb, s->xh, T, s->x, E, 1.0f, err, cap)) return false;
         prof_mark(s, OP_DOWN);
@@ -3341,7 +3346,7 @@ static bool enqueue_step(cuda_session *s, int T, int n_out, bool one_seq, char *
     return true;
 }
 
-static bool upload_batch(cuda_session *s, const cuda_batch *b) {
+static bool upload_batch(cuda_session *s, const cuda_batch *b, bool one_seq) {
     const cuda_model *m = s->m;
     int T = b->n_tokens;
     if (persistent_step(s, T, b->n_out)) {
@@ -3361,7 +3366,7 @@ static bool upload_batch(cuda_session *s, const cuda_batch *b) {
     // A batch of several sequences for the tensor-core attention: its blocks' (first token, tokens), each
     // block at most FT_BQ consecutive tokens of one sequence.
     s->att_blocks = 0;
-    if (s->flash_tc && s->gemm_min > 0 && T >= s->gemm_min) {
+    if (s->flash_tc && !one_seq && s->gemm_min > 0 && T >= s->gemm_min) {
         int32_t *runs = s->h_ints + 4 * T;
         for (int t = 0; t < T;) {
             int n = 1;
@@ -3410,7 +3415,7 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
             return false;
         }
     }
-    upload_batch(s, b);
+    upload_batch(s, b, one_seq);
     s->launch_err = cudaSuccess;
     bool graphable = s->use_graph && T == 1 && b->n_out == 1;
     if (graphable && !s->graph_tried) {
