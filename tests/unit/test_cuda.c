@@ -11,7 +11,8 @@
 // weights with the ring, also over the long prompt (its attention merge past 128 positions); its split-K wo
 // and down (the default for every quantized type and F16 above) over the long prompt of a quantized and the
 // F16 model, and the same by rows (INFERNO_CUDA_PD_SPLITK=0), with timelines that must say which ran; F16
-// through the per-op kernels (INFERNO_CUDA_PERSIST=0).
+// through the per-op kernels (INFERNO_CUDA_PERSIST=0); a 65,536-token batch of two sequences with either
+// attention kernel.
 // Skips (77) with the reason when the build has no CUDA backend or no device is found.
 //
 // Normalized MSE = sum((gpu - cpu)^2) / sum((cpu - mean(cpu))^2) over the compared logits: 0 is identical,
@@ -496,6 +497,55 @@ static void check_runs(const char *dir) {
     inf_model_free(gpu);
 }
 
+// A batch of 65,536 tokens (the most a session takes), two sequences: 65,000 tokens of sequence 0, then 536
+// of sequence 1, whose tokens lie past index 65,535 of the batch (a grid with the batch's tokens in y would
+// exceed the limit there). Sequence 1's last 8 rows against the CPU running it alone. row0: sequence 0's last
+// row, written by the first run (saved false) and compared by a later one with another attention kernel.
+static void check_huge_batch(const char *dir, float *row0, bool saved) {
+    enum { N = 65536, N1 = 536, N0 = N - N1, V = 512, K = 8 };
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/synthetic/micro-F16.gguf", dir);
+    inf_model *cpu = load(path, 0), *gpu = load(path, 999);
+    CHECK(cpu && gpu);
+    inf_session *sc = cpu ? session(cpu, 1024, N1, 1) : NULL, *sg = gpu ? session(gpu, N, N, 2) : NULL;
+    static inf_token toks[N];
+    static int32_t pos[N], seq[N];
+    static int8_t want[N];
+    static float lc[K][V], lg[K][V];
+    make_tokens(toks, N0, V, 41);
+    make_tokens(toks + N0, N1, V, 43);
+    for (int i = 0; i < N; i++) {
+        seq[i] = i >= N0;
+        pos[i] = i < N0 ? i : i - N0;
+        want[i] = i == N0 - 1 || i >= N - K;
+    }
+    if (sc && sg) {
+        inf_batch b1 = {.n_tokens = N1, .tokens = toks + N0, .pos = pos + N0, .seq_id = seq /* zeros */,
+                        .want_logits = want + N0};
+        CHECK(inf_session_decode(sc, &b1) == INF_OK);
+        for (int i = 0; i < K; i++) memcpy(lc[i], inf_session_logits(sc, N1 - K + i), sizeof lc[0]);
+        inf_batch b = {.n_tokens = N, .tokens = toks, .pos = pos, .seq_id = seq, .want_logits = want};
+        const inf_status st = inf_session_decode(sg, &b);
+        CHECK_MSG(st == INF_OK, "a batch of %d tokens: %s", N, inf_last_error());
+        if (st == INF_OK) {
+            for (int i = 0; i < K; i++) memcpy(lg[i], inf_session_logits(sg, N - K + i), sizeof lg[0]);
+            const double e1 = nmse(&lg[0][0], &lc[0][0], (size_t)K * V);
+            const double e0 = saved ? nmse(inf_session_logits(sg, N0 - 1), row0, V) : 0.0;
+            printf("a batch of %d tokens, two sequences (micro-F16): sequence 1 against the CPU nmse %.3e", N, e1);
+            if (saved) printf(", sequence 0's last row against the first run's %.3e", e0);
+            printf(" (bound 3e-6)\n");
+            CHECK(e1 <= 3e-6 && e0 <= 3e-6);
+            if (!saved) memcpy(row0, inf_session_logits(sg, N0 - 1), sizeof lg[0]);
+        }
+    } else {
+        CHECK(false);
+    }
+    inf_session_free(sc);
+    inf_session_free(sg);
+    inf_model_free(cpu);
+    inf_model_free(gpu);
+}
+
 int main(void) {
 #ifndef INFERNO_CUDA
     TEST_SKIP("this build has no CUDA backend (nvcc was not found at configure time)");
@@ -629,6 +679,9 @@ int main(void) {
         }
         unsetenv("INFERNO_CUDA_GEMM_SIDE");
     }
+    // A 65,536-token batch of two sequences through the tensor-core attention, then through the F32 split kernel.
+    static float huge_row0[512];
+    check_huge_batch(dir, huge_row0, false);
     // The F32 flash kernel (head sizes the tensor-core one does not take, cards before sm_80) on a batch and
     // on the long prompt.
     setenv("INFERNO_CUDA_FLASH_TC", "0", 1);
@@ -637,6 +690,7 @@ int main(void) {
     CHECK_MSG(strstr(attention_kind, "flash (F32;") == attention_kind, "attention '%s'", attention_kind);
     check_long(dir, &cases[1]); // micro-F16
     check_runs(dir);            // (the split kernel for batches of several sequences)
+    check_huge_batch(dir, huge_row0, true);
     unsetenv("INFERNO_CUDA_FLASH_TC");
     check_greedy(dir, 999);
     check_greedy(dir, 3);

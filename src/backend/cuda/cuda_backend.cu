@@ -1284,7 +1284,7 @@ __device__ __forceinline__ void attend_keys(const float (&qv)[8], const __half *
 // ---------------------------------------------------------------------------------------------------------
 // Kernels: attention
 // ---------------------------------------------------------------------------------------------------------
-// Causal attention, phase 1: query head blockIdx.x of token blockIdx.y over split blockIdx.z of the positions
+// Causal attention, phase 1: query head blockIdx.y of token blockIdx.x over split blockIdx.z of the positions
 // 0..pos of its sequence (S splits of equal length, computed from pos so a captured graph stays valid).
 // A key is handled by lpk = head_dim / 8 lanes holding 8 dimensions each (one 16-byte load of K and of V),
 // so a warp works on 32 / lpk keys at once, each group with its own online softmax; the groups are merged
@@ -1297,7 +1297,7 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
                 unsigned *counters, float *out, int8_t *oq, float2 *ods) {
     pdl_wait();
     pdl_trigger();
-    int h = blockIdx.x, t = blockIdx.y, split = blockIdx.z, S = gridDim.z;
+    int t = blockIdx.x, h = blockIdx.y, split = blockIdx.z, S = gridDim.z; // tokens in x: a batch may exceed y's 65,535
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int lpk = hd >> 3, gpw = 32 / lpk, sub = lane % lpk, gid = warp * gpw + lane / lpk, G = ATT_WARPS * gpw;
     int pos = ints[t], seq = ints[T + t];
@@ -1357,14 +1357,14 @@ __global__ void __launch_bounds__(ATT_WARPS * 32)
     }
 }
 
-// Attention, phase 2: merges the S splits of token blockIdx.y, element e = blockIdx.x * blockDim.x +
+// Attention, phase 2: merges the S splits of token blockIdx.x, element e = blockIdx.y * blockDim.x +
 // threadIdx.x of its n_head * hd outputs, into out (F32), outh (F16) and 8-bit blocks oq/ods (each when not
 // NULL; oq needs n_head * hd % 32 == 0 and blockDim.x % 32 == 0, so a warp is one block).
 __global__ void k_attn_combine(const float *part, int S, float *out, __half *outh, int8_t *oq, float2 *ods, int n_head,
                                int hd) {
     pdl_wait();
     pdl_trigger();
-    const int t = blockIdx.y, e = blockIdx.x * blockDim.x + threadIdx.x, Q = n_head * hd, lane = threadIdx.x & 31;
+    const int t = blockIdx.x, e = blockIdx.y * blockDim.x + threadIdx.x, Q = n_head * hd, lane = threadIdx.x & 31;
     float val = 0.0f;
     if (e < Q) {
         const int h = e / hd, d = e - h * hd;
@@ -2767,10 +2767,10 @@ static void enqueue_legacy(cuda_session *s, int T, int n_out) {
                                      m->n_rot, m->rope_neox);
         prof_mark(s, OP_ROPE_KV);
         int S = att_splits(T);
-        k_attention<<<dim3((unsigned)m->n_head, (unsigned)T, (unsigned)S), ATT_WARPS * 32, 0, st>>>(
+        k_attention<<<dim3((unsigned)T, (unsigned)m->n_head, (unsigned)S), ATT_WARPS * 32, 0, st>>>(
             s->q, Q, s->k_cache + layer_off, s->v_cache + layer_off, s->seq_cells, s->ints, T, s->att, m->n_head,
             m->n_head_kv, hd, s->n_ctx, 1.0f / sqrtf((float)hd), nullptr, nullptr, nullptr, nullptr);
-        k_attn_combine<<<dim3((unsigned)((Q + 255) / 256), (unsigned)T), 256, 0, st>>>(s->att, S, s->xb, NULL, NULL,
+        k_attn_combine<<<dim3((unsigned)T, (unsigned)((Q + 255) / 256)), 256, 0, st>>>(s->att, S, s->xb, NULL, NULL,
                                                                                       NULL, m->n_head, hd);
         prof_mark(s, OP_ATTENTION);
         matvec1(st, &L->wo, s->x, NULL, s->xb, T, true);
@@ -2931,12 +2931,12 @@ static void enqueue_mmvq(cuda_session *s, int T, int n_out) {
         mmvq_qkv(s, L, T, s->k_cache + layer_off, s->v_cache + layer_off);
         prof_mark(s, OP_QKV);
         int S = att_splits(T);
-        launch(s, k_attention, dim3((unsigned)m->n_head, (unsigned)T, (unsigned)S), dim3(ATT_WARPS * 32), s->q, Q,
+        launch(s, k_attention, dim3((unsigned)T, (unsigned)m->n_head, (unsigned)S), dim3(ATT_WARPS * 32), s->q, Q,
                s->k_cache + layer_off, s->v_cache + layer_off, s->seq_cells, s->ints, T, s->att, m->n_head,
                m->n_head_kv, hd, s->n_ctx, 1.0f / sqrtf((float)hd), fuse_att ? s->counters + 1 : nullptr, s->xb, xqQ,
                s->xds);
         if (!fuse_att)
-            launch(s, k_attn_combine, dim3((unsigned)((Q + 255) / 256), (unsigned)T), dim3(256), s->att, S, s->xb,
+            launch(s, k_attn_combine, dim3((unsigned)T, (unsigned)((Q + 255) / 256)), dim3(256), s->att, S, s->xb,
                    nullptr, xqQ, s->xds, m->n_head, hd);
         prof_mark(s, OP_ATTENTION);
         mmvq_mv(s, &L->wo, xop{s->xq, s->xds, s->xb, Q}, T, s->x, E, true, fuse_norm ? L->ffn_norm : nullptr);
@@ -3124,10 +3124,10 @@ static bool enqueue_gemm(cuda_session *s, int T, int n_out, bool one_seq, char *
             flash(s, T, s->qkv, ld, kc, vc, L->wo.type == T_F32 ? s->xb : NULL,
                   one_seq ? NULL : s->ints + 4 * T);
         } else {
-            k_attention<<<dim3((unsigned)m->n_head, (unsigned)T, 1), ATT_WARPS * 32, 0, st>>>(
+            k_attention<<<dim3((unsigned)T, (unsigned)m->n_head, 1), ATT_WARPS * 32, 0, st>>>(
                 s->qkv, ld, kc, vc, s->seq_cells, s->ints, T, s->att, m->n_head, m->n_head_kv, hd, s->n_ctx,
                 1.0f / sqrtf((float)hd), nullptr, nullptr, nullptr, nullptr);
-            k_attn_combine<<<dim3((unsigned)((Q + 255) / 256), (unsigned)T), 256, 0, st>>>(s->att, 1, s->xb, s->xh,
+            k_attn_combine<<<dim3((unsigned)T, (unsigned)((Q + 255) / 256)), 256, 0, st>>>(s->att, 1, s->xb, s->xh,
                                                                                           NULL, NULL, m->n_head, hd);
         }
         prof_mark(s, OP_ATTENTION);
