@@ -157,6 +157,14 @@ static int run_logits(inf_session *s, const inf_token *toks, int n, int n_batch,
     return rows;
 }
 
+// Frees a CPU and a GPU session and their models (any may be NULL).
+static void release(inf_session *sc, inf_session *sg, inf_model *cpu, inf_model *gpu) {
+    inf_session_free(sc);
+    inf_session_free(sg);
+    inf_model_free(cpu);
+    inf_model_free(gpu);
+}
+
 static double nmse(const float *a, const float *ref, size_t n) {
     double mean = 0, num = 0, den = 0;
     for (size_t i = 0; i < n; i++) mean += ref[i];
@@ -437,10 +445,7 @@ static void check_two_sequences(const char *dir) {
     } else {
         CHECK(false);
     }
-    inf_session_free(sc);
-    inf_session_free(sg);
-    inf_model_free(cpu);
-    inf_model_free(gpu);
+    release(sc, sg, cpu, gpu);
 }
 
 // Batches of several sequences through the GEMM path's attention, where the tensor-core kernel takes each
@@ -491,10 +496,7 @@ static void check_runs(const char *dir) {
     } else {
         CHECK(false);
     }
-    inf_session_free(sc);
-    inf_session_free(sg);
-    inf_model_free(cpu);
-    inf_model_free(gpu);
+    release(sc, sg, cpu, gpu);
 }
 
 // A batch of 65,536 tokens (the most a session takes), two sequences: 65,000 tokens of sequence 0, then 536
@@ -540,10 +542,7 @@ static void check_huge_batch(const char *dir, float *row0, bool saved) {
     } else {
         CHECK(false);
     }
-    inf_session_free(sc);
-    inf_session_free(sg);
-    inf_model_free(cpu);
-    inf_model_free(gpu);
+    release(sc, sg, cpu, gpu);
 }
 
 int main(void) {
