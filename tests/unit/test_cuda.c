@@ -107,6 +107,14 @@ static inf_model *load(const char *path, int n_gpu_layers) {
     return m;
 }
 
+// The CPU's and the GPU's (all layers) model of models/synthetic/<file>; a failed load fails the test.
+static void load_pair(const char *dir, const char *file, inf_model **cpu, inf_model **gpu) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/synthetic/%s", dir, file);
+    *cpu = load(path, 0), *gpu = load(path, 999);
+    CHECK(*cpu && *gpu);
+}
+
 static inf_session *session(inf_model *m, int n_ctx, int n_batch, int n_seq) {
     inf_session_params sp = {.n_ctx = n_ctx, .n_batch = n_batch, .n_seq_max = n_seq, .n_threads = 4};
     inf_session *s = NULL;
@@ -180,10 +188,8 @@ static double nmse(const float *a, const float *ref, size_t n) {
 
 // CPU vs GPU (all layers) on one micro model: a 40-token batch and 8 decode steps.
 static void check_type(const char *dir, const type_case *tc) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/models/synthetic/%s", dir, tc->file);
-    inf_model *cpu = load(path, 0), *gpu = load(path, 999);
-    CHECK(cpu && gpu);
+    inf_model *cpu, *gpu;
+    load_pair(dir, tc->file, &cpu, &gpu);
     if (!cpu || !gpu) goto out;
     inf_model_info info;
     inf_model_get_info(gpu, &info);
@@ -336,10 +342,8 @@ static void check_type_profiled(const char *dir, const type_case *tc, const char
 // A 1,600-token prompt (4 batches of 512 with the last one short) in a context of 2,048 against the CPU:
 // logits of every 100th position and of the last one.
 static void check_long(const char *dir, const type_case *tc) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/models/synthetic/%s", dir, tc->file);
-    inf_model *cpu = load(path, 0), *gpu = load(path, 999);
-    CHECK(cpu && gpu);
+    inf_model *cpu, *gpu;
+    load_pair(dir, tc->file, &cpu, &gpu);
     // A 1,592-token prompt, then 8 decode steps over the long cache (the persistent kernel's most key splits).
     enum { N = 1600, STEPS = 8, P = N - STEPS };
     static inf_token toks[N];
@@ -405,10 +409,8 @@ static void check_f16_cache(const char *dir) {
 
 // Two sequences interleaved in one batch, then one decode step each in one batch: GPU against CPU.
 static void check_two_sequences(const char *dir) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/models/synthetic/micro-Q4_K_M.gguf", dir);
-    inf_model *cpu = load(path, 0), *gpu = load(path, 999);
-    CHECK(cpu && gpu);
+    inf_model *cpu, *gpu;
+    load_pair(dir, "micro-Q4_K_M.gguf", &cpu, &gpu);
     inf_session *sc = cpu ? session(cpu, 128, 32, 2) : NULL, *sg = gpu ? session(gpu, 128, 32, 2) : NULL;
     float lc[4][512], lg[4][512];
     if (sc && sg) {
@@ -453,10 +455,8 @@ static void check_two_sequences(const char *dir) {
 // sequences, then a batch that continues them in runs of 5, 5, 5, 5 and 1 (sequences 0 and 1 twice each, the
 // second run attending to the first one's keys). Every row's logits against the CPU (micro-F16: tight bound).
 static void check_runs(const char *dir) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/models/synthetic/micro-F16.gguf", dir);
-    inf_model *cpu = load(path, 0), *gpu = load(path, 999);
-    CHECK(cpu && gpu);
+    inf_model *cpu, *gpu;
+    load_pair(dir, "micro-F16.gguf", &cpu, &gpu);
     inf_session *sc = cpu ? session(cpu, 256, 160, 3) : NULL, *sg = gpu ? session(gpu, 256, 160, 3) : NULL;
     enum { N1 = 64 + 80 + 6, N2 = 21, V = 512 };
     static float lc[N1 + N2][V], lg[N1 + N2][V];
@@ -505,10 +505,8 @@ static void check_runs(const char *dir) {
 // row, written by the first run (saved false) and compared by a later one with another attention kernel.
 static void check_huge_batch(const char *dir, float *row0, bool saved) {
     enum { N = 65536, N1 = 536, N0 = N - N1, V = 512, K = 8 };
-    char path[1024];
-    snprintf(path, sizeof path, "%s/models/synthetic/micro-F16.gguf", dir);
-    inf_model *cpu = load(path, 0), *gpu = load(path, 999);
-    CHECK(cpu && gpu);
+    inf_model *cpu, *gpu;
+    load_pair(dir, "micro-F16.gguf", &cpu, &gpu);
     inf_session *sc = cpu ? session(cpu, 1024, N1, 1) : NULL, *sg = gpu ? session(gpu, N, N, 2) : NULL;
     static inf_token toks[N];
     static int32_t pos[N], seq[N];
