@@ -587,6 +587,12 @@ int main(void) {
     CHECK_MSG(ends_with(profile_line, "kernel built for: Q8_0"), "not the Q8_0 kernel: '%.900s'", profile_line);
     CHECK_MSG(strstr(profile_line, "L2 prefetch of wo: by the blocks without an attention item") != NULL,
               "Q8_0's wo copy not prefetched: '%.900s'", profile_line);
+    CHECK_MSG(strstr(profile_line, "L2 prefetch of the attention's cached K/V by the qkv phase's idle warps and each "
+                                   "warp's first gate/up rows at the wo barrier, after the norm weights") != NULL,
+              "the default K/V and gate/up prefetches not on: '%.900s'", profile_line);
+    check_type_profiled(dir, &cases[13], "4"); // micro-Q4_K_M-mix: its gate/up rows at the barrier's start
+    CHECK_MSG(strstr(profile_line, "first gate/up rows at the wo barrier\n") != NULL,
+              "Q4_K_M's gate/up rows not prefetched at the barrier's start: '%.900s'", profile_line);
     // Split-K wo and down (the default) past 128 cached positions: the attention's key splits and merge, then
     // wo by rows, then down split-K; the same against wo and down by rows after grid barriers.
     check_long(dir, &cases[13]); // micro-Q4_K_M-mix
@@ -598,11 +604,12 @@ int main(void) {
     check_type(dir, &cases[12]); // micro-Q6_K
     check_long(dir, &cases[13]);
     unsetenv("INFERNO_CUDA_PD_SPLITK");
-    // Split-K's L2 prefetches of wo: off, and each attention item its own slice as well (the default is the
-    // blocks without an item streaming the whole copy).
-    for (int k = 0; k < 2; k++) {
-        setenv("INFERNO_CUDA_PD_SKPF", k ? "9" : "0", 1);
-        printf("with INFERNO_CUDA_PD_SKPF=%s:\n", k ? "9" : "0");
+    // Split-K's L2 prefetches: all off; wo by the blocks without an item and each attention item its own slice;
+    // every one (the K/V and gate/up ones, on by default, the latter also after the norm weights' copy).
+    static const char *const skpf[] = {"0", "9", "121"};
+    for (int k = 0; k < 3; k++) {
+        setenv("INFERNO_CUDA_PD_SKPF", skpf[k], 1);
+        printf("with INFERNO_CUDA_PD_SKPF=%s:\n", skpf[k]);
         check_type(dir, &cases[13]); // micro-Q4_K_M-mix
         check_type(dir, &cases[3]);  // micro-Q8_0
     }

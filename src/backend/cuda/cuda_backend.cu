@@ -2025,6 +2025,13 @@ extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t ca
             n += snprintf(buf + n, cap - (size_t)n, "; L2 prefetch of wo: %s%s",
                           s->pd_skpf & 1 ? "by the blocks without an attention item" : "off",
                           s->pd_skpf & 8 ? ", each item its slice" : "");
+        if (n > 0 && (size_t)n < cap && (s->pd_skpf & (16 | 32 | 64)))
+            n += snprintf(buf + n, cap - (size_t)n, "; L2 prefetch of %s%s%s",
+                          s->pd_skpf & 16 ? "the attention's cached K/V by the qkv phase's idle warps" : "",
+                          s->pd_skpf & 16 && s->pd_skpf & 96 ? " and " : "",
+                          s->pd_skpf & 64   ? "each warp's first gate/up rows at the wo barrier"
+                          : s->pd_skpf & 32 ? "each warp's first gate/up rows at the wo barrier, after the norm weights"
+                                            : "");
         // The weight types the kernel was built for (pd_kernel_for).
         static const struct { int t; const char *name; } tn[] = {{T_Q4_K, "Q4_K"}, {T_Q6_K, "Q6_K"}, {T_Q4_0, "Q4_0"},
                                                                  {T_Q8_0, "Q8_0"}, {T_F16, "F16"}, {T_F32, "F32"}};
@@ -2485,7 +2492,7 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     // Split-K: the blocks left without an attention item stream the layer's wo copy into L2 while the others
     // compute attention, where that is at most 1.25 MiB a block (H100: Q8_0's 1.06 MiB +2%, F16's 2 MiB -4%:
     // the issue outlasts the attention; bench/NOTES.md CUDA step 13). INFERNO_CUDA_PD_SKPF sets the bits
-    // instead (pd_args.sk_pf: 1 that prefetch, 8 each attention item its own wo slice as well).
+    // instead (pd_args.sk_pf: 1 that prefetch, 8 each attention item its own wo slice as well, 16 and 64 below).
     const char *pskpf = getenv("INFERNO_CUDA_PD_SKPF");
     s->pd_skpf = 0;
     if (pskpf) s->pd_skpf = atoi(pskpf);
@@ -2501,6 +2508,18 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
         }
         s->pd_skpf = idle > 0 && most <= (uint64_t)idle * (5u << 18) ? 1 : 0;
     }
+    // The two prefetches into L2 of DRAM's idle moments, on by default (H100, bench/NOTES.md CUDA step 16):
+    // 16, the qkv phase's warps without a pair fetch the cached keys and values their block's attention item
+    // reads next (a DRAM round trip less in the attention); 64, at the wo barrier each warp fetches the first
+    // gate and up rows it multiplies after it (32: after the barrier's copy of the norm weights, for Q8_0
+    // gate/up: +2.5% there, -1% to -2% for the other types). INFERNO_CUDA_PD_SKPF_XOR=N flips bits of the default.
+    if (!pskpf && s->pd_sk) {
+        bool q8 = true;
+        for (int il = 0; il < m->n_layer - m->layer0; il++) q8 = q8 && m->layers[il].gate.type == T_Q8_0;
+        s->pd_skpf |= 16 | (q8 ? 32 : 64);
+    }
+    const char *pskx = getenv("INFERNO_CUDA_PD_SKPF_XOR");
+    if (pskx) s->pd_skpf ^= atoi(pskx);
     if (s->pd_ring) { // the job tables, planned for one block an SM
         const size_t tb = (size_t)n_sm * (size_t)s->pd_job_stride * sizeof(pd_jobd);
         if (!cu_ok(cudaMalloc(&s->d_jobs, tb), "cudaMalloc (weight ring jobs)", err, cap) ||

@@ -118,8 +118,11 @@ bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits, const flo
 // INFERNO_CUDA_PD_SPLITK=0 (the persistent kernel's wo and down by rows, after grid barriers, instead of
 // split-K products over column copies), INFERNO_CUDA_PD_NW=0 (its stages read their norm weights from global
 // memory instead of a copy made in shared memory during the barrier before), INFERNO_CUDA_PD_SKPF=N (split-K's
-// L2 prefetches of wo: 0 off, 1 by the blocks without an attention item, 9 also each item its own slice; by
-// default 1 where the copy is small enough), INFERNO_CUDA_PROFILE=3 (the persistent kernel's phase times, as
+// L2 prefetches, bits: 1 wo by the blocks without an attention item, 8 also each item its own slice, 16 the
+// attention's cached K/V by the qkv phase's idle warps, 64 each warp's first gate/up rows at the wo barrier, 32
+// the same after the barrier's copy of the norm weights; 0 off; by default 1 where the copy is small enough,
+// 16, and 32 for Q8_0 gate/up else 64), INFERNO_CUDA_PD_SKPF_XOR=N (flips those bits of the default),
+// INFERNO_CUDA_PROFILE=3 (the persistent kernel's phase times, as
 // block 0 sees them).
 bool cuda_session_profile(const cuda_session *s, char *buf, size_t cap);
 

@@ -55,7 +55,9 @@ typedef struct {
     int max_splits;            // key splits a head the partials buffer and the merge's weights hold
     int wts_at;                // byte offset of the merge's weights in the dynamic shared memory
     int prefetch;              // idle warps prefetch the next phase's weights into L2 (INFERNO_CUDA_PD_PREFETCH=1)
-    int sk_pf;                 // split-K: L2 prefetches (INFERNO_CUDA_PD_SKPF bits; 1: wo by the blocks without an attention item)
+    int sk_pf;                 // split-K: L2 prefetches (INFERNO_CUDA_PD_SKPF bits; 1: wo by the blocks without an
+                               // attention item, 8: each item its wo slice, 16: the items' cached K/V by the qkv
+                               // phase's idle warps, 64 / 32: each warp's first gate/up rows at the wo barrier)
     float eps, att_scale;
     float *x;                  // residual stream (E), updated in place (split-K: alternately with x2)
     float *x2;                 // split-K: the second residual buffer (E)
@@ -432,6 +434,20 @@ __device__ __forceinline__ void pd_prefetch(const void *p, uint64_t bytes) {
 #else
     for (uintptr_t q = a0 & ~(uintptr_t)127; q < a1; q += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(q));
 #endif
+}
+
+// Row r of w (its quant and scale planes) prefetched into L2, a 128-byte line a lane at a time: a warp's row of
+// the next phase, issued while its block waits at a barrier.
+__device__ __forceinline__ void pd_pf_row(const dmat &w, int r, int lane) {
+    const uint8_t *const ps[2] = {pd_row(w, r), (const uint8_t *)pd_srow(w, r)};
+    const uint64_t bytes[2] = {w.pitch, (uint64_t)w.spitch * 2};
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        if (!ps[i]) continue;
+        const uintptr_t p = (uintptr_t)ps[i], end = p + bytes[i];
+        for (uintptr_t q = (p & ~(uintptr_t)127) + 128 * (uintptr_t)lane; q < end; q += 32 * 128)
+            asm volatile("prefetch.global.L2 [%0];" ::"l"(q));
+    }
 }
 
 // Unit u of n_units of an L2 prefetch of the nm matrices (quant and scale planes in PD_PF_CHUNK pieces): the
@@ -921,18 +937,28 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
     } while (0)
     // A grid barrier during which the block's threads other than the waiting one copy the norm weights nw_ (E
     // floats) of the stage after it into shared memory (a.nw_at): the stage then reads them there instead of
-    // from global memory (evicted since the previous step: a DRAM round trip in every stage otherwise).
-#define PD_SYNC_NW(l_, k_, i_, rl_, rk_, nw_) \
+    // from global memory (evicted since the previous step: a DRAM round trip in every stage otherwise). pf_
+    // (every thread) issues prefetches before that copy (sk_pf 64) or after it (32).
+#define PD_SYNC_NW(l_, k_, i_, rl_, rk_, nw_, pf_) \
     do { \
         pd_arrive(a.bar, &epoch, pd_tl_, a.n_layers, l_, k_); \
         PD_TLM(l_, PD_TL_POSTED + (i_)); \
+        if (a.sk_pf & 64) pf_; \
         if (a.nw_at && threadIdx.x != 0) \
             for (int i = (int)threadIdx.x - 1; i < (E >> 2); i += PD_THREADS - 1) \
                 ((float4 *)(pd_smem + a.nw_at))[i] = __ldg((const float4 *)(nw_) + i); \
+        if (a.sk_pf & 32) pf_; \
         pd_await(a.bar, epoch); \
         PD_TLM(rl_, rk_); \
     } while (0)
 #define PD_NW(w_) (a.nw_at ? (const float *)(pd_smem + a.nw_at) : (w_)) /* where the stage reads its norm weights */
+    // The warp's first gate and up rows of layer N's split-K gate/up into L2 (sk_pf 64: before the barrier's
+    // copy of the norm weights, 32: after it).
+#define PD_GUPF(N_) \
+    do { \
+        const int su0_ = SK_SPLIT(a.F >> 4, blockIdx.x), nr_ = (SK_SPLIT(a.F >> 4, blockIdx.x + 1) - su0_) * 16; \
+        if (sk && warp < nr_) pd_pf_row((N_).gate, su0_ * 16 + warp, lane), pd_pf_row((N_).up, su0_ * 16 + warp, lane); \
+    } while (0)
     for (int l = 0; l < a.n_layers; l++) {
         const dlayer &L = layers[l];
         // ---- q, k, v with RoPE; k and v into the cache ----
@@ -954,6 +980,21 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
                 // Pairs are dealt to every block's warp 0, then every block's warp 1, ...: all SMs share the
                 // reads (dealt warp by warp, the first 80 of 132 blocks took them all: ~0.25 us a layer more).
                 const int qw = warp * (int)gridDim.x + (int)blockIdx.x;
+                if (sk && (a.sk_pf & 16) && SB == 1 && qw >= n_pairs) {
+                    // Warps without a pair: the cached keys and values of the block's attention item (all but
+                    // the token's own, written in this phase) into L2.
+                    const int NQ = max(1, (int)gridDim.x / a.n_head);
+                    if ((int)blockIdx.x < a.n_head * NQ) {
+                        const int h = (int)blockIdx.x / NQ, t = (qw - n_pairs) / (int)gridDim.x * 32 + lane,
+                                  nt = (PD_WARPS - max(0, n_pairs - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x) * 32;
+                        const size_t off = (size_t)l * (size_t)a.n_ctx * (size_t)KV + (size_t)(h / (a.n_head / a.n_head_kv)) * hd;
+                        const int32_t *cells = a.seq_cells + (size_t)a.ints[1] * a.n_ctx;
+                        for (int j = t; j < 2 * (n_kv - 1); j += nt) {
+                            const __half *p = ((j & 1) ? a.vc : a.kc) + off + (size_t)cells[j >> 1] * KV;
+                            for (int b = 0; b < hd * 2; b += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"((const uint8_t *)p + b));
+                        }
+                    }
+                }
                 if (pf && qw >= n_pairs) {
                     const dmat *const ms[4] = {&L.wo, &L.gate, &L.up, &L.down};
                     pd_prefetch_share(ms, 4, qw - n_pairs, nw - n_pairs);
@@ -1058,7 +1099,7 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
         else pd_matvec<TM>(L.wo, xop{xs_q, xs_ds, xs_f, Q}, SK_XC(l), true, gw, nw, lane);
         }
         PD_MARK(l, PD_T_WO);
-        PD_SYNC_NW(l, PD_TL_WO_ARRIVE, 2, l, PD_TL_WO_RELEASE, L.ffn_norm);
+        PD_SYNC_NW(l, PD_TL_WO_ARRIVE, 2, l, PD_TL_WO_RELEASE, L.ffn_norm, PD_GUPF(L));
         PD_MARK(l, PD_T_WO_SYNC);
         // ---- h = silu(gate . x) * (up . x), two rows of each a warp ----
         pd_stage(SK_XC(l), PD_NW(L.ffn_norm), E, a.eps, xs_f, xs_q, xs_ds);
@@ -1090,7 +1131,7 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
                       SK_SPLIT(E >> 2, blockIdx.x + 1));
             PD_MARK(l, PD_T_DOWN);
             PD_SYNC_NW(l, PD_TL_DOWN_ARRIVE, 4, l + 1, PD_TL_START,
-                       l + 1 < a.n_layers ? layers[l + 1].attn_norm : a.output_norm);
+                       l + 1 < a.n_layers ? layers[l + 1].attn_norm : a.output_norm, (void)0);
             continue;
         }
         {
@@ -1150,6 +1191,7 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
 #undef PD_JOBS
 #undef PD_SYNC
 #undef PD_SYNC_NW
+#undef PD_GUPF
 #undef PD_NW
 #undef SK_XC
 #undef SK_XN
