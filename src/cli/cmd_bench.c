@@ -6,6 +6,8 @@
 //   with logits for the last token only;
 // - tg: n_gen single-token decode steps starting from an empty cache, the first token being BOS (the
 //   "1-token start") and the rest random;
+// - -d N (llama-bench's depth): every test starts with N random tokens already in the cache, decoded untimed
+//   before each repetition (and the warm-up); the test then runs from position N ("tg128 @ d4096");
 // - tok/s per repetition, then the mean and the sample standard deviation (n - 1) over repetitions.
 // Output: a Markdown table (default), a JSON array or CSV, with llama-bench's field names. Every test also
 // carries the house fingerprint: for tg, the weight bytes read per second (weights_bytes x tok/s) and its
@@ -28,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BENCH_MAX_LIST 64           // values per list flag (-p, -n, -t, -ngl, -pg, -m)
+#define BENCH_MAX_LIST 64           // values per list flag (-p, -n, -d, -t, -ngl, -pg, -m)
 #define BENCH_MAX_REPS 1000
 #define BENCH_MAX_TOKENS (1L << 20) // largest -p / -n
 #define BENCH_SEED 0x5eed1234abcdull
@@ -51,7 +53,7 @@ typedef struct {
 typedef struct {
     char *models[BENCH_MAX_LIST]; // malloc'd copies, freed by bench_opts_free
     int n_models;
-    bench_ints n_prompt, n_gen, threads, ngl;
+    bench_ints n_prompt, n_gen, depth, threads, ngl;
     int pg[BENCH_MAX_LIST][2]; // -pg pairs (n_prompt, n_gen)
     int n_pg;
     long reps, batch, ctx;
@@ -67,10 +69,10 @@ typedef struct {
     char model[128];            // file base name and dominant type, the table's model column
     char model_type[96];        // "llama 1.10B Q4_K"
     char backend[48];
-    char test[48];              // "pp512", "tg128", "pp512+tg128"
+    char test[48];              // "pp512", "tg128", "pp512+tg128", "tg128 @ d4096"
     char test_time[32];         // ISO 8601, UTC
     uint64_t model_size, model_n_params;
-    int n_batch, n_threads, n_gpu_layers, n_prompt, n_gen, reps;
+    int n_batch, n_threads, n_gpu_layers, n_prompt, n_gen, n_depth, reps;
     double *samples_ns; // reps entries
     double avg_ns, stddev_ns, avg_ts, stddev_ts;
     double weights_gbps; // tg only: weight bytes read per second / 1e9; < 0 when not a tg test
@@ -88,6 +90,7 @@ static void bench_usage(FILE *out) {
             "  -p, --n-prompt N[,...]    prompt sizes for pp tests (default 512; 0 = none)\n"
             "  -n, --n-gen N[,...]       generation lengths for tg tests (default 128; 0 = none)\n"
             "  -pg PP,TG                 a combined test: prompt of PP tokens then TG generated (repeatable)\n"
+            "  -d, --n-depth N[,...]     tokens already in the cache when each test starts (default 0)\n"
             "  -r, --repetitions N       timed repetitions per test (default 5)\n"
             "  -t, --threads N[,...]     CPU threads (default: config threads; 0 = all cores, or 4 when\n"
             "                            every layer is on the GPU and neither -t nor the config sets it)\n"
@@ -178,6 +181,9 @@ static bool bench_parse(int argc, char **argv, inf_config *cfg, bench_opts *o, b
         } else if (IS("-n", "--n-gen")) {
             VALUE();
             if (!bench_parse_list(a, v, 0, BENCH_MAX_TOKENS, &o->n_gen)) return false;
+        } else if (IS("-d", "--n-depth")) {
+            VALUE();
+            if (!bench_parse_list(a, v, 0, BENCH_MAX_TOKENS, &o->depth)) return false;
         } else if (IS("-pg", "--pg")) {
             VALUE();
             bench_ints pair = {.n = 0};
@@ -238,6 +244,7 @@ static bool bench_parse(int argc, char **argv, inf_config *cfg, bench_opts *o, b
     }
     if (o->n_prompt.n == 0) o->n_prompt.v[o->n_prompt.n++] = 512;
     if (o->n_gen.n == 0) o->n_gen.v[o->n_gen.n++] = 128;
+    if (o->depth.n == 0) o->depth.v[o->depth.n++] = 0;
     if (o->threads.n == 0) {
         o->threads.v[o->threads.n++] = (int)cfg_threads;
         o->threads_auto = cfg_threads == 0;
@@ -262,9 +269,11 @@ static bool bench_parse(int argc, char **argv, inf_config *cfg, bench_opts *o, b
         for (int i = 0; i < o->n_gen.n; i++) need = o->n_gen.v[i] > need ? o->n_gen.v[i] : need;
         for (int i = 0; i < o->n_pg; i++)
             need = (long)o->pg[i][0] + o->pg[i][1] > need ? (long)o->pg[i][0] + o->pg[i][1] : need;
-        if (need > o->ctx) {
-            fprintf(stderr, "inferno bench: --ctx-size %ld is smaller than the largest test (%ld tokens)\n",
-                    o->ctx, need);
+        long depth = 0;
+        for (int i = 0; i < o->depth.n; i++) depth = o->depth.v[i] > depth ? o->depth.v[i] : depth;
+        if (need + depth > o->ctx) {
+            fprintf(stderr, "inferno bench: --ctx-size %ld is smaller than the largest test (%ld tokens%s)\n",
+                    o->ctx, need + depth, depth ? ", with the largest depth" : "");
             return false;
         }
     }
@@ -363,7 +372,7 @@ static void bench_stats(const double *x, int n, double *mean, double *sd) {
 
 // Runs one test: fresh session, warm-up, reps timed repetitions. Fills the timing fields of r.
 static bool bench_run_test(inf_model *model, const inf_model_info *info, const bench_opts *o, bench_result *r) {
-    int n_ctx = o->ctx_set ? (int)o->ctx : r->n_prompt + r->n_gen;
+    int n_ctx = o->ctx_set ? (int)o->ctx : r->n_depth + r->n_prompt + r->n_gen;
     inf_session_params sp = {.n_ctx = n_ctx, .n_batch = r->n_batch, .n_seq_max = 1, .n_threads = r->n_threads};
     inf_session *s = NULL;
     if (inf_session_init(model, &sp, &s) != INF_OK) {
@@ -380,14 +389,18 @@ static bool bench_run_test(inf_model *model, const inf_model_info *info, const b
     inf_token bos = info->add_bos && info->bos >= 0 ? info->bos : -1;
 
     // Warm-up, untimed: the first batch of the prompt (it touches every weight and sizes the scratch as a
-    // timed batch will), or one generation step.
+    // timed batch will), or one generation step; after the depth's tokens when there are any.
+    const int d = r->n_depth;
     uint64_t rng = BENCH_SEED;
+    if (ok && d > 0) ok = bench_run_prompt(s, d, 0, n_batch, info->n_vocab, bos, &rng, toks, pos, seq);
     if (ok && r->n_prompt > 0)
-        ok = bench_run_prompt(s, r->n_prompt < n_batch ? r->n_prompt : n_batch, 0, n_batch, info->n_vocab, bos,
-                              &rng, toks, pos, seq);
+        ok = bench_run_prompt(s, r->n_prompt < n_batch ? r->n_prompt : n_batch, d, n_batch, info->n_vocab,
+                              d ? -1 : bos, &rng, toks, pos, seq);
     if (ok && r->n_gen > 0) {
         inf_session_seq_clear(s, 0);
-        ok = bench_run_gen(s, 1, 0, info->n_vocab, bos, &rng);
+        rng = BENCH_SEED;
+        if (d > 0) ok = bench_run_prompt(s, d, 0, n_batch, info->n_vocab, bos, &rng, toks, pos, seq);
+        if (ok) ok = bench_run_gen(s, 1, d, info->n_vocab, d ? -1 : bos, &rng);
     }
     r->load_avg = -1;
     double la[1];
@@ -400,12 +413,15 @@ static bool bench_run_test(inf_model *model, const inf_model_info *info, const b
     for (int rep = 0; ok && rep < r->reps; rep++) {
         inf_session_seq_clear(s, 0);
         rng = BENCH_SEED;
+        // The depth's tokens, untimed (the same ids every repetition).
+        if (d > 0) ok = bench_run_prompt(s, d, 0, n_batch, info->n_vocab, bos, &rng, toks, pos, seq);
         double t0 = inf_time_now();
-        if (r->n_prompt > 0)
-            ok = bench_run_prompt(s, r->n_prompt, 0, n_batch, info->n_vocab, bos, &rng, toks, pos, seq);
-        // In a pp+tg test the generation continues the prompt: its first token is random, not BOS.
+        if (ok && r->n_prompt > 0)
+            ok = bench_run_prompt(s, r->n_prompt, d, n_batch, info->n_vocab, d ? -1 : bos, &rng, toks, pos, seq);
+        // In a pp+tg test (or after a depth) the generation continues the cache: its first token is random,
+        // not BOS.
         if (ok && r->n_gen > 0)
-            ok = bench_run_gen(s, r->n_gen, r->n_prompt, info->n_vocab, r->n_prompt > 0 ? -1 : bos, &rng);
+            ok = bench_run_gen(s, r->n_gen, d + r->n_prompt, info->n_vocab, d + r->n_prompt > 0 ? -1 : bos, &rng);
         double dt = inf_time_now() - t0;
         if (!ok) break;
         uint64_t h = bench_hash_logits(inf_session_logits(s, -1), info->n_vocab);
@@ -462,7 +478,7 @@ typedef struct {
     char val[160];
 } bench_field;
 
-enum { BENCH_N_FIELDS = 27 };
+enum { BENCH_N_FIELDS = 28 };
 
 typedef struct {
     bench_field f[BENCH_N_FIELDS];
@@ -508,6 +524,7 @@ static void bench_fields_fill(const bench_result *r, const bench_opts *o, bench_
     bench_field_int(fs, "n_gpu_layers", (uint64_t)r->n_gpu_layers);
     bench_field_int(fs, "n_prompt", (uint64_t)r->n_prompt);
     bench_field_int(fs, "n_gen", (uint64_t)r->n_gen);
+    bench_field_int(fs, "n_depth", (uint64_t)r->n_depth);
     bench_field_str(fs, "test", r->test);
     bench_field_str(fs, "test_time", r->test_time);
     bench_field_int(fs, "repetitions", (uint64_t)r->reps);
@@ -530,7 +547,7 @@ static void bench_fields_fill(const bench_result *r, const bench_opts *o, bench_
 // Markdown columns: llama-bench's (model, size, params, backend, [ngl], threads, [n_batch], test, t/s), then
 // the fingerprint (GB/s of weights read in tg tests, [% of --bandwidth]).
 typedef struct {
-    int model_w;
+    int model_w, test_w; // test_w: 13, or 21 with a depth (the "@ dN" suffix)
     bool show_ngl, show_batch, show_pct;
 } bench_md;
 
@@ -539,7 +556,7 @@ static void bench_md_header(FILE *f, const bench_md *md) {
     if (md->show_ngl) fprintf(f, " %3s |", "ngl");
     fprintf(f, " %7s |", "threads");
     if (md->show_batch) fprintf(f, " %7s |", "n_batch");
-    fprintf(f, " %13s | %20s | %8s |", "test", "t/s", "GB/s");
+    fprintf(f, " %*s | %20s | %8s |", md->test_w, "test", "t/s", "GB/s");
     if (md->show_pct) fprintf(f, " %6s |", "% bw");
     static const char dashes[] = "----------------------------------------------------------------------------";
     fprintf(f, "\n| %.*s |", md->model_w, dashes);
@@ -547,7 +564,7 @@ static void bench_md_header(FILE *f, const bench_md *md) {
     if (md->show_ngl) fprintf(f, " --: |");
     fprintf(f, " ------: |");
     if (md->show_batch) fprintf(f, " ------: |");
-    fprintf(f, " ------------: | -------------------: | -------: |");
+    fprintf(f, " %.*s: | -------------------: | -------: |", md->test_w - 1, dashes);
     if (md->show_pct) fprintf(f, " -----: |");
     fprintf(f, "\n");
 }
@@ -569,7 +586,7 @@ static void bench_md_row(FILE *f, const bench_md *md, const bench_result *r, con
     if (md->show_ngl) fprintf(f, " %3d |", r->n_gpu_layers);
     fprintf(f, " %7d |", r->n_threads);
     if (md->show_batch) fprintf(f, " %7d |", r->n_batch);
-    fprintf(f, " %13s | %20s | %8s |", r->test, tps, gbps);
+    fprintf(f, " %*s | %20s | %8s |", md->test_w, r->test, tps, gbps);
     if (md->show_pct) fprintf(f, " %6s |", pct);
     fprintf(f, "\n");
     fflush(f);
@@ -642,10 +659,11 @@ static bool bench_model(inf_model *model, const char *path, const bench_opts *o,
     r.reps = (int)o->reps;
 
     r.n_gpu_layers = info.n_gpu_layers;
-    // Test order as llama-bench: per thread count, the pp tests, then tg, then pp+tg.
+    // Test order as llama-bench: per thread count and depth, the pp tests, then tg, then pp+tg.
     int n_tests = o->n_prompt.n + o->n_gen.n + o->n_pg;
-    for (int t = 0; t < o->threads.n; t++) {
-        r.n_threads = o->threads.v[t];
+    for (int t = 0; t < o->threads.n * o->depth.n; t++) {
+        r.n_depth = o->depth.v[t % o->depth.n];
+        r.n_threads = o->threads.v[t / o->depth.n];
         // Every layer on the GPU: the CPU embeds rows and feeds the GPU; a pool spinning on every core
         // competes with the thread that launches the work (pp512 on an H100 swung between 37,000 and 77,000
         // t/s with 16 threads, held within 2% with 4; bench/NOTES.md), as the server's default avoids too.
@@ -667,6 +685,10 @@ static bool bench_model(inf_model *model, const char *path, const bench_opts *o,
                 r.n_prompt = pg[0];
                 r.n_gen = pg[1];
                 snprintf(r.test, sizeof r.test, "pp%d+tg%d", r.n_prompt, r.n_gen);
+            }
+            if (r.n_depth > 0) {
+                const size_t tl = strlen(r.test);
+                snprintf(r.test + tl, sizeof r.test - tl, " @ d%d", r.n_depth);
             }
             r.samples_ns = NULL;
             r.logits_hash = 0;
@@ -702,7 +724,9 @@ int cmd_bench(int argc, char **argv) {
 #endif
     if (o.verbose) fprintf(stderr, "%s\n", inf_system_info());
 
-    bench_md md = {.model_w = 30, .show_ngl = o.ngl_set, .show_batch = o.batch_set,
+    bool depth = false;
+    for (int i = 0; i < o.depth.n; i++) depth = depth || o.depth.v[i] > 0;
+    bench_md md = {.model_w = 30, .test_w = depth ? 21 : 13, .show_ngl = o.ngl_set, .show_batch = o.batch_set,
                    .show_pct = o.bandwidth > 0};
     for (int i = 0; i < o.n_models; i++) {
         // The model column is the base name plus a type of at most ~10 characters.

@@ -4,7 +4,7 @@
 # else grep) with llama-bench's keys and figures that agree with each other (avg_ts is the mean of
 # samples_ts, stddev_ts their sample standard deviation, one sample per repetition, t/s = tokens / ns),
 # parameter counts against the model READMEs, every model x thread count x test in order, CSV, the logits
-# fingerprint repeating across runs, the -ngl note, and bad flags named in errors.
+# fingerprint repeating across runs, -d (depth), the -ngl note, and bad flags named in errors.
 # usage: test_bench.sh INFERNO_BINARY SHARED_DIR
 set -u
 bin="$1"; shared="${INFERNO_SHARED:-$2}"
@@ -147,6 +147,22 @@ h1=$(grep -o '"logits_hash": "[0-9a-f]*"' h1.json); h2=$(grep -o '"logits_hash":
 expect_eq "$h1" "$h2" "logits hash repeats"
 if [ -n "$h1" ]; then ok; else bad "no logits hash in $(head -c 300 h1.json)"; fi
 
+# -d: the tests after N tokens already in the cache. Rows per depth in order, labelled "@ dN", n_depth in
+# JSON; and the depth's tokens are really there: tg4 after a depth of 16 decodes the very tokens of pp16+tg4
+# (BOS, then the same random stream), so its last logits are the same.
+"$bin" bench -m "$m1" -p 8 -n 4 -d 0,16 -r 2 -t 1 >d.txt 2>d.err; rc=$?
+expect_eq "$rc" 0 "depth exit code"
+got=$(grep '^|' d.txt | tail -n +3 | awk -F'|' '{gsub(/^ +| +$/, "", $7); print $7}' | tr '\n' ',')
+expect_eq "$got" "pp8,tg4,pp8 @ d16,tg4 @ d16," "depth rows"
+"$bin" bench -m "$m1" -p 0 -n 4 -d 16 -pg 16,4 -r 2 -t 1 -o json >d.json 2>d.err; rc=$?
+expect_eq "$rc" 0 "depth json exit code"
+expect_eq "$(grep -o '"n_depth": [0-9]*' d.json | tr '\n' ',')" '"n_depth": 16,"n_depth": 16,' "n_depth fields"
+expect_eq "$(grep -o '"test": "[^"]*"' d.json | tr '\n' ',')" '"test": "tg4 @ d16","test": "pp16+tg4 @ d16",' "depth test names"
+"$bin" bench -m "$m1" -p 0 -n 0 -pg 16,4 -r 1 -t 1 -o json >d0.json 2>/dev/null
+hd=$(grep -o '"logits_hash": "[0-9a-f]*"' d.json | head -1); hp=$(grep -o '"logits_hash": "[0-9a-f]*"' d0.json)
+expect_eq "$hd" "$hp" "tg4 @ d16 decodes what pp16+tg4 does"
+if [ -n "$hd" ]; then ok; else bad "no logits hash in $(head -c 300 d.json)"; fi
+
 # CSV: a header naming llama-bench's fields, then one line per test.
 "$bin" bench -m "$m1" -p 8 -n 4 -r 2 -t 1 -o csv >c.csv 2>/dev/null; rc=$?
 expect_eq "$rc" 0 "csv exit code"
@@ -183,6 +199,8 @@ check_err 2 "\-m is required" bench -p 8
 check_err 2 "\-n needs a value" bench -m "$m1" -n
 check_err 2 "nothing to run" bench -m "$m1" -p 0 -n 0
 check_err 2 "\-\-ctx-size 8 is smaller than the largest test \(16 tokens\)" bench -m "$m1" -p 16 -n 4 -c 8
+check_err 2 "\-\-ctx-size 20 is smaller than the largest test \(24 tokens, with the largest depth\)" bench -m "$m1" -p 0 -n 8 -d 4,16 -c 20
+check_err 2 "\-d: 'x' is not an integer" bench -m "$m1" -d x
 check_err 1 "nope.gguf: cannot open" bench -m "$m1,nope.gguf" -p 4 -n 0 -r 1
 "$bin" bench --help >h.txt; expect_grep "\-\-repetitions" h.txt "bench help"
 
