@@ -29,6 +29,9 @@
 //   gate/up and down: each block RMSNorms x, computes h for its own 16-row units of gate and up (kept in
 //              shared memory), then adds down[:, its units] . h to the next layer's residual buffer atomically
 //              (x and x2 alternate; the owner of each quad zeroed it at the layer's start and adds the residual) | barrier
+//   L2 prefetches where DRAM would idle (pd_args.sk_pf): the blocks without an attention item stream wo's
+//   copy; the qkv phase's warps without a pair fetch their block's cached keys and values; each warp fetches
+//   its first gate and up rows while its block waits at the wo barrier.
 // Opt-in variants (measured within a few per cent on an H100): INFERNO_CUDA_PD_FLAGS=1 replaces the barrier
 // after qkv with per-KV-head counters the attention blocks wait on; INFERNO_CUDA_PD_PREFETCH=1 has the warps
 // a phase leaves idle stream the next phase's weights into L2; INFERNO_CUDA_PD_RING=1 (sm_90) streams every
