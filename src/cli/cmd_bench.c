@@ -392,10 +392,12 @@ static bool bench_run_test(inf_model *model, const inf_model_info *info, const b
     // timed batch will), or one generation step; after the depth's tokens when there are any.
     const int d = r->n_depth;
     uint64_t rng = BENCH_SEED;
-    if (ok && d > 0) ok = bench_run_prompt(s, d, 0, n_batch, info->n_vocab, bos, &rng, toks, pos, seq);
-    if (ok && r->n_prompt > 0)
-        ok = bench_run_prompt(s, r->n_prompt < n_batch ? r->n_prompt : n_batch, d, n_batch, info->n_vocab,
-                              d ? -1 : bos, &rng, toks, pos, seq);
+    if (ok && r->n_prompt > 0) {
+        if (d > 0) ok = bench_run_prompt(s, d, 0, n_batch, info->n_vocab, bos, &rng, toks, pos, seq);
+        if (ok)
+            ok = bench_run_prompt(s, r->n_prompt < n_batch ? r->n_prompt : n_batch, d, n_batch, info->n_vocab,
+                                  d ? -1 : bos, &rng, toks, pos, seq);
+    }
     if (ok && r->n_gen > 0) {
         inf_session_seq_clear(s, 0);
         rng = BENCH_SEED;
@@ -445,8 +447,9 @@ static bool bench_run_test(inf_model *model, const inf_model_info *info, const b
                         "deterministic%s\n",
                 r->model_filename, r->test, n_differ, r->reps, first_differ, (unsigned long long)differ_hash,
                 (unsigned long long)r->logits_hash,
-                r->n_gpu_layers > 0 ? " (CUDA split-K decoding; INFERNO_CUDA_PD_SPLITK=0 makes it bit-reproducible)"
-                                    : "");
+                r->n_gpu_layers > 0 && r->n_gen > 0
+                    ? " (CUDA split-K decoding; INFERNO_CUDA_PD_SPLITK=0 makes it bit-reproducible)"
+                    : "");
     if (ok) {
         bench_stats(r->samples_ns, r->reps, &r->avg_ns, &r->stddev_ns);
         bench_stats(ts, r->reps, &r->avg_ts, &r->stddev_ts);
