@@ -186,6 +186,47 @@ static double nmse(const float *a, const float *ref, size_t n) {
     return den > 0 ? num / den : num;
 }
 
+// CPU vs GPU on one micro model: a 120-token prompt, then 16 decode steps across the 128 cached positions where
+// the persistent kernel's session moves to its LONG form (its other graph, the attention by (KV head, key split)).
+static void check_cross(const char *dir, const type_case *tc) {
+    inf_model *cpu, *gpu;
+    load_pair(dir, tc->file, &cpu, &gpu);
+    if (!cpu || !gpu) goto out;
+    inf_model_info info;
+    inf_model_get_info(gpu, &info);
+    enum { N = 120, STEPS = 16 };
+    inf_token toks[N + STEPS];
+    make_tokens(toks, N + STEPS, info.n_vocab, 5);
+    size_t cells = (size_t)(N + STEPS) * (size_t)info.n_vocab;
+    float *lc = malloc(cells * sizeof(float)), *lg = malloc(cells * sizeof(float));
+    for (size_t i = 0; i < cells; i++) lg[i] = NAN;
+    inf_session *sc = session(cpu, 256, 128, 1), *sg = session(gpu, 256, 128, 1);
+    CHECK(sc && sg && lc && lg);
+    if (sc && sg && lc && lg) {
+        int rc = run_logits(sc, toks, N, 128, NULL, toks + N, STEPS, info.n_vocab, lc);
+        int rg = run_logits(sg, toks, N, 128, NULL, toks + N, STEPS, info.n_vocab, lg);
+        CHECK_EQ_INT(rc, N + STEPS);
+        CHECK_EQ_INT(rg, N + STEPS);
+        if (rc == N + STEPS && rg == N + STEPS) {
+            // Steps at positions 120..127 (short form) and 128..135 (long form).
+            const size_t half = (size_t)(STEPS / 2) * info.n_vocab;
+            double e_short = nmse(lg + (size_t)N * info.n_vocab, lc + (size_t)N * info.n_vocab, half);
+            double e_long = nmse(lg + (size_t)N * info.n_vocab + half, lc + (size_t)N * info.n_vocab + half, half);
+            printf("%-22s decode across 128 positions: nmse %.3e before, %.3e after (bound %.0e)\n", tc->file,
+                   e_short, e_long, tc->bound);
+            CHECK_MSG(e_short <= tc->bound && e_long <= tc->bound, "%s: decode across 128 positions nmse %.3e / %.3e",
+                      tc->file, e_short, e_long);
+        }
+    }
+    inf_session_free(sc);
+    inf_session_free(sg);
+    free(lc);
+    free(lg);
+out:
+    inf_model_free(cpu);
+    inf_model_free(gpu);
+}
+
 // CPU vs GPU (all layers) on one micro model: a 40-token batch and 8 decode steps.
 static void check_type(const char *dir, const type_case *tc) {
     inf_model *cpu, *gpu;
@@ -593,9 +634,20 @@ int main(void) {
     check_type_profiled(dir, &cases[13], "4"); // micro-Q4_K_M-mix: its gate/up rows at the barrier's start
     CHECK_MSG(strstr(profile_line, "first gate/up rows at the wo barrier\n") != NULL,
               "Q4_K_M's gate/up rows not prefetched at the barrier's start: '%.900s'", profile_line);
-    // Split-K wo and down (the default) past 128 cached positions: the attention's key splits and merge, then
-    // wo by rows, then down split-K; the same against wo and down by rows after grid barriers.
+    // Past 128 cached positions (the default, split-K): the attention on tensor cores a block per (KV head, key
+    // split), each wo block merging its head's splits; across the switch; then with the per-head key splits
+    // (INFERNO_CUDA_PD_GQA=0); then wo and down by rows after grid barriers (the attention merge by every block).
+    CHECK_MSG(strstr(profile_line, "past 128 positions the attention on tensor cores") != NULL,
+              "the long form's attention not on tensor cores: '%.900s'", profile_line);
     check_long(dir, &cases[13]); // micro-Q4_K_M-mix
+    check_long(dir, &cases[3]);  // micro-Q8_0
+    check_cross(dir, &cases[13]);
+    check_cross(dir, &cases[1]); // micro-F16
+    setenv("INFERNO_CUDA_PD_GQA", "0", 1);
+    printf("with INFERNO_CUDA_PD_GQA=0:\n");
+    check_long(dir, &cases[13]);
+    check_cross(dir, &cases[3]);
+    unsetenv("INFERNO_CUDA_PD_GQA");
     setenv("INFERNO_CUDA_PD_SPLITK", "0", 1);
     printf("with INFERNO_CUDA_PD_SPLITK=0:\n");
     check_type_profiled(dir, &cases[13], "4"); // micro-Q4_K_M-mix

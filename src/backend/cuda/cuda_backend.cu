@@ -1392,6 +1392,30 @@ __global__ void k_attn_combine(const float *part, int S, float *out, __half *out
 // T * att_splits(T) <= max(32, T) bounds the partials buffer.
 static int att_splits(int T) { return T == 1 ? 16 : T <= 8 ? 4 : 1; }
 
+__device__ __forceinline__ unsigned half2_bits(float x, float y) {
+    __half2 h = __floats2half2_rn(x, y);
+    return *(unsigned *)&h;
+}
+
+// c (16 x 8, F32) += a (16 x 16, F16, row-major fragments) . b (16 x 8, F16, column fragments)
+__device__ __forceinline__ void mma_16816(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+// c (16 x 8, F32) += a (16 x 8, F16, row-major fragments) . b (8 x 8, F16, column fragment)
+__device__ __forceinline__ void mma_1688(float (&c)[4], unsigned a0, unsigned a1, unsigned b0) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a0), "r"(a1), "r"(b0));
+#endif
+}
+
 #include "backend/cuda/decode_persistent.cuh"
 
 __device__ __forceinline__ float f4_get(float4 v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
@@ -1532,21 +1556,6 @@ __global__ void __launch_bounds__(128)
 #define FT_BQ 64
 #define FT_BK 64
 static size_t flash_tc_smem_bytes(int hd) { return (size_t)2 * 2 * FT_BK * (size_t)(hd + 8) * sizeof(__half); }
-
-__device__ __forceinline__ unsigned half2_bits(float x, float y) {
-    __half2 h = __floats2half2_rn(x, y);
-    return *(unsigned *)&h;
-}
-
-// c (16 x 8, F32) += a (16 x 16, F16, row-major fragments) . b (16 x 8, F16, column fragments)
-__device__ __forceinline__ void mma_16816(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-#endif
-}
 
 // 16 bytes global -> shared without registers; ok false fills zeros (nothing is read).
 __device__ __forceinline__ void cp_async16(void *dst, const void *src, bool ok) {
@@ -1944,11 +1953,14 @@ struct cuda_session {
     // kernel) and, with pd_host_logits, writes the logits straight into h_logits (no download).
     float *h_in1, *d_in1;
     void (*pd_fn)(const pd_args); // the persistent kernel's instantiation for the model's types (pd_kernel_for)
+    void (*pd_fn_long)(const pd_args); // its form for caches past PD_ONE_SPLIT_MAX positions (LONG)
+    bool pd_att_tc;               // the LONG form's attention on tensor cores (pd_args.att_tc; INFERNO_CUDA_PD_GQA=0: off)
+    bool pd_long_now;             // the step being enqueued takes pd_fn_long
     unsigned pd_tm;               // its weight types
     bool pd_host_logits;
     float *d_h_logits; // h_logits as the device sees it
-    cudaGraphExec_t graph; // decode step of one token with one output row
-    bool graph_tried, use_graph;
+    cudaGraphExec_t graph[2]; // decode step of one token with one output row (1: the LONG kernel's)
+    bool graph_tried[2], use_graph;
     // INFERNO_CUDA_PROFILE=1: an event after every op of every step (graphs off), summed per op
     bool prof;
     cudaEvent_t ev[PROF_MAX_EVENTS];
@@ -2021,6 +2033,10 @@ extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t ca
                           s->pd_sk ? "split-K over column copies (attention and wo one phase up to 128 cached "
                                      "positions, gate/up and down one phase)"
                                    : "by rows after grid barriers");
+        if (n > 0 && (size_t)n < cap && s->pd_sk)
+            n += snprintf(buf + n, cap - (size_t)n, "; past %d positions the attention %s, wo split-K a head",
+                          PD_ONE_SPLIT_MAX,
+                          s->pd_att_tc ? "on tensor cores a block per (KV head, key split)" : "a block per (head, key split)");
         if (n > 0 && (size_t)n < cap && s->pd_sk)
             n += snprintf(buf + n, cap - (size_t)n, "; L2 prefetch of wo: %s%s",
                           s->pd_skpf & 1 ? "by the blocks without an attention item" : "off",
@@ -2129,7 +2145,8 @@ extern "C" void cuda_session_bytes(const cuda_model_desc *d, int n_ctx, int n_ba
 
 extern "C" void cuda_session_free(cuda_session *s) {
     if (!s) return;
-    if (s->graph) cudaGraphExecDestroy(s->graph);
+    for (int i = 0; i < 2; i++)
+        if (s->graph[i]) cudaGraphExecDestroy(s->graph[i]);
     if (s->cublas) cublasDestroy(s->cublas);
     if (s->d_layers) cudaFree(s->d_layers);
     if (s->d_jobs) cudaFree(s->d_jobs);
@@ -2351,22 +2368,27 @@ extern "C" bool cuda_model_col_bytes(cuda_model *m, uint64_t *bytes) {
 // types; the ring's.
 // Each with (prof) and without its profiling points.
 typedef void (*pd_fn_t)(const pd_args);
-static pd_fn_t pd_kernel_for(unsigned mask, bool sk, bool ring, bool prof, unsigned *tm) {
-#define PD_K(tm_, sk_) {tm_, {k_decode_persistent<false, tm_, sk_, false>, k_decode_persistent<false, tm_, sk_, true>}}
-    static const struct { unsigned tm; pd_fn_t fn[2]; } ks[] = {PD_K(PD_TS_Q8, true),   PD_K(PD_TS_K, true),
-                                                                PD_K(PD_TS_Q8_0, true), PD_K(PD_TS_Q4_0, true),
-                                                                PD_K(PD_TS_F16, true),  PD_K(PD_ALL, true)},
-                                                          rows = PD_K(PD_ALL, false);
+static pd_fn_t pd_kernel_for(unsigned mask, bool sk, bool ring, bool prof, unsigned *tm, pd_fn_t *long_fn) {
+#define PD_KL(tm_, long_) {k_decode_persistent<false, tm_, true, false, long_>, k_decode_persistent<false, tm_, true, true, long_>}
+#define PD_K(tm_) {tm_, {PD_KL(tm_, false), PD_KL(tm_, true)}}
+    static const struct { unsigned tm; pd_fn_t fn[2][2]; } ks[] = {PD_K(PD_TS_Q8),   PD_K(PD_TS_K),
+                                                                   PD_K(PD_TS_Q8_0), PD_K(PD_TS_Q4_0),
+                                                                   PD_K(PD_TS_F16),  PD_K(PD_ALL)};
 #undef PD_K
+#undef PD_KL
     *tm = PD_ALL;
-    if (ring) return prof ? k_decode_persistent<true, PD_ALL, false, true> : k_decode_persistent<true, PD_ALL, false, false>;
-    if (!sk) return rows.fn[prof];
-    for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
-        if (!(mask & ~ks[i].tm)) {
-            *tm = ks[i].tm;
-            return ks[i].fn[prof];
-        }
-    return ks[sizeof ks / sizeof ks[0] - 1].fn[prof];
+    if (ring || !sk) {
+        *long_fn = ring ? prof ? k_decode_persistent<true, PD_ALL, false, true, false>
+                               : k_decode_persistent<true, PD_ALL, false, false, false>
+                  : prof ? k_decode_persistent<false, PD_ALL, false, true, false>
+                         : k_decode_persistent<false, PD_ALL, false, false, false>;
+        return *long_fn;
+    }
+    size_t i = 0;
+    while (i + 1 < sizeof ks / sizeof ks[0] && (mask & ~ks[i].tm)) i++;
+    *tm = ks[i].tm;
+    *long_fn = ks[i].fn[1][prof];
+    return ks[i].fn[0][prof];
 }
 
 static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
@@ -2416,9 +2438,9 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     // with different needs do not undo each other.
     cudaFuncAttributes fa, far;
     // (The instantiations' static shared memory is the same: the by-rows one's sizes the checks below.)
-    if (!cu_ok(cudaFuncGetAttributes(&fa, k_decode_persistent<false, PD_ALL, false, true>), "cudaFuncGetAttributes",
+    if (!cu_ok(cudaFuncGetAttributes(&fa, k_decode_persistent<false, PD_ALL, false, true, false>), "cudaFuncGetAttributes",
                err, cap) ||
-        !cu_ok(cudaFuncGetAttributes(&far, k_decode_persistent<true, PD_ALL, false, true>), "cudaFuncGetAttributes",
+        !cu_ok(cudaFuncGetAttributes(&far, k_decode_persistent<true, PD_ALL, false, true, false>), "cudaFuncGetAttributes",
                err, cap))
         return false;
     // Split-K wo and down (the default; INFERNO_CUDA_PD_SPLITK=0 or the ring: by rows): its shared area holds
@@ -2475,15 +2497,20 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     }
     if (s->pd_ring) s->pd_smem = s->pd_ring_at + s->pd_ring_bytes;
     else s->pd_ring_at = 0, s->pd_ring_bytes = 0, s->pd_tab_at = 0, s->pd_jobs_at = 0;
-    s->pd_fn = pd_kernel_for(mask, s->pd_sk, s->pd_ring, s->pd_prof || s->pd_timeline, &s->pd_tm);
+    s->pd_fn = pd_kernel_for(mask, s->pd_sk, s->pd_ring, s->pd_prof || s->pd_timeline, &s->pd_tm, &s->pd_fn_long);
     cudaFuncAttributes fk;
-    if (!cu_ok(cudaFuncGetAttributes(&fk, s->pd_fn), "cudaFuncGetAttributes", err, cap) ||
-        !cu_ok(cudaFuncSetAttribute(s->pd_fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    smem_optin - (int)fk.sharedSizeBytes),
-               "cudaFuncSetAttribute (persistent decode shared memory)", err, cap) ||
-        !cu_ok(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, s->pd_fn, PD_THREADS, s->pd_smem),
-               "cudaOccupancyMaxActiveBlocksPerMultiprocessor", err, cap))
-        return false;
+    for (int k = 0; k < 2; k++) { // the grid must fit both forms (the same sizes in practice)
+        int per = 0;
+        pd_fn_t fn = k ? s->pd_fn_long : s->pd_fn;
+        if (!cu_ok(cudaFuncGetAttributes(&fk, fn), "cudaFuncGetAttributes", err, cap) ||
+            !cu_ok(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        smem_optin - (int)fk.sharedSizeBytes),
+                   "cudaFuncSetAttribute (persistent decode shared memory)", err, cap) ||
+            !cu_ok(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, fn, PD_THREADS, s->pd_smem),
+                   "cudaOccupancyMaxActiveBlocksPerMultiprocessor", err, cap))
+            return false;
+        per_sm = k == 0 || per < per_sm ? per : per_sm;
+    }
     if (s->pd_smem + fk.sharedSizeBytes > (size_t)smem_optin) return true;
     int want = pb ? atoi(pb) : 1;
     if (want < 1 || s->pd_ring) want = 1;
@@ -2520,6 +2547,16 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     }
     const char *pskx = getenv("INFERNO_CUDA_PD_SKPF_XOR");
     if (pskx) s->pd_skpf ^= atoi(pskx);
+    // Past PD_ONE_SPLIT_MAX cached positions the attention runs on tensor cores, a block per (KV head, key
+    // split) (bench/NOTES.md CUDA step 17): sm_80+, head size 32 or 64, at most 8 query heads a KV head;
+    // INFERNO_CUDA_PD_GQA=0 keeps the per-head splits.
+    const char *pgq = getenv("INFERNO_CUDA_PD_GQA");
+    int cc_major = 0;
+    if (!cu_ok(cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, dev), "cudaDeviceGetAttribute",
+               err, cap))
+        return false;
+    s->pd_att_tc = s->pd_sk && !(pgq && !strcmp(pgq, "0")) && cc_major >= 8 &&
+                   (m->head_dim == 32 || m->head_dim == 64) && m->n_head / m->n_head_kv <= 8;
     if (s->pd_ring) { // the job tables, planned for one block an SM
         const size_t tb = (size_t)n_sm * (size_t)s->pd_job_stride * sizeof(pd_jobd);
         if (!cu_ok(cudaMalloc(&s->d_jobs, tb), "cudaMalloc (weight ring jobs)", err, cap) ||
@@ -3321,6 +3358,7 @@ static void launch_persistent(cuda_session *s) {
     a.q = s->q, a.att = s->att, a.xb = s->xb, a.hb = s->hb;
     a.logits = s->pd_host_logits ? s->d_h_logits : s->logits, a.head_stage = s->pd_host_logits;
     a.max_splits = s->pd_max_splits;
+    a.att_tc = s->pd_att_tc;
     a.wts_at = (int)s->pd_wts_at;
     a.prefetch = s->pd_prefetch;
     a.sk_pf = s->pd_skpf;
@@ -3342,7 +3380,7 @@ static void launch_persistent(cuda_session *s) {
     at[0].val.cooperative = 1;
     cfg.attrs = at;
     cfg.numAttrs = 1;
-    cudaError_t e = cudaLaunchKernelEx(&cfg, s->pd_fn, a);
+    cudaError_t e = cudaLaunchKernelEx(&cfg, s->pd_long_now ? s->pd_fn_long : s->pd_fn, a);
     if (e != cudaSuccess && s->launch_err == cudaSuccess) s->launch_err = e;
     prof_mark(s, OP_HEAD);
 }
@@ -3437,10 +3475,14 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
     upload_batch(s, b, one_seq);
     s->launch_err = cudaSuccess;
     bool graphable = s->use_graph && T == 1 && b->n_out == 1;
-    if (graphable && !s->graph_tried) {
+    // A single-token step past PD_ONE_SPLIT_MAX cached positions takes the persistent kernel's LONG form (and
+    // its own graph).
+    s->pd_long_now = T == 1 && b->pos[0] + 1 > PD_ONE_SPLIT_MAX;
+    const int gi = s->pd_long_now;
+    if (graphable && !s->graph_tried[gi]) {
         // Capture once: every kernel reads the changing values (position, cell, sequence) from device memory,
         // and the uploads read the pinned staging buffers, so the same graph serves every decode step.
-        s->graph_tried = true;
+        s->graph_tried[gi] = true;
         cudaGraph_t g = NULL;
         bool ok = cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal) == cudaSuccess;
         if (ok) {
@@ -3450,22 +3492,22 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
             ok = cudaStreamEndCapture(s->stream, &g) == cudaSuccess && g && enq && s->launch_err == cudaSuccess;
             s->launch_err = cudaSuccess;
         }
-        if (ok) ok = cudaGraphInstantiate(&s->graph, g, 0) == cudaSuccess;
+        if (ok) ok = cudaGraphInstantiate(&s->graph[gi], g, 0) == cudaSuccess;
         if (g) cudaGraphDestroy(g);
         if (!ok) {
-            if (s->graph) cudaGraphExecDestroy(s->graph);
-            s->graph = NULL;
+            if (s->graph[gi]) cudaGraphExecDestroy(s->graph[gi]);
+            s->graph[gi] = NULL;
             cudaGetLastError();
         }
     }
     bool timed = false;
-    if (graphable && s->graph) {
+    if (graphable && s->graph[gi]) {
         if (s->prof_graph) {
             for (int i = 0; i < 2; i++)
                 if (!s->ev[i]) cudaEventCreate(&s->ev[i]);
             timed = s->ev[0] && s->ev[1] && cudaEventRecord(s->ev[0], s->stream) == cudaSuccess;
         }
-        if (!cu_ok(cudaGraphLaunch(s->graph, s->stream), "cudaGraphLaunch", err, cap)) return false;
+        if (!cu_ok(cudaGraphLaunch(s->graph[gi], s->stream), "cudaGraphLaunch", err, cap)) return false;
         if (timed) timed = cudaEventRecord(s->ev[1], s->stream) == cudaSuccess;
         if (timed) s->host_launch += host_us() - t_enter;
     } else {

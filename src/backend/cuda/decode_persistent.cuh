@@ -56,6 +56,8 @@ typedef struct {
     dmat output;
     int E, Q, KV, F, hd, n_head, n_head_kv, n_rot, neox, n_vocab, n_ctx, max_in;
     int max_splits;            // key splits a head the partials buffer and the merge's weights hold
+    int att_tc;                // past PD_ONE_SPLIT_MAX cached positions (the LONG kernels): a block per (KV head,
+                               // key split) on tensor cores (pd_attention_tc), else per (head, key split)
     int wts_at;                // byte offset of the merge's weights in the dynamic shared memory
     int prefetch;              // idle warps prefetch the next phase's weights into L2 (INFERNO_CUDA_PD_PREFETCH=1)
     int sk_pf;                 // split-K: L2 prefetches (INFERNO_CUDA_PD_SKPF bits; 1: wo by the blocks without an
@@ -582,6 +584,178 @@ __device__ void pd_attention_merge(const pd_args &a, int SB, float *wts, float *
     __syncthreads();
 }
 
+// Head h's attention output from its SB partials (a.att, written in this launch; SB <= 64), normalized, into
+// out (hd floats of shared memory); sm: PD_WARPS * (hd + 2) floats of scratch. Ends with a __syncthreads.
+__device__ void pd_head_merge(const pd_args &a, int h, int SB, float *out, float *sm) {
+    // ng groups of hd threads, each summing every ng-th split (sm holds PD_WARPS * (hd + 2) floats)
+    const int hd = a.hd, ng = min(min(PD_THREADS / hd, SB), (PD_WARPS * (hd + 2) - SB) / hd);
+    const float *p0 = a.att + (size_t)h * SB * (size_t)(hd + 2);
+    float *wt = sm, *acc = sm + SB; // SB weights, then ng * hd partial sums
+    if (threadIdx.x < 32) {
+        float mk[2], lk[2], Mx = -INFINITY; // SB <= 64
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            const int k = (int)threadIdx.x + 32 * i;
+            mk[i] = k < SB ? __ldcg(p0 + (size_t)k * (hd + 2)) : -INFINITY;
+            lk[i] = k < SB ? __ldcg(p0 + (size_t)k * (hd + 2) + 1) : 0.0f;
+            if (lk[i] > 0.0f) Mx = fmaxf(Mx, mk[i]);
+        }
+        Mx = warp_max(Mx);
+        float e[2], Lt = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 2; i++) e[i] = lk[i] > 0.0f ? expf(mk[i] - Mx) : 0.0f, Lt += lk[i] * e[i];
+        Lt = warp_sum(Lt);
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+            if ((int)threadIdx.x + 32 * i < SB) wt[threadIdx.x + 32 * i] = e[i] / Lt;
+    }
+    __syncthreads();
+    const int grp = (int)threadIdx.x / hd, d = (int)threadIdx.x - grp * hd;
+    if (grp < ng) {
+        float v = 0.0f;
+        for (int k = grp; k < SB; k += ng) v += __ldcg(p0 + (size_t)k * (hd + 2) + 2 + d) * wt[k];
+        acc[grp * hd + d] = v;
+    }
+    __syncthreads();
+    for (int t = threadIdx.x; t < hd; t += PD_THREADS) {
+        float v = 0.0f;
+        for (int k = 0; k < ng; k++) v += acc[k * hd + t];
+        out[t] = v;
+    }
+    __syncthreads();
+}
+
+// The attention of KV head g's G query heads (G = n_head / n_head_kv <= 8) over keys [k0, k1) on tensor cores
+// (a.att_tc; sm_80+, HD 32 or 64): the KV head's keys and values are read once for all its query heads (GQA),
+// and a key costs a few instructions instead of a lane group's dot product, shuffles and exponentials (the
+// SIMT form's rounds were issue-bound past ~1,000 keys: bench/NOTES.md CUDA step 17). Each warp takes tiles
+// of 8 keys of [k0, k1) (warp w: tiles w, w + PD_WARPS, ...) through mma.sync with F32 sums. Scores
+// S = Q . K^T (m16n8k16 over the head's dimensions), the G query heads as fragment rows (the other rows zero);
+// an online softmax on the score fragment (log2 units: q is scaled by scale * log2 e); then O^T += V^T . P^T
+// (m16n8k8), the head's dimensions as rows (no padding) and the probabilities, as the score fragment holds
+// them, as the B fragment. No shared memory in the loop: lane (r, t) = (lane / 4, lane % 4) loads its
+// fragments' bytes straight from the cache: HD / 4 halves from t * HD / 4 of key r (the query fragments take
+// the head's dimensions in the same order, a permutation the dot product does not see), and HD / 8 halves
+// from r * HD / 8 of keys 2t and 2t + 1, paired into A fragments with byte permutes; its output (c0..c3 of
+// tile i) is dimensions r * HD / 8 + 2i (+1 for c2, c3) of heads 2t (c0, c2) and 2t + 1 (c1, c3). The block's
+// warps merge in passes of PD_WARPS / G warps through sm (PD_WARPS * (HD + 2) floats) into each query head's
+// partial (max in natural-log units, sum, unnormalized output): split `split` of SB of head h at
+// a.att + (h * SB + split) * (HD + 2), as pd_attention_block's partials.
+template <int HD>
+__device__ void pd_attention_tc(const pd_args &a, int l, int g, int k0, int k1, int SB, int split, float *sm) {
+    constexpr int NCH = HD / 16, NKW = HD / 8, NVW = HD / 16;
+    const int G = a.n_head / a.n_head_kv, KV = a.KV, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int r = lane >> 2, t = lane & 3;
+    const size_t layer_off = (size_t)l * (size_t)a.n_ctx * (size_t)KV + (size_t)g * HD;
+    const __half *kc = a.kc + layer_off + t * (HD / 4), *vc = a.vc + layer_off + r * (HD / 8);
+    const int32_t *cells = a.seq_cells + (size_t)a.ints[1] * a.n_ctx;
+    // The group's queries (written in this launch) through sm once a block: a load from L2 by every warp of
+    // every block at once queues on the same few lines.
+    for (int i = threadIdx.x; i < G * HD / 4; i += PD_THREADS)
+        ((float4 *)sm)[i] = __ldcg((const float4 *)(a.q + (size_t)g * G * HD) + i);
+    __syncthreads();
+    unsigned qa[2 * NCH]; // query head g * G + r: words 2j, 2j + 1 are chunk j's A fragments (a0a1, a4a5)
+    if (r < G) {
+        const float sc = a.att_scale * 1.4426950408889634f;
+        const float4 *qp = (const float4 *)(sm + r * HD + t * (HD / 4));
+#pragma unroll
+        for (int i = 0; i < NCH; i++) {
+            const float4 v = qp[i];
+            qa[2 * i] = half2_bits(v.x * sc, v.y * sc), qa[2 * i + 1] = half2_bits(v.z * sc, v.w * sc);
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < 2 * NCH; i++) qa[i] = 0;
+    }
+    __syncthreads(); // sm is the merge's next
+    float o[NVW][4];
+#pragma unroll
+    for (int i = 0; i < NVW; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+    float m = -INFINITY, lsum = 0.0f; // head r's
+    const int n_tiles = (k1 - k0 + 7) >> 3;
+    for (int tile = warp; tile < n_tiles; tile += PD_WARPS) {
+        const int kb = k0 + tile * 8, nk = k1 - kb; // keys kb + i, i < nk, of the tile are real
+        const int cl = lane < 8 && lane < nk ? cells[kb + lane] : 0;
+        const int ck = __shfl_sync(0xffffffffu, cl, r), cv0 = __shfl_sync(0xffffffffu, cl, 2 * t),
+                  cv1 = __shfl_sync(0xffffffffu, cl, 2 * t + 1);
+        unsigned kw[NKW], vw[2][NVW];
+#pragma unroll
+        for (int i = 0; i < NKW / 4; i++) {
+            const uint4 x = r < nk ? __ldcg((const uint4 *)(kc + (size_t)ck * KV) + i) : make_uint4(0, 0, 0, 0);
+            kw[4 * i] = x.x, kw[4 * i + 1] = x.y, kw[4 * i + 2] = x.z, kw[4 * i + 3] = x.w;
+        }
+#pragma unroll
+        for (int q = 0; q < 2; q++) {
+            const bool ok = 2 * t + q < nk;
+            const __half *p = vc + (size_t)(q ? cv1 : cv0) * KV;
+            if constexpr (NVW == 4) {
+                const uint4 x = ok ? __ldcg((const uint4 *)p) : make_uint4(0, 0, 0, 0);
+                vw[q][0] = x.x, vw[q][1] = x.y, vw[q][2] = x.z, vw[q][3] = x.w;
+            } else {
+                const uint2 x = ok ? __ldcg((const uint2 *)p) : make_uint2(0, 0);
+                vw[q][0] = x.x, vw[q][1] = x.y;
+            }
+        }
+        float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+        for (int j = 0; j < NCH; j++) {
+            const unsigned A[4] = {qa[2 * j], 0u, qa[2 * j + 1], 0u};
+            mma_16816(s, A, kw[2 * j], kw[2 * j + 1]);
+        }
+        // Head r's scores of keys 2t and 2t + 1 of the tile.
+        const float s0 = 2 * t < nk ? s[0] : -INFINITY, s1 = 2 * t + 1 < nk ? s[1] : -INFINITY;
+        float mx = fmaxf(s0, s1);
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float mn = fmaxf(m, mx), corr = exp2f(m - mn), p0 = exp2f(s0 - mn), p1 = exp2f(s1 - mn);
+        lsum = lsum * corr + p0 + p1;
+        m = mn;
+        // The output columns are heads 2t and 2t + 1: their rescales from lanes 8t and 8t + 4.
+        const float c0 = __shfl_sync(0xffffffffu, corr, 8 * t), c1 = __shfl_sync(0xffffffffu, corr, 8 * t + 4);
+        const unsigned b0 = half2_bits(p0, p1);
+#pragma unroll
+        for (int i = 0; i < NVW; i++) {
+            o[i][0] *= c0, o[i][1] *= c1, o[i][2] *= c0, o[i][3] *= c1;
+            mma_1688(o[i], __byte_perm(vw[0][i], vw[1][i], 0x5410u), __byte_perm(vw[0][i], vw[1][i], 0x7632u), b0);
+        }
+    }
+    lsum += __shfl_xor_sync(0xffffffffu, lsum, 1);
+    lsum += __shfl_xor_sync(0xffffffffu, lsum, 2);
+    // The warps' (max, sum, output) of each query head merged in passes of WPP warps.
+    const int WPP = PD_WARPS / G, n_act = min(PD_WARPS, n_tiles), hh = (int)threadIdx.x / HD,
+              d = (int)threadIdx.x - hh * HD;
+    float Mr = -INFINITY, Lr = 0.0f, Vr = 0.0f;
+    for (int pass = 0; pass * WPP < n_act; pass++) {
+        if (warp / WPP == pass) {
+            float *e = sm + (warp - pass * WPP) * G * (HD + 2);
+            if (t == 0 && r < G) e[r * (HD + 2)] = m, e[r * (HD + 2) + 1] = lsum;
+#pragma unroll
+            for (int c = 0; c < 2; c++)
+                if (2 * t + c < G) {
+                    float *ec = e + (2 * t + c) * (HD + 2) + 2 + r * (HD / 8);
+#pragma unroll
+                    for (int i = 0; i < NVW; i++) ec[2 * i] = o[i][c], ec[2 * i + 1] = o[i][2 + c];
+                }
+        }
+        __syncthreads();
+        if (hh < G)
+            for (int w = 0; w < WPP && pass * WPP + w < n_act; w++) {
+                const float *e = sm + (w * G + hh) * (HD + 2);
+                const float lw = e[1];
+                if (lw > 0.0f) {
+                    const float mw = e[0], Mn = fmaxf(Mr, mw), e1 = exp2f(Mr - Mn), e2 = exp2f(mw - Mn);
+                    Vr = Vr * e1 + e[2 + d] * e2, Lr = Lr * e1 + lw * e2, Mr = Mn;
+                }
+            }
+        __syncthreads();
+    }
+    if (hh < G) {
+        float *part = a.att + ((size_t)(g * G + hh) * SB + split) * (size_t)(HD + 2);
+        part[2 + d] = Vr;
+        if (d == 0) part[0] = Mr * 0.6931471805599453f, part[1] = Lr;
+    }
+}
+
 // Copies n values (n % 32 == 0, n <= PD_STAGE_MAX) of a global F32 vector written in this launch into shared
 // memory as F32 and 8-bit blocks, RMSNormed with w first when w is not NULL: one pass (each thread keeps its
 // chunks of 8 in registers), one L2 round trip.
@@ -825,7 +999,7 @@ __device__ __forceinline__ void pd_ring_qkv(const pd_args &a, const dlayer *laye
 // memory as it gets to them.
 // SK: built for split-K wo and down (a.sk set; the by-rows code left out), else by rows (a.sk clear). PROF:
 // with the trace and timeline points (INFERNO_CUDA_PROFILE=3 / 4); without, they compile to nothing.
-template <bool RING, unsigned TM, bool SK, bool PROF>
+template <bool RING, unsigned TM, bool SK, bool PROF, bool LONG>
 __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_args a) {
     long long *const pd_trace_ = PROF ? a.trace : nullptr, *const pd_tl_ = PROF ? a.tl : nullptr;
     extern __shared__ __align__(128) uint8_t pd_smem[];
@@ -868,7 +1042,12 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
     const int pos = a.ints[0], n_kv = pos + 1;
     // Key splits per head: one block a head while the cache is short (its output is then final: no merge),
     // else as many splits as the grid holds.
-    const int SB = n_kv <= PD_ONE_SPLIT_MAX ? 1 : max(1, min(a.max_splits, (int)gridDim.x / a.n_head));
+    // The LONG kernels (split-K, for caches past PD_ONE_SPLIT_MAX; the session takes them by the step's position)
+    // with a.att_tc: a block per (KV head, key split) on tensor cores instead.
+    const bool tc = LONG && SK && !RING && a.att_tc && n_kv > PD_ONE_SPLIT_MAX && (int)gridDim.x / a.n_head_kv > 1;
+    const int SB = n_kv <= PD_ONE_SPLIT_MAX ? 1
+                   : tc                    ? min(a.max_splits, (int)gridDim.x / a.n_head_kv)
+                                           : max(1, min(a.max_splits, (int)gridDim.x / a.n_head));
     const bool pf = !RING && !SK && a.prefetch && lane == 0; // (by rows only: split-K leaves it out)
     const int n_pairs = (Q >> 1) + (KV >> 1) * 2;
     // Pairs of q/k/v rows a KV head waits for in a layer (its q heads' and its own k and v rows).
@@ -1073,8 +1252,16 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
             PD_MARK(l, PD_T_WO_COPY);
 
         } else {
-        // ---- attention: a block per (head, key split), one partial each ----
-        for (int it = blockIdx.x; it < a.n_head * SB; it += gridDim.x) {
+        // ---- attention: a block per (head, key split), one partial each; or per (KV head, key split) ----
+        if constexpr (LONG)
+            if (tc)
+                for (int it = blockIdx.x; it < a.n_head_kv * SB; it += gridDim.x) {
+                    const int g = it / SB, split = it - g * SB, chunk = (n_kv + SB - 1) / SB;
+                    const int k0 = split * chunk, k1 = min(k0 + chunk, n_kv);
+                    if (hd == 64) pd_attention_tc<64>(a, l, g, k0, k1, SB, split, xs_f);
+                    else pd_attention_tc<32>(a, l, g, k0, k1, SB, split, xs_f);
+                }
+        for (int it = blockIdx.x; !tc && it < a.n_head * SB; it += gridDim.x) {
             const int h = it / SB, split = it - h * SB, chunk = (n_kv + SB - 1) / SB;
             const int k0 = split * chunk, k1 = min(k0 + chunk, n_kv);
             if (!RING && !SK && a.kv_ready) {
@@ -1093,6 +1280,21 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
         PD_MARK(l, PD_T_ATT);
         PD_SYNC(l, PD_TL_ATT_ARRIVE, 1, l, PD_TL_ATT_RELEASE);
         PD_MARK(l, PD_T_ATT_SYNC);
+        if (LONG && sk && SB > 1) {
+            // ---- x += wo . attention output, split-K as for short caches: a block per (head, part of wo's
+            // rows) merges that head's partials only, then multiplies wo's columns of the head ----
+            const int NQ = max(1, (int)gridDim.x / a.n_head), hu = hd >> 4;
+            for (int it = blockIdx.x; it < a.n_head * NQ; it += gridDim.x) {
+                const int h = it / NQ, part = it - h * NQ;
+                pd_head_merge(a, h, SB, SK_F, xs_f);
+                pd_sk_quant(SK_F, hd, SK_Q, SK_S, SK_SUM);
+                const int q0 = (E >> 2) * part / NQ, q1 = (E >> 2) * (part + 1) / NQ;
+                pd_splitk<TM>(L.wo_c, q0, q1 - q0, h * hu, hu, SK_OP, SK_XC(l), SK_RED, nullptr, 0, 0);
+                __syncthreads(); // sk_f, sk_q are the next item's
+            }
+            PD_MARK(l, PD_T_WO_COPY);
+            PD_TLM(l, PD_TL_WO_STAGED);
+        } else {
         // ---- x += wo . attention output (each block merges the partials itself) ----
         if (SB == 1) pd_stage(a.xb, nullptr, Q, 0.0f, xs_f, xs_q, xs_ds);
         else pd_attention_merge(a, SB, pd_wts, xs_f, xs_q, xs_ds);
@@ -1100,6 +1302,7 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
         PD_TLM(l, PD_TL_WO_STAGED);
         if constexpr (RING) PD_JOBS(l, PD_PH_WO, pd_ring_rows(pd_job_seg(a, layers, J, 0), base, xop{xs_q, xs_ds, xs_f, Q}, a.x, xres, res0, warp, lane));
         else pd_matvec<TM>(L.wo, xop{xs_q, xs_ds, xs_f, Q}, SK_XC(l), true, gw, nw, lane);
+        }
         }
         PD_MARK(l, PD_T_WO);
         PD_SYNC_NW(l, PD_TL_WO_ARRIVE, 2, l, PD_TL_WO_RELEASE, L.ffn_norm, PD_GUPF(L));
