@@ -24,8 +24,12 @@
 // INFERNO_CUDA_PD_SPLITK=0 or the ring): 3 grid barriers a layer instead of 5.
 //   qkv:       as above                                                                         | barrier
 //   attention and wo: a block per (head, part of wo's rows); each computes the head's output (while the cache
-//              holds <= 128 positions; past that the attention, wo stage and wo above, with their barriers),
-//              quantizes it in units of 16 and adds wo[rows, head's columns] . output to x atomically | barrier
+//              holds <= 128 positions), quantizes it in units of 16 and adds wo[rows, head's columns] . output
+//              to x atomically                                                                | barrier
+//   past 128 positions the session launches the LONG form (its own decode graph): the attention a block per
+//              (KV head, key split) on tensor cores (pd_attention_tc; else per (head, key split)) | barrier;
+//              then each block of (head, part of wo's rows) merges that head's splits and multiplies as above
+//                                                                                               | barrier
 //   gate/up and down: each block RMSNorms x, computes h for its own 16-row units of gate and up (kept in
 //              shared memory), then adds down[:, its units] . h to the next layer's residual buffer atomically
 //              (x and x2 alternate; the owner of each quad zeroed it at the layer's start and adds the residual) | barrier
