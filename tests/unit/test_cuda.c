@@ -187,7 +187,9 @@ static double nmse(const float *a, const float *ref, size_t n) {
 }
 
 // CPU vs GPU on one micro model: a 120-token prompt, then 16 decode steps across the 128 cached positions where
-// the persistent kernel's session moves to its LONG form (its other graph, the attention by (KV head, key split)).
+// the persistent kernel's session moves to its LONG form (its other graph; up to INFERNO_CUDA_PD_TC_FUSE
+// positions, 384 by default, each block's head attention on tensor cores, past them the attention by (KV head,
+// key split)).
 static void check_cross(const char *dir, const type_case *tc) {
     inf_model *cpu, *gpu;
     load_pair(dir, tc->file, &cpu, &gpu);
@@ -643,6 +645,15 @@ int main(void) {
     check_long(dir, &cases[3]);  // micro-Q8_0
     check_cross(dir, &cases[13]);
     check_cross(dir, &cases[1]); // micro-F16
+    // The long form's fused attention and wo (one block a head, on tensor cores) up to any length, and off.
+    setenv("INFERNO_CUDA_PD_TC_FUSE", "100000", 1);
+    printf("with INFERNO_CUDA_PD_TC_FUSE=100000:\n");
+    check_long(dir, &cases[13]);
+    check_cross(dir, &cases[1]);
+    setenv("INFERNO_CUDA_PD_TC_FUSE", "0", 1);
+    printf("with INFERNO_CUDA_PD_TC_FUSE=0:\n");
+    check_cross(dir, &cases[13]);
+    unsetenv("INFERNO_CUDA_PD_TC_FUSE");
     setenv("INFERNO_CUDA_PD_GQA", "0", 1);
     printf("with INFERNO_CUDA_PD_GQA=0:\n");
     check_long(dir, &cases[13]);

@@ -1956,6 +1956,7 @@ struct cuda_session {
     void (*pd_fn_long)(const pd_args); // its form for caches past PD_ONE_SPLIT_MAX positions (LONG)
     bool pd_att_tc;               // the LONG form's attention on tensor cores (pd_args.att_tc; INFERNO_CUDA_PD_GQA=0: off)
     bool pd_long_now;             // the step being enqueued takes pd_fn_long
+    int pd_tc_fuse;               // pd_args.tc_fuse (INFERNO_CUDA_PD_TC_FUSE=N)
     unsigned pd_tm;               // its weight types
     bool pd_host_logits;
     float *d_h_logits; // h_logits as the device sees it
@@ -2557,6 +2558,11 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
         return false;
     s->pd_att_tc = s->pd_sk && !(pgq && !strcmp(pgq, "0")) && cc_major >= 8 &&
                    (m->head_dim == 32 || m->head_dim == 64) && m->n_head / m->n_head_kv <= 8;
+    // Up to 384 positions the long form keeps the short form's fused attention and wo, its attention on tensor
+    // cores (one block a head; H100: +3% / +7% tg128 at depth 256 for Q4_K_M / Q8_0, equal at 512, -10% at
+    // 768); INFERNO_CUDA_PD_TC_FUSE=N moves the limit (0: off).
+    const char *ptf = getenv("INFERNO_CUDA_PD_TC_FUSE");
+    s->pd_tc_fuse = ptf ? atoi(ptf) : 384;
     if (s->pd_ring) { // the job tables, planned for one block an SM
         const size_t tb = (size_t)n_sm * (size_t)s->pd_job_stride * sizeof(pd_jobd);
         if (!cu_ok(cudaMalloc(&s->d_jobs, tb), "cudaMalloc (weight ring jobs)", err, cap) ||
@@ -3359,6 +3365,7 @@ static void launch_persistent(cuda_session *s) {
     a.logits = s->pd_host_logits ? s->d_h_logits : s->logits, a.head_stage = s->pd_host_logits;
     a.max_splits = s->pd_max_splits;
     a.att_tc = s->pd_att_tc;
+    a.tc_fuse = s->pd_tc_fuse;
     a.wts_at = (int)s->pd_wts_at;
     a.prefetch = s->pd_prefetch;
     a.sk_pf = s->pd_skpf;

@@ -26,8 +26,9 @@
 //   attention and wo: a block per (head, part of wo's rows); each computes the head's output (while the cache
 //              holds <= 128 positions), quantizes it in units of 16 and adds wo[rows, head's columns] . output
 //              to x atomically                                                                | barrier
-//   past 128 positions the session launches the LONG form (its own decode graph): the attention a block per
-//              (KV head, key split) on tensor cores (pd_attention_tc; else per (head, key split)) | barrier;
+//   past 128 positions the session launches the LONG form (its own decode graph): up to a.tc_fuse (384)
+//              positions as above with the head's attention on tensor cores; past that the attention a block
+//              per (KV head, key split) on tensor cores (pd_attention_tc; else per (head, key split)) | barrier;
 //              then each block of (head, part of wo's rows) merges that head's splits and multiplies as above
 //                                                                                               | barrier
 //   gate/up and down: each block RMSNorms x, computes h for its own 16-row units of gate and up (kept in
@@ -60,6 +61,7 @@ typedef struct {
     dmat output;
     int E, Q, KV, F, hd, n_head, n_head_kv, n_rot, neox, n_vocab, n_ctx, max_in;
     int max_splits;            // key splits a head the partials buffer and the merge's weights hold
+    int tc_fuse;               // the LONG kernels' fused attention and wo on tensor cores up to this many positions
     int att_tc;                // past PD_ONE_SPLIT_MAX cached positions (the LONG kernels): a block per (KV head,
                                // key split) on tensor cores (pd_attention_tc), else per (head, key split)
     int wts_at;                // byte offset of the merge's weights in the dynamic shared memory
@@ -645,10 +647,13 @@ __device__ void pd_head_merge(const pd_args &a, int h, int SB, float *out, float
 // warps merge in passes of PD_WARPS / G warps through sm (PD_WARPS * (HD + 2) floats) into each query head's
 // partial (max in natural-log units, sum, unnormalized output): split `split` of SB of head h at
 // a.att + (h * SB + split) * (HD + 2), as pd_attention_block's partials.
-template <int HD>
-__device__ void pd_attention_tc(const pd_args &a, int l, int g, int k0, int k1, int SB, int split, float *sm) {
+// ONE: query head hq alone (of KV head g), its normalized output into out (HD floats of shared memory).
+template <int HD, bool ONE>
+__device__ void pd_attention_tc(const pd_args &a, int l, int g, int k0, int k1, int SB, int split, float *sm,
+                                int hq, float *out) {
     constexpr int NCH = HD / 16, NKW = HD / 8, NVW = HD / 16;
-    const int G = a.n_head / a.n_head_kv, KV = a.KV, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int G = ONE ? 1 : a.n_head / a.n_head_kv, h0 = ONE ? hq : g * G, KV = a.KV, warp = threadIdx.x >> 5,
+              lane = threadIdx.x & 31;
     const int r = lane >> 2, t = lane & 3;
     const size_t layer_off = (size_t)l * (size_t)a.n_ctx * (size_t)KV + (size_t)g * HD;
     const __half *kc = a.kc + layer_off + t * (HD / 4), *vc = a.vc + layer_off + r * (HD / 8);
@@ -656,7 +661,7 @@ __device__ void pd_attention_tc(const pd_args &a, int l, int g, int k0, int k1, 
     // The group's queries (written in this launch) through sm once a block: a load from L2 by every warp of
     // every block at once queues on the same few lines.
     for (int i = threadIdx.x; i < G * HD / 4; i += PD_THREADS)
-        ((float4 *)sm)[i] = __ldcg((const float4 *)(a.q + (size_t)g * G * HD) + i);
+        ((float4 *)sm)[i] = __ldcg((const float4 *)(a.q + (size_t)h0 * HD) + i);
     __syncthreads();
     unsigned qa[2 * NCH]; // query head g * G + r: words 2j, 2j + 1 are chunk j's A fragments (a0a1, a4a5)
     if (r < G) {
@@ -753,7 +758,10 @@ __device__ void pd_attention_tc(const pd_args &a, int l, int g, int k0, int k1, 
             }
         __syncthreads();
     }
-    if (hh < G) {
+    if (ONE) {
+        if (hh == 0) out[d] = Vr / Lr;
+        __syncthreads();
+    } else if (hh < G) {
         float *part = a.att + ((size_t)(g * G + hh) * SB + split) * (size_t)(HD + 2);
         part[2 + d] = Vr;
         if (d == 0) part[0] = Mr * 0.6931471805599453f, part[1] = Lr;
@@ -1048,8 +1056,11 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
     // else as many splits as the grid holds.
     // The LONG kernels (split-K, for caches past PD_ONE_SPLIT_MAX; the session takes them by the step's position)
     // with a.att_tc: a block per (KV head, key split) on tensor cores instead.
+    // Up to a.tc_fuse positions the LONG form keeps the short form's fused attention and wo (one block a head
+    // and part of wo's rows, no barrier between them) with each block's attention on tensor cores.
     const bool tc = LONG && SK && !RING && a.att_tc && n_kv > PD_ONE_SPLIT_MAX && (int)gridDim.x / a.n_head_kv > 1;
-    const int SB = n_kv <= PD_ONE_SPLIT_MAX ? 1
+    const bool fuse = tc && n_kv <= a.tc_fuse;
+    const int SB = n_kv <= PD_ONE_SPLIT_MAX || fuse ? 1
                    : tc                    ? min(a.max_splits, (int)gridDim.x / a.n_head_kv)
                                            : max(1, min(a.max_splits, (int)gridDim.x / a.n_head));
     const bool pf = !RING && !SK && a.prefetch && lane == 0; // (by rows only: split-K leaves it out)
@@ -1230,7 +1241,10 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
                         pd_prefetch(L.wo_c.q + ((uint64_t)(h * hu + k) * (uint64_t)L.wo_c.n_out + 4 * (uint64_t)p0) * qb,
                                     4 * (uint64_t)(p1 - p0) * qb);
                 }
-                pd_attention_block(a, l, h, 0, n_kv, nullptr, SK_F, xs_f);
+                if (LONG && fuse) {
+                    if (hd == 64) pd_attention_tc<64, true>(a, l, h / (a.n_head / a.n_head_kv), 0, n_kv, 1, 0, xs_f, h, SK_F);
+                    else pd_attention_tc<32, true>(a, l, h / (a.n_head / a.n_head_kv), 0, n_kv, 1, 0, xs_f, h, SK_F);
+                } else pd_attention_block(a, l, h, 0, n_kv, nullptr, SK_F, xs_f);
                 PD_TLM(l, PD_TL_ATT_ARRIVE); // (the timeline's points: the block's last item's)
                 PD_TLM(l, PD_TL_POSTED + 1);
                 pd_sk_quant(SK_F, hd, SK_Q, SK_S, SK_SUM);
@@ -1262,8 +1276,8 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
                 for (int it = blockIdx.x; it < a.n_head_kv * SB; it += gridDim.x) {
                     const int g = it / SB, split = it - g * SB, chunk = (n_kv + SB - 1) / SB;
                     const int k0 = split * chunk, k1 = min(k0 + chunk, n_kv);
-                    if (hd == 64) pd_attention_tc<64>(a, l, g, k0, k1, SB, split, xs_f);
-                    else pd_attention_tc<32>(a, l, g, k0, k1, SB, split, xs_f);
+                    if (hd == 64) pd_attention_tc<64, false>(a, l, g, k0, k1, SB, split, xs_f, 0, nullptr);
+                    else pd_attention_tc<32, false>(a, l, g, k0, k1, SB, split, xs_f, 0, nullptr);
                 }
         for (int it = blockIdx.x; !tc && it < a.n_head * SB; it += gridDim.x) {
             const int h = it / SB, split = it - h * SB, chunk = (n_kv + SB - 1) / SB;
