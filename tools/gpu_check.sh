@@ -5,7 +5,7 @@
 # TinyLlama-1.1B-shaped models made on the spot with `inferno synth` (Q4_K_M, Q4_0, Q8_0 and F16 by default,
 # made in parallel), for each type a tg128 line with the per-op decode kernels (INFERNO_CUDA_PERSIST=0)
 # beside the persistent kernel's, for the first type a per-op GPU profile, a pp512 line without the F16
-# weight copies, tg128 at depths 1,024 and 4,096 and a -t 4 line, one `-ngl 0` line for the CPU on the same
+# weight copies, tg128 at depths 256, 1,024 and 4,096 and a -t 4 line, one `-ngl 0` line for the CPU on the same
 # machine (GPU_CHECK_CPU=0: none),
 # and the table of all of it last.
 # Leaves out: installing anything system-wide. When the -dev packages are missing, set INFERNO_DEB_DIR to
@@ -109,7 +109,7 @@ for ty in $types; do
         INFERNO_CUDA_F16_CACHE=0 timeout 120 "$bin" bench -m "$model" -p 512 -n 0 -r 3 -ngl 999 --output md 2>/dev/null |
             grep 'pp512' | sed "s/^/F16_CACHE=0 /" >>"$out/bench-$ty-ab.md"
         # Decode deeper into a context (the attention's share grows with the cache).
-        timeout 200 "$bin" bench -m "$model" -p 0 -n 128 -d 1024,4096 -r 3 -ngl 999 --output md 2>/dev/null |
+        timeout 200 "$bin" bench -m "$model" -p 0 -n 128 -d 256,1024,4096 -r 3 -ngl 999 --output md 2>/dev/null |
             grep 'tg128 @' >>"$out/bench-$ty-ab.md"
         # Fewer CPU threads (the GPU rows use the CPU for the embedding rows only).
         timeout 120 "$bin" bench -m "$model" -p 512 -n 128 -r 3 -t 4 -ngl 999 --output md 2>/dev/null |
