@@ -369,17 +369,22 @@ static bool ends_with(const char *s, const char *suffix) {
 
 // check_type with INFERNO_CUDA_PROFILE=level, the persistent kernel's report (logged when a session ends)
 // captured into profile_line.
-static void check_type_profiled(const char *dir, const type_case *tc, const char *level) {
+static void run_profiled(void (*check)(const char *, const type_case *), const char *dir, const type_case *tc,
+                         const char *level) {
     setenv("INFERNO_CUDA_PROFILE", level, 1);
     profile_line[0] = 0;
     gemm_products = gemm_sides = 0;
     attention_kind[0] = 0;
     inf_log_set_level(INF_LOG_INFO);
     inf_log_set_callback(capture_profile, NULL);
-    check_type(dir, tc);
+    check(dir, tc);
     inf_log_set_callback(NULL, NULL);
     inf_log_set_level(INF_LOG_WARN);
     unsetenv("INFERNO_CUDA_PROFILE");
+}
+
+static void check_type_profiled(const char *dir, const type_case *tc, const char *level) {
+    run_profiled(check_type, dir, tc, level);
 }
 
 // A 1,600-token prompt (4 batches of 512 with the last one short) in a context of 2,048 against the CPU:
@@ -643,7 +648,16 @@ int main(void) {
               "the long form's attention not on tensor cores: '%.900s'", profile_line);
     check_long(dir, &cases[13]); // micro-Q4_K_M-mix
     check_long(dir, &cases[3]);  // micro-Q8_0
-    check_cross(dir, &cases[13]);
+    run_profiled(check_cross, dir, &cases[13], "4"); // with the timeline: the steps past 128 took the long form
+    check_timeline(profile_line);
+    {
+        long n_long = -1, n_steps = -1;
+        const char *p = strstr(profile_line, "steps of the long form (past 128 positions): ");
+        CHECK_MSG(p && sscanf(p + strlen("steps of the long form (past 128 positions): "), "%ld of %ld", &n_long,
+                              &n_steps) == 2 && n_long > 0 && n_long < n_steps,
+                  "the steps past 128 positions not in the long form: '%.900s'", profile_line);
+        printf("decode across 128 positions: %ld of %ld steps in the long form\n", n_long, n_steps);
+    }
     check_cross(dir, &cases[1]); // micro-F16
     // The long form's fused attention and wo (one block a head, on tensor cores) up to any length, and off.
     setenv("INFERNO_CUDA_PD_TC_FUSE", "100000", 1);

@@ -1935,6 +1935,7 @@ struct cuda_session {
     long long *pd_tl, *h_tl;
     double tl_at[PD_TL + 1][3], tl_own[PD_TL + 1][2], tl_head[3][3], tl_post[2];
     long tl_n;
+    long tl_n_long; // of them, steps of the LONG form
     cudaError_t launch_err; // the first failed cudaLaunchKernelEx of a step
     // INFERNO_CUDA_PROFILE=2: graphs stay on; each graph replay is timed with two events
     bool prof_graph;
@@ -2024,6 +2025,9 @@ extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t ca
                           s->tl_post[0] * per, s->tl_post[1] * per);
         const double ph = 1.0 / (double)s->tl_n;
         if (n > 0 && (size_t)n < cap)
+            n += snprintf(buf + n, cap - (size_t)n, "\n  steps of the long form (past %d positions): %ld of %ld",
+                          PD_ONE_SPLIT_MAX, s->tl_n_long, s->tl_n);
+        if (n > 0 && (size_t)n < cap)
             n += snprintf(buf + n, cap - (size_t)n, "\n  head: staged %.2f / %.2f / %.2f, done %.2f / %.2f / %.2f us",
                           s->tl_head[1][0] * ph, s->tl_head[1][1] * ph, s->tl_head[1][2] * ph, s->tl_head[2][0] * ph,
                           s->tl_head[2][1] * ph, s->tl_head[2][2] * ph);
@@ -2038,6 +2042,8 @@ extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t ca
             n += snprintf(buf + n, cap - (size_t)n, "; past %d positions the attention %s, wo split-K a head",
                           PD_ONE_SPLIT_MAX,
                           s->pd_att_tc ? "on tensor cores a block per (KV head, key split)" : "a block per (head, key split)");
+        if (n > 0 && (size_t)n < cap && s->pd_sk && s->pd_att_tc && s->pd_tc_fuse > PD_ONE_SPLIT_MAX)
+            n += snprintf(buf + n, cap - (size_t)n, " (up to %d positions fused with wo, a block a head)", s->pd_tc_fuse);
         if (n > 0 && (size_t)n < cap && s->pd_sk)
             n += snprintf(buf + n, cap - (size_t)n, "; L2 prefetch of wo: %s%s",
                           s->pd_skpf & 1 ? "by the blocks without an attention item" : "off",
@@ -3339,6 +3345,7 @@ static void tl_collect(cuda_session *s) {
 #undef TL_AT
     free(v);
     s->tl_n++;
+    s->tl_n_long += s->pd_long_now;
 }
 
 // A single-token step with one output row as one cooperative launch (decode_persistent.cuh).
@@ -3484,7 +3491,8 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
     bool graphable = s->use_graph && T == 1 && b->n_out == 1;
     // A single-token step past PD_ONE_SPLIT_MAX cached positions takes the persistent kernel's LONG form (and
     // its own graph).
-    s->pd_long_now = T == 1 && b->pos[0] + 1 > PD_ONE_SPLIT_MAX;
+    // (Not for the per-op kernels, the ring or the by-rows kernel, which have no second form.)
+    s->pd_long_now = persistent_step(s, T, b->n_out) && s->pd_fn_long != s->pd_fn && b->pos[0] + 1 > PD_ONE_SPLIT_MAX;
     const int gi = s->pd_long_now;
     if (graphable && !s->graph_tried[gi]) {
         // Capture once: every kernel reads the changing values (position, cell, sequence) from device memory,
