@@ -6,7 +6,8 @@
 # made in parallel), for each type a tg128 line with the per-op decode kernels (INFERNO_CUDA_PERSIST=0)
 # beside the persistent kernel's, for the first type a per-op GPU profile, a pp512 line without the F16
 # weight copies, tg128 at depths 256, 1,024 and 4,096 and a -t 4 line, one `-ngl 0` line for the CPU on the same
-# machine (GPU_CHECK_CPU=0: none),
+# machine (GPU_CHECK_CPU=0: none), pp512 and tg128 at depths 0, 1,024 and 4,096 of a Mistral-7B-shaped Q4_K_M
+# model (head size 128; GPU_CHECK_HD128=0: none),
 # and the table of all of it last.
 # Leaves out: installing anything system-wide. When the -dev packages are missing, set INFERNO_DEB_DIR to
 # a folder of .deb files (libpcre2-dev, libjson-c-dev, libmicrohttpd-dev and their libraries): they are
@@ -14,7 +15,7 @@
 #
 # usage: tools/gpu_check.sh [OUT_DIR]      (environment: INFERNO_SHARED, INFERNO_DEB_DIR, GPU_CHECK_TYPES,
 #                                           GPU_CHECK_SKIP_TESTS=1, GPU_CHECK_SKIP_BENCH=1, GPU_CHECK_CPU=0,
-#                                           GPU_CHECK_BUILD=DIR)
+#                                           GPU_CHECK_BUILD=DIR, GPU_CHECK_HD128=0)
 set -u -o pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-${OUT:-/tmp/gpu_check}}
@@ -122,6 +123,15 @@ for ty in $types; do
     fi
     rm -f "$model"
 done
+# Head size 128 (the long form's kernel of its own): a Mistral-7B-shaped Q4_K_M model, decode at depths.
+if [ "${GPU_CHECK_HD128:-1}" = 1 ]; then
+    m7=/tmp/mistral-7b-Q4_K_M.gguf
+    if "$bin" synth --shape mistral-7b --vocab "$vocab" --out "$m7" --type Q4_K_M -q >"$out/synth-m7.txt" 2>&1; then
+        timeout 300 "$bin" bench -m "$m7" -p 512 -n 128 -d 0,1024,4096 -r 2 -ngl 999 --output md 2>/dev/null |
+            grep -E 'pp512|tg128' >>"$out/bench-mistral-7b.md"
+    else log "synth mistral-7b FAILED: $(tail -3 "$out/synth-m7.txt")"; fi
+    rm -f "$m7"
+fi
 cat "$out/summary.txt"
 # The table: one header, then every row (GPU rows per type, then the CPU line).
 echo
@@ -129,6 +139,7 @@ f=$(ls "$out"/bench-*.md 2>/dev/null | head -1)
 [ -n "$f" ] && grep -m2 '^|' "$f"
 for ty in $types; do [ -f "$out/bench-$ty.md" ] && grep '^|' "$out/bench-$ty.md" | tail -n +3; done
 for ty in $types; do [ -f "$out/bench-$ty-ab.md" ] && cat "$out/bench-$ty-ab.md"; done
+[ -f "$out/bench-mistral-7b.md" ] && cat "$out/bench-mistral-7b.md"
 for ty in $types; do [ -f "$out/bench-$ty-cpu.md" ] && grep '^|' "$out/bench-$ty-cpu.md" | tail -n +3; done
 [ -n "$f" ] && grep '^build:' "$f"
 exit 0

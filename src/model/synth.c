@@ -45,6 +45,10 @@ static const synth_shape synth_shapes[] = {
      5632, 2048, 10000.0f, 1e-5f},
     {"llama-2-7b", "Llama 2 7B: 32 layers, n_embd 4096, 32 heads, n_ff 11008", 32000, 4096, 32, 32, 32, 11008,
      4096, 10000.0f, 1e-5f},
+    {"mistral-7b", "Mistral 7B v0.2: 32 layers, n_embd 4096, head size 128, GQA 32/8, n_ff 14336", 32000, 4096, 32,
+     32, 8, 14336, 32768, 1000000.0f, 1e-5f},
+    {"micro-hd128", "tests: 2 layers, n_embd 512, head size 128 (GQA 4/1, as Llama 3 8B), n_ff 2304", 512, 512, 2, 4,
+     1, 2304, 2048, 10000.0f, 1e-5f},
 };
 
 bool inf_synth_shape_at(int i, const char **name, const char **description) {

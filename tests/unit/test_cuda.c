@@ -26,6 +26,7 @@
 #include <json-c/json.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     const char *file; // under models/synthetic
@@ -110,7 +111,8 @@ static inf_model *load(const char *path, int n_gpu_layers) {
 // The CPU's and the GPU's (all layers) model of models/synthetic/<file>; a failed load fails the test.
 static void load_pair(const char *dir, const char *file, inf_model **cpu, inf_model **gpu) {
     char path[1024];
-    snprintf(path, sizeof path, "%s/models/synthetic/%s", dir, file);
+    if (file[0] == '/') snprintf(path, sizeof path, "%s", file); // a model the test wrote
+    else snprintf(path, sizeof path, "%s/models/synthetic/%s", dir, file);
     *cpu = load(path, 0), *gpu = load(path, 999);
     CHECK(*cpu && *gpu);
 }
@@ -423,6 +425,46 @@ static void check_long(const char *dir, const type_case *tc) {
     inf_model_free(gpu);
 }
 
+// Head size 128 (Llama 3 8B, Mistral 7B): a Q8_0 model of the synth shape micro-hd128 (GQA 4/1), written to a
+// temporary file, over the long prompt: the long form built for head size 128 (its decode steps must take it,
+// the attention on tensor cores by (KV head, key split), not fused with wo by default; again with the timeline,
+// whose kernel is built for every type), fused with wo up to any length, and on CUDA cores
+// (INFERNO_CUDA_PD_GQA=0).
+static void check_hd128(const char *dir) {
+    char vocab[1024], path[1024];
+    snprintf(vocab, sizeof vocab, "%s/models/stories260K.gguf", dir);
+    const char *tmp = getenv("TMPDIR");
+    snprintf(path, sizeof path, "%s/inferno-test-cuda-hd128-%ld.gguf", tmp && tmp[0] == '/' ? tmp : "/tmp",
+             (long)getpid());
+    if (inf_synth_model("micro-hd128", vocab, path, "Q8_0", 3) != INF_OK) {
+        CHECK_MSG(false, "synth micro-hd128: %s", inf_last_error());
+        return;
+    }
+    const type_case tc = {path, 2e-3};
+    printf("head size 128:\n");
+    check_long(dir, &tc);
+    printf("head size 128, with the timeline:\n");
+    run_profiled(check_long, dir, &tc, "4");
+    check_timeline(profile_line);
+    long n_long = -1, n_steps = -1;
+    const char *p = strstr(profile_line, "steps of the long form (past 128 positions): ");
+    CHECK_MSG(p && sscanf(p + strlen("steps of the long form (past 128 positions): "), "%ld of %ld", &n_long,
+                          &n_steps) == 2 && n_long > 0,
+              "head size 128: decode steps not in the long form: '%.900s'", profile_line);
+    CHECK_MSG(strstr(profile_line, "past 128 positions the attention on tensor cores a block per (KV head, key split), "
+                                   "head size 128 a pair of warps a tile, wo split-K a head;") != NULL,
+              "head size 128: the long form's attention not on tensor cores, or fused: '%.900s'", profile_line);
+    setenv("INFERNO_CUDA_PD_TC_FUSE", "100000", 1);
+    printf("head size 128 with INFERNO_CUDA_PD_TC_FUSE=100000:\n");
+    check_long(dir, &tc);
+    unsetenv("INFERNO_CUDA_PD_TC_FUSE");
+    setenv("INFERNO_CUDA_PD_GQA", "0", 1);
+    printf("head size 128 with INFERNO_CUDA_PD_GQA=0:\n");
+    check_long(dir, &tc);
+    unsetenv("INFERNO_CUDA_PD_GQA");
+    remove(path);
+}
+
 // The GEMM path with the model's F16 weight copies (made at the first large batch) against the per-batch
 // dequantization into scratch (INFERNO_CUDA_F16_CACHE=0): the same kernel makes both, so the logits of a
 // 40-token batch must be bit-identical.
@@ -668,6 +710,7 @@ int main(void) {
     printf("with INFERNO_CUDA_PD_TC_FUSE=0:\n");
     check_cross(dir, &cases[13]);
     unsetenv("INFERNO_CUDA_PD_TC_FUSE");
+    check_hd128(dir);
     setenv("INFERNO_CUDA_PD_GQA", "0", 1);
     printf("with INFERNO_CUDA_PD_GQA=0:\n");
     check_long(dir, &cases[13]);

@@ -2041,7 +2041,10 @@ extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t ca
         if (n > 0 && (size_t)n < cap && s->pd_sk)
             n += snprintf(buf + n, cap - (size_t)n, "; past %d positions the attention %s, wo split-K a head",
                           PD_ONE_SPLIT_MAX,
-                          s->pd_att_tc ? "on tensor cores a block per (KV head, key split)" : "a block per (head, key split)");
+                          !s->pd_att_tc          ? "a block per (head, key split)"
+                          : s->m->head_dim == 128 ? "on tensor cores a block per (KV head, key split), head size 128 a "
+                                                    "pair of warps a tile"
+                                                  : "on tensor cores a block per (KV head, key split)");
         if (n > 0 && (size_t)n < cap && s->pd_sk && s->pd_att_tc && s->pd_tc_fuse > PD_ONE_SPLIT_MAX)
             n += snprintf(buf + n, cap - (size_t)n, " (up to %d positions fused with wo, a block a head)", s->pd_tc_fuse);
         if (n > 0 && (size_t)n < cap && s->pd_sk)
@@ -2375,26 +2378,28 @@ extern "C" bool cuda_model_col_bytes(cuda_model *m, uint64_t *bytes) {
 // types; the ring's.
 // Each with (prof) and without its profiling points.
 typedef void (*pd_fn_t)(const pd_args);
-static pd_fn_t pd_kernel_for(unsigned mask, bool sk, bool ring, bool prof, unsigned *tm, pd_fn_t *long_fn) {
+static pd_fn_t pd_kernel_for(unsigned mask, bool sk, bool ring, bool prof, int head_dim, unsigned *tm,
+                             pd_fn_t *long_fn) {
 #define PD_KL(tm_, long_) {k_decode_persistent<false, tm_, true, false, long_>, k_decode_persistent<false, tm_, true, true, long_>}
-#define PD_K(tm_) {tm_, {PD_KL(tm_, false), PD_KL(tm_, true)}}
-    static const struct { unsigned tm; pd_fn_t fn[2][2]; } ks[] = {PD_K(PD_TS_Q8),   PD_K(PD_TS_K),
-                                                                   PD_K(PD_TS_Q8_0), PD_K(PD_TS_Q4_0),
-                                                                   PD_K(PD_TS_F16),  PD_K(PD_ALL)};
+#define PD_K(tm_) {tm_, {PD_KL(tm_, 0), PD_KL(tm_, 1)}, k_decode_persistent<false, tm_, true, false, 2>}
+    // fn[LONG][PROF]; hd128: the LONG form for head size 128 (its profiled form built for every type only)
+    static const struct { unsigned tm; pd_fn_t fn[2][2], hd128; } ks[] = {PD_K(PD_TS_Q8),   PD_K(PD_TS_K),
+                                                                          PD_K(PD_TS_Q8_0), PD_K(PD_TS_Q4_0),
+                                                                          PD_K(PD_TS_F16),  PD_K(PD_ALL)};
 #undef PD_K
 #undef PD_KL
     *tm = PD_ALL;
     if (ring || !sk) {
-        *long_fn = ring ? prof ? k_decode_persistent<true, PD_ALL, false, true, false>
-                               : k_decode_persistent<true, PD_ALL, false, false, false>
-                  : prof ? k_decode_persistent<false, PD_ALL, false, true, false>
-                         : k_decode_persistent<false, PD_ALL, false, false, false>;
+        *long_fn = ring ? prof ? k_decode_persistent<true, PD_ALL, false, true, 0>
+                               : k_decode_persistent<true, PD_ALL, false, false, 0>
+                  : prof ? k_decode_persistent<false, PD_ALL, false, true, 0>
+                         : k_decode_persistent<false, PD_ALL, false, false, 0>;
         return *long_fn;
     }
     size_t i = 0;
     while (i + 1 < sizeof ks / sizeof ks[0] && (mask & ~ks[i].tm)) i++;
     *tm = ks[i].tm;
-    *long_fn = ks[i].fn[1][prof];
+    *long_fn = head_dim != 128 ? ks[i].fn[1][prof] : prof ? k_decode_persistent<false, PD_ALL, true, true, 2> : ks[i].hd128;
     return ks[i].fn[0][prof];
 }
 
@@ -2445,9 +2450,9 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     // with different needs do not undo each other.
     cudaFuncAttributes fa, far;
     // (The instantiations' static shared memory is the same: the by-rows one's sizes the checks below.)
-    if (!cu_ok(cudaFuncGetAttributes(&fa, k_decode_persistent<false, PD_ALL, false, true, false>), "cudaFuncGetAttributes",
+    if (!cu_ok(cudaFuncGetAttributes(&fa, k_decode_persistent<false, PD_ALL, false, true, 0>), "cudaFuncGetAttributes",
                err, cap) ||
-        !cu_ok(cudaFuncGetAttributes(&far, k_decode_persistent<true, PD_ALL, false, true, false>), "cudaFuncGetAttributes",
+        !cu_ok(cudaFuncGetAttributes(&far, k_decode_persistent<true, PD_ALL, false, true, 0>), "cudaFuncGetAttributes",
                err, cap))
         return false;
     // Split-K wo and down (the default; INFERNO_CUDA_PD_SPLITK=0 or the ring: by rows): its shared area holds
@@ -2504,7 +2509,8 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     }
     if (s->pd_ring) s->pd_smem = s->pd_ring_at + s->pd_ring_bytes;
     else s->pd_ring_at = 0, s->pd_ring_bytes = 0, s->pd_tab_at = 0, s->pd_jobs_at = 0;
-    s->pd_fn = pd_kernel_for(mask, s->pd_sk, s->pd_ring, s->pd_prof || s->pd_timeline, &s->pd_tm, &s->pd_fn_long);
+    s->pd_fn = pd_kernel_for(mask, s->pd_sk, s->pd_ring, s->pd_prof || s->pd_timeline, m->head_dim, &s->pd_tm,
+                             &s->pd_fn_long);
     cudaFuncAttributes fk;
     for (int k = 0; k < 2; k++) { // the grid must fit both forms (the same sizes in practice)
         int per = 0;
@@ -2555,7 +2561,7 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     const char *pskx = getenv("INFERNO_CUDA_PD_SKPF_XOR");
     if (pskx) s->pd_skpf ^= atoi(pskx);
     // Past PD_ONE_SPLIT_MAX cached positions the attention runs on tensor cores, a block per (KV head, key
-    // split) (bench/NOTES.md CUDA step 17): sm_80+, head size 32 or 64, at most 8 query heads a KV head;
+    // split) (bench/NOTES.md CUDA step 17): sm_80+, head size 32, 64 or 128, at most 8 query heads a KV head;
     // INFERNO_CUDA_PD_GQA=0 keeps the per-head splits.
     const char *pgq = getenv("INFERNO_CUDA_PD_GQA");
     int cc_major = 0;
@@ -2563,12 +2569,13 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
                err, cap))
         return false;
     s->pd_att_tc = s->pd_sk && !(pgq && !strcmp(pgq, "0")) && cc_major >= 8 &&
-                   (m->head_dim == 32 || m->head_dim == 64) && m->n_head / m->n_head_kv <= 8;
+                   (m->head_dim == 32 || m->head_dim == 64 || m->head_dim == 128) && m->n_head / m->n_head_kv <= 8;
     // Up to 384 positions the long form keeps the short form's fused attention and wo, its attention on tensor
     // cores (one block a head; H100: +3% / +7% tg128 at depth 256 for Q4_K_M / Q8_0, equal at 512, -10% at
-    // 768); INFERNO_CUDA_PD_TC_FUSE=N moves the limit (0: off).
+    // 768); not for head size 128 (a head's 128 dimensions in one block: -7% at depth 256 for a Mistral 7B
+    // shape against the splits); INFERNO_CUDA_PD_TC_FUSE=N moves the limit (0: off).
     const char *ptf = getenv("INFERNO_CUDA_PD_TC_FUSE");
-    s->pd_tc_fuse = ptf ? atoi(ptf) : 384;
+    s->pd_tc_fuse = ptf ? atoi(ptf) : m->head_dim == 128 ? 0 : 384;
     if (s->pd_ring) { // the job tables, planned for one block an SM
         const size_t tb = (size_t)n_sm * (size_t)s->pd_job_stride * sizeof(pd_jobd);
         if (!cu_ok(cudaMalloc(&s->d_jobs, tb), "cudaMalloc (weight ring jobs)", err, cap) ||

@@ -124,7 +124,8 @@ bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits, const flo
 // 16, and 32 for Q8_0 gate/up else 64), INFERNO_CUDA_PD_SKPF_XOR=N (flips those bits of the default),
 // INFERNO_CUDA_PD_GQA=0 (past 128 cached positions, the attention by (query head, key split) on CUDA cores
 // instead of by (KV head, key split) on tensor cores), INFERNO_CUDA_PD_TC_FUSE=N (up to N cached positions,
-// default 384, the attention and wo fused as for short caches, one block a head on tensor cores; 0 off),
+// default 384 (0 for head size 128), the attention and wo fused as for short caches, one block a head on
+// tensor cores; 0 off),
 // INFERNO_CUDA_PROFILE=3 (the persistent kernel's phase times, as
 // block 0 sees them).
 bool cuda_session_profile(const cuda_session *s, char *buf, size_t cap);

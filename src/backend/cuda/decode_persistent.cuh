@@ -26,9 +26,10 @@
 //   attention and wo: a block per (head, part of wo's rows); each computes the head's output (while the cache
 //              holds <= 128 positions), quantizes it in units of 16 and adds wo[rows, head's columns] . output
 //              to x atomically                                                                | barrier
-//   past 128 positions the session launches the LONG form (its own decode graph): up to a.tc_fuse (384)
-//              positions as above with the head's attention on tensor cores; past that the attention a block
-//              per (KV head, key split) on tensor cores (pd_attention_tc; else per (head, key split)) | barrier;
+//   past 128 positions the session launches the LONG form (its own decode graph; LONG 2 for head size 128,
+//              1 else): up to a.tc_fuse (384; 0 for head size 128) positions as above with the head's attention
+//              on tensor cores; past that the attention a block per (KV head, key split) on tensor cores
+//              (pd_attention_tc; else per (head, key split))                                | barrier;
 //              then each block of (head, part of wo's rows) merges that head's splits and multiplies as above
 //                                                                                               | barrier
 //   gate/up and down: each block RMSNorms x, computes h for its own 16-row units of gate and up (kept in
@@ -632,10 +633,11 @@ __device__ void pd_head_merge(const pd_args &a, int h, int SB, float *out, float
 }
 
 // The attention of KV head g's G query heads (G = n_head / n_head_kv <= 8) over keys [k0, k1) on tensor cores
-// (a.att_tc; sm_80+, HD 32 or 64): the KV head's keys and values are read once for all its query heads (GQA),
+// (a.att_tc; sm_80+, HD 32, 64 or 128): the KV head's keys and values are read once for all its query heads (GQA),
 // and a key costs a few instructions instead of a lane group's dot product, shuffles and exponentials (the
 // SIMT form's rounds were issue-bound past ~1,000 keys: bench/NOTES.md CUDA step 17). Each warp takes tiles
-// of 8 keys of [k0, k1) (warp w: tiles w, w + PD_WARPS, ...) through mma.sync with F32 sums. Scores
+// of 8 keys of [k0, k1) (warp w: tiles w, w + PD_WARPS, ...; head size 128: a pair of warps a tile, see below)
+// through mma.sync with F32 sums. Scores
 // S = Q . K^T (m16n8k16 over the head's dimensions), the G query heads as fragment rows (the other rows zero);
 // an online softmax on the score fragment (log2 units: q is scaled by scale * log2 e); then O^T += V^T . P^T
 // (m16n8k8), the head's dimensions as rows (no padding) and the probabilities, as the score fragment holds
@@ -651,38 +653,56 @@ __device__ void pd_head_merge(const pd_args &a, int h, int SB, float *out, float
 template <int HD, bool ONE>
 __device__ void pd_attention_tc(const pd_args &a, int l, int g, int k0, int k1, int SB, int split, float *sm,
                                 int hq, float *out) {
-    constexpr int NCH = HD / 16, NKW = HD / 8, NVW = HD / 16;
+    // Head size 128: warps in pairs, both of a pair compute a tile's scores, each the output of half the
+    // dimensions (OD of them), so that a warp's registers stay those of head size 64.
+    constexpr bool PAIR = HD == 128;
+    constexpr int OD = PAIR ? HD / 2 : HD, NCH = HD / 16, NKW = HD / 8, NVW = OD / 16, NWT = PAIR ? PD_WARPS / 2 : PD_WARPS;
     const int G = ONE ? 1 : a.n_head / a.n_head_kv, h0 = ONE ? hq : g * G, KV = a.KV, warp = threadIdx.x >> 5,
-              lane = threadIdx.x & 31;
+              lane = threadIdx.x & 31, wt = PAIR ? warp >> 1 : warp, hf = PAIR ? warp & 1 : 0;
     const int r = lane >> 2, t = lane & 3;
     const size_t layer_off = (size_t)l * (size_t)a.n_ctx * (size_t)KV + (size_t)g * HD;
-    const __half *kc = a.kc + layer_off + t * (HD / 4), *vc = a.vc + layer_off + r * (HD / 8);
+    const __half *kc = a.kc + layer_off + t * (HD / 4), *vc = a.vc + layer_off + hf * OD + r * (OD / 8);
     const int32_t *cells = a.seq_cells + (size_t)a.ints[1] * a.n_ctx;
     // The group's queries (written in this launch) through sm once a block: a load from L2 by every warp of
-    // every block at once queues on the same few lines.
-    for (int i = threadIdx.x; i < G * HD / 4; i += PD_THREADS)
-        ((float4 *)sm)[i] = __ldcg((const float4 *)(a.q + (size_t)h0 * HD) + i);
-    __syncthreads();
-    unsigned qa[2 * NCH]; // query head g * G + r: words 2j, 2j + 1 are chunk j's A fragments (a0a1, a4a5)
-    if (r < G) {
-        const float sc = a.att_scale * 1.4426950408889634f;
-        const float4 *qp = (const float4 *)(sm + r * HD + t * (HD / 4));
-#pragma unroll
-        for (int i = 0; i < NCH; i++) {
-            const float4 v = qp[i];
-            qa[2 * i] = half2_bits(v.x * sc, v.y * sc), qa[2 * i + 1] = half2_bits(v.z * sc, v.w * sc);
+    // every block at once queues on the same few lines. Head size 128 keeps them there through the loop as
+    // F16 A fragments, a lane's QW words apart (conflict-free 16-byte loads): in registers they made the LONG
+    // kernel spill around the attention, and its other phases slower.
+    constexpr bool QSM = HD == 128;
+    constexpr int QW = 2 * NCH + 4;
+    const float sc = a.att_scale * 1.4426950408889634f;
+    unsigned qa[QSM ? 1 : 2 * NCH]; // query head g * G + r: words 2j, 2j + 1 are chunk j's A fragments (a0a1, a4a5)
+    const uint4 *qs = (const uint4 *)((unsigned *)sm + (r * 4 + t) * QW);
+    if constexpr (QSM) {
+        for (int i = threadIdx.x; i < G * 4 * NCH; i += PD_THREADS) { // (head rr, lane t, chunk j)
+            const int rr = i / (4 * NCH), tt = (i / NCH) & 3, j = i % NCH;
+            const float4 v = __ldcg((const float4 *)(a.q + (size_t)(h0 + rr) * HD + tt * (HD / 4)) + j);
+            ((uint2 *)sm)[((rr * 4 + tt) * QW + 2 * j) / 2] = make_uint2(half2_bits(v.x * sc, v.y * sc),
+                                                                       half2_bits(v.z * sc, v.w * sc));
         }
+        __syncthreads();
     } else {
+        for (int i = threadIdx.x; i < G * HD / 4; i += PD_THREADS)
+            ((float4 *)sm)[i] = __ldcg((const float4 *)(a.q + (size_t)h0 * HD) + i);
+        __syncthreads();
+        if (r < G) {
+            const float4 *qp = (const float4 *)(sm + r * HD + t * (HD / 4));
 #pragma unroll
-        for (int i = 0; i < 2 * NCH; i++) qa[i] = 0;
+            for (int i = 0; i < NCH; i++) {
+                const float4 v = qp[i];
+                qa[2 * i] = half2_bits(v.x * sc, v.y * sc), qa[2 * i + 1] = half2_bits(v.z * sc, v.w * sc);
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < 2 * NCH; i++) qa[i] = 0;
+        }
+        __syncthreads(); // sm is the merge's next
     }
-    __syncthreads(); // sm is the merge's next
     float o[NVW][4];
 #pragma unroll
     for (int i = 0; i < NVW; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
     float m = -INFINITY, lsum = 0.0f; // head r's
     const int n_tiles = (k1 - k0 + 7) >> 3;
-    for (int tile = warp; tile < n_tiles; tile += PD_WARPS) {
+    for (int tile = wt; tile < n_tiles; tile += NWT) {
         const int kb = k0 + tile * 8, nk = k1 - kb; // keys kb + i, i < nk, of the tile are real
         const int cl = lane < 8 && lane < nk ? cells[kb + lane] : 0;
         const int ck = __shfl_sync(0xffffffffu, cl, r), cv0 = __shfl_sync(0xffffffffu, cl, 2 * t),
@@ -697,19 +717,32 @@ __device__ void pd_attention_tc(const pd_args &a, int l, int g, int k0, int k1, 
         for (int q = 0; q < 2; q++) {
             const bool ok = 2 * t + q < nk;
             const __half *p = vc + (size_t)(q ? cv1 : cv0) * KV;
-            if constexpr (NVW == 4) {
-                const uint4 x = ok ? __ldcg((const uint4 *)p) : make_uint4(0, 0, 0, 0);
-                vw[q][0] = x.x, vw[q][1] = x.y, vw[q][2] = x.z, vw[q][3] = x.w;
+            if constexpr (NVW >= 4) {
+#pragma unroll
+                for (int i = 0; i < NVW / 4; i++) {
+                    const uint4 x = ok ? __ldcg((const uint4 *)p + i) : make_uint4(0, 0, 0, 0);
+                    vw[q][4 * i] = x.x, vw[q][4 * i + 1] = x.y, vw[q][4 * i + 2] = x.z, vw[q][4 * i + 3] = x.w;
+                }
             } else {
                 const uint2 x = ok ? __ldcg((const uint2 *)p) : make_uint2(0, 0);
                 vw[q][0] = x.x, vw[q][1] = x.y;
             }
         }
         float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        if constexpr (QSM) {
 #pragma unroll
-        for (int j = 0; j < NCH; j++) {
-            const unsigned A[4] = {qa[2 * j], 0u, qa[2 * j + 1], 0u};
-            mma_16816(s, A, kw[2 * j], kw[2 * j + 1]);
+            for (int j = 0; j < NCH; j += 2) {
+                const uint4 q4 = r < G ? qs[j / 2] : make_uint4(0, 0, 0, 0);
+                const unsigned A0[4] = {q4.x, 0u, q4.y, 0u}, A1[4] = {q4.z, 0u, q4.w, 0u};
+                mma_16816(s, A0, kw[2 * j], kw[2 * j + 1]);
+                mma_16816(s, A1, kw[2 * j + 2], kw[2 * j + 3]);
+            }
+        } else {
+#pragma unroll
+            for (int j = 0; j < NCH; j++) {
+                const unsigned A[4] = {qa[2 * j], 0u, qa[2 * j + 1], 0u};
+                mma_16816(s, A, kw[2 * j], kw[2 * j + 1]);
+            }
         }
         // Head r's scores of keys 2t and 2t + 1 of the tile.
         const float s0 = 2 * t < nk ? s[0] : -INFINITY, s1 = 2 * t + 1 < nk ? s[1] : -INFINITY;
@@ -730,42 +763,66 @@ __device__ void pd_attention_tc(const pd_args &a, int l, int g, int k0, int k1, 
     }
     lsum += __shfl_xor_sync(0xffffffffu, lsum, 1);
     lsum += __shfl_xor_sync(0xffffffffu, lsum, 2);
-    // The warps' (max, sum, output) of each query head merged in passes of WPP warps.
-    const int WPP = PD_WARPS / G, n_act = min(PD_WARPS, n_tiles), hh = (int)threadIdx.x / HD,
-              d = (int)threadIdx.x - hh * HD;
-    float Mr = -INFINITY, Lr = 0.0f, Vr = 0.0f;
+    if constexpr (QSM) __syncthreads(); // the queries' sm is the merge's next
+    // The warps' (max, sum, output) of each query head merged in passes of WPP warps; a thread keeps the
+    // running (max, sum, value) of NE (query head, dimension) entries, entry threadIdx.x + e * PD_THREADS.
+    constexpr int NE = (8 * HD + PD_THREADS - 1) / PD_THREADS;
+    const int WPP = NWT / G, n_act = min(NWT, n_tiles);
+    float Mr[NE], Lr[NE], Vr[NE];
+    int hh[NE], dd[NE];
+#pragma unroll
+    for (int e = 0; e < NE; e++) {
+        Mr[e] = -INFINITY, Lr[e] = 0.0f, Vr[e] = 0.0f;
+        hh[e] = ((int)threadIdx.x + e * PD_THREADS) / HD, dd[e] = (int)threadIdx.x + e * PD_THREADS - hh[e] * HD;
+    }
     for (int pass = 0; pass * WPP < n_act; pass++) {
-        if (warp / WPP == pass) {
-            float *e = sm + (warp - pass * WPP) * G * (HD + 2);
-            if (t == 0 && r < G) e[r * (HD + 2)] = m, e[r * (HD + 2) + 1] = lsum;
+        if (wt / WPP == pass) {
+            float *e = sm + (wt - pass * WPP) * G * (HD + 2);
+            if (t == 0 && r < G && hf == 0) e[r * (HD + 2)] = m, e[r * (HD + 2) + 1] = lsum;
 #pragma unroll
             for (int c = 0; c < 2; c++)
                 if (2 * t + c < G) {
-                    float *ec = e + (2 * t + c) * (HD + 2) + 2 + r * (HD / 8);
+                    float *ec = e + (2 * t + c) * (HD + 2) + 2 + hf * OD + r * (OD / 8);
 #pragma unroll
                     for (int i = 0; i < NVW; i++) ec[2 * i] = o[i][c], ec[2 * i + 1] = o[i][2 + c];
                 }
         }
         __syncthreads();
-        if (hh < G)
-            for (int w = 0; w < WPP && pass * WPP + w < n_act; w++) {
-                const float *e = sm + (w * G + hh) * (HD + 2);
-                const float lw = e[1];
-                if (lw > 0.0f) {
-                    const float mw = e[0], Mn = fmaxf(Mr, mw), e1 = exp2f(Mr - Mn), e2 = exp2f(mw - Mn);
-                    Vr = Vr * e1 + e[2 + d] * e2, Lr = Lr * e1 + lw * e2, Mr = Mn;
+#pragma unroll
+        for (int e = 0; e < NE; e++)
+            if (hh[e] < G)
+                for (int w = 0; w < WPP && pass * WPP + w < n_act; w++) {
+                    const float *ew = sm + (w * G + hh[e]) * (HD + 2);
+                    const float lw = ew[1];
+                    if (lw > 0.0f) {
+                        const float mw = ew[0], Mn = fmaxf(Mr[e], mw), e1 = exp2f(Mr[e] - Mn), e2 = exp2f(mw - Mn);
+                        Vr[e] = Vr[e] * e1 + ew[2 + dd[e]] * e2, Lr[e] = Lr[e] * e1 + lw * e2, Mr[e] = Mn;
+                    }
                 }
-            }
         __syncthreads();
     }
-    if (ONE) {
-        if (hh == 0) out[d] = Vr / Lr;
-        __syncthreads();
-    } else if (hh < G) {
-        float *part = a.att + ((size_t)(g * G + hh) * SB + split) * (size_t)(HD + 2);
-        part[2 + d] = Vr;
-        if (d == 0) part[0] = Mr * 0.6931471805599453f, part[1] = Lr;
+#pragma unroll
+    for (int e = 0; e < NE; e++) {
+        if (ONE) {
+            if (hh[e] == 0) out[dd[e]] = Vr[e] / Lr[e];
+        } else if (hh[e] < G) {
+            float *part = a.att + ((size_t)(g * G + hh[e]) * SB + split) * (size_t)(HD + 2);
+            part[2 + dd[e]] = Vr[e];
+            if (dd[e] == 0) part[0] = Mr[e] * 0.6931471805599453f, part[1] = Lr[e];
+        }
     }
+    if (ONE) __syncthreads();
+}
+
+// The LONG kernels' tensor-core attention for the model's head size: LONG 2 is built for head size 128 alone,
+// LONG 1 for 32 and 64. Beside them in one kernel, or called from it (__noinline__), head size 128 made every
+// LONG kernel spill 300-550 bytes and head size 64's decode at depth lose up to 25% (bench/NOTES.md CUDA step 18).
+template <int LONG, bool ONE>
+__device__ __forceinline__ void pd_attention_tc_hd(const pd_args &a, int l, int g, int k0, int k1, int SB,
+                                                   int split, float *sm, int hq, float *out) {
+    if constexpr (LONG == 2) pd_attention_tc<128, ONE>(a, l, g, k0, k1, SB, split, sm, hq, out);
+    else if (a.hd == 64) pd_attention_tc<64, ONE>(a, l, g, k0, k1, SB, split, sm, hq, out);
+    else pd_attention_tc<32, ONE>(a, l, g, k0, k1, SB, split, sm, hq, out);
 }
 
 // Copies n values (n % 32 == 0, n <= PD_STAGE_MAX) of a global F32 vector written in this launch into shared
@@ -1010,8 +1067,9 @@ __device__ __forceinline__ void pd_ring_qkv(const pd_args &a, const dlayer *laye
 // RING: the weights come through the shared-memory ring (sm_90); else every warp reads its rows from global
 // memory as it gets to them.
 // SK: built for split-K wo and down (a.sk set; the by-rows code left out), else by rows (a.sk clear). PROF:
-// with the trace and timeline points (INFERNO_CUDA_PROFILE=3 / 4); without, they compile to nothing.
-template <bool RING, unsigned TM, bool SK, bool PROF, bool LONG>
+// with the trace and timeline points (INFERNO_CUDA_PROFILE=3 / 4); without, they compile to nothing. LONG: 0
+// the short form, 1 the form past PD_ONE_SPLIT_MAX cached positions, 2 the same for head size 128.
+template <bool RING, unsigned TM, bool SK, bool PROF, int LONG>
 __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_args a) {
     long long *const pd_trace_ = PROF ? a.trace : nullptr, *const pd_tl_ = PROF ? a.tl : nullptr;
     extern __shared__ __align__(128) uint8_t pd_smem[];
@@ -1242,8 +1300,7 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
                                     4 * (uint64_t)(p1 - p0) * qb);
                 }
                 if (LONG && fuse) {
-                    if (hd == 64) pd_attention_tc<64, true>(a, l, h / (a.n_head / a.n_head_kv), 0, n_kv, 1, 0, xs_f, h, SK_F);
-                    else pd_attention_tc<32, true>(a, l, h / (a.n_head / a.n_head_kv), 0, n_kv, 1, 0, xs_f, h, SK_F);
+                    pd_attention_tc_hd<LONG, true>(a, l, h / (a.n_head / a.n_head_kv), 0, n_kv, 1, 0, xs_f, h, SK_F);
                 } else pd_attention_block(a, l, h, 0, n_kv, nullptr, SK_F, xs_f);
                 PD_TLM(l, PD_TL_ATT_ARRIVE); // (the timeline's points: the block's last item's)
                 PD_TLM(l, PD_TL_POSTED + 1);
@@ -1276,8 +1333,7 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
                 for (int it = blockIdx.x; it < a.n_head_kv * SB; it += gridDim.x) {
                     const int g = it / SB, split = it - g * SB, chunk = (n_kv + SB - 1) / SB;
                     const int k0 = split * chunk, k1 = min(k0 + chunk, n_kv);
-                    if (hd == 64) pd_attention_tc<64, false>(a, l, g, k0, k1, SB, split, xs_f, 0, nullptr);
-                    else pd_attention_tc<32, false>(a, l, g, k0, k1, SB, split, xs_f, 0, nullptr);
+                    pd_attention_tc_hd<LONG, false>(a, l, g, k0, k1, SB, split, xs_f, 0, nullptr);
                 }
         for (int it = blockIdx.x; !tc && it < a.n_head * SB; it += gridDim.x) {
             const int h = it / SB, split = it - h * SB, chunk = (n_kv + SB - 1) / SB;
