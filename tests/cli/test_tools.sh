@@ -84,6 +84,12 @@ expect_grep "tensor types *F32 x9 Q8_0 x30" info.txt "synth Q8_0 histogram"
 expect_grep "layers *4" info.txt "synth micro layers"
 "$bin" run -m s1.gguf -p "Once upon a time" -n 8 --temp 0 >run.out 2>run.err; expect_eq "$?" 0 "run on a synth model"
 expect_grep "generation: *8 tokens" run.err "synth model generates"
+# The tests' head-size-128 shape (test_cuda runs it on the GPU against the CPU): its header and a CPU run.
+"$bin" synth -q --shape micro-hd128 --vocab "$shared/models/stories260K.gguf" --out h1.gguf --type Q8_0
+expect_eq "$?" 0 "synth micro-hd128 exit code"
+"$bin" info h1.gguf >info.txt 2>&1; expect_grep "attention heads *4 (kv 1, head dim 128)" info.txt "micro-hd128 heads"
+"$bin" run -m h1.gguf -p "Once upon a time" -n 8 --temp 0 >run.out 2>run.err; expect_eq "$?" 0 "run on micro-hd128"
+expect_grep "generation: *8 tokens" run.err "micro-hd128 generates"
 # The micro shape with the Llama vocabulary: 32000 rows, the count comes from the vocabulary.
 "$bin" synth --shape micro --vocab "$vocab" --out sv.gguf --type Q4_0 >/dev/null 2>sv.err
 expect_eq "$?" 0 "synth with a 32000-token vocabulary"
