@@ -15,7 +15,8 @@
 #
 # usage: tools/gpu_check.sh [OUT_DIR]      (environment: INFERNO_SHARED, INFERNO_DEB_DIR, GPU_CHECK_TYPES,
 #                                           GPU_CHECK_SKIP_TESTS=1, GPU_CHECK_SKIP_BENCH=1, GPU_CHECK_CPU=0,
-#                                           GPU_CHECK_BUILD=DIR, GPU_CHECK_HD128=0)
+#                                           GPU_CHECK_BUILD=DIR, GPU_CHECK_HD128=0,
+#                                           GPU_CHECK_ARCHS=90-real: the card's code only, a faster build)
 set -u -o pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-${OUT:-/tmp/gpu_check}}
@@ -42,7 +43,8 @@ export PATH=/usr/local/cuda/bin:$PATH
 
 t0=$(date +%s)
 rm -f "$build/CMakeCache.txt" # pkg-config results are cached; configure afresh
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DINFERNO_SHARED_DIR="$shared" >"$out/configure.txt" 2>&1 ||
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DINFERNO_SHARED_DIR="$shared" \
+    ${GPU_CHECK_ARCHS:+-DINFERNO_CUDA_ARCHS=$GPU_CHECK_ARCHS} >"$out/configure.txt" 2>&1 ||
     { tail -30 "$out/configure.txt"; log "configure FAILED"; exit 1; }
 grep "CUDA backend" "$out/configure.txt" | tee -a "$out/summary.txt"
 cmake --build "$build" -j"$(nproc)" >"$out/build.txt" 2>&1 || { grep -E "error|Error" "$out/build.txt" | head -40; log "build FAILED"; exit 1; }
