@@ -1,5 +1,6 @@
-// decode_persistent.cuh: the persistent decode kernel, included by cuda_backend.cu (it uses that file's
-// device helpers, dmat and dlayer). A decode step of one token runs as ONE launch: every block of a grid
+// decode_persistent.cuh: the persistent decode kernel (its host-side declarations: decode_persistent.h; its
+// device helpers, dmat and dlayer: cuda_common.cuh), included by the translation units that instantiate it
+// (decode_persistent_*.cu: PD_KSET, below). A decode step of one token runs as ONE launch: every block of a grid
 // that fills the card (co-resident, launched cooperatively) walks all GPU layers and the output head, and
 // the phases of a layer are separated by grid-wide barriers instead of kernel boundaries.
 //
@@ -51,72 +52,17 @@
 // multiple of 32, widths not a multiple of 32 or above PD_STAGE_MAX (the caller falls back to the per-op
 // kernels).
 
-#define PD_THREADS 512
-#define PD_WARPS (PD_THREADS / 32)
-#define PD_ONE_SPLIT_MAX 128 // cache lengths up to this take one attention block a head (no merge)
+#pragma once
 
-typedef struct {
-    const dlayer *layers; // device copy of the GPU layers' table, (n_layers)
-    int n_layers;
-    const float *output_norm;
-    dmat output;
-    int E, Q, KV, F, hd, n_head, n_head_kv, n_rot, neox, n_vocab, n_ctx, max_in;
-    int max_splits;            // key splits a head the partials buffer and the merge's weights hold
-    int tc_fuse;               // the LONG kernels' fused attention and wo on tensor cores up to this many positions
-    int att_tc;                // past PD_ONE_SPLIT_MAX cached positions (the LONG kernels): a block per (KV head,
-                               // key split) on tensor cores (pd_attention_tc), else per (head, key split)
-    int wts_at;                // byte offset of the merge's weights in the dynamic shared memory
-    int prefetch;              // idle warps prefetch the next phase's weights into L2 (INFERNO_CUDA_PD_PREFETCH=1)
-    int sk_pf;                 // split-K: L2 prefetches (INFERNO_CUDA_PD_SKPF bits; 1: wo by the blocks without an
-                               // attention item, 8: each item its wo slice, 16: the items' cached K/V by the qkv
-                               // phase's idle warps, 64 / 32: each warp's first gate/up rows at the wo barrier)
-    float eps, att_scale;
-    float *x;                  // residual stream (E), updated in place (split-K: alternately with x2)
-    float *x2;                 // split-K: the second residual buffer (E)
-    int sk;                    // split-K wo and down over the layers' column copies (pd_splitk)
-    int sk_at, sk_umax;        // split-K: byte offset of its shared area; units of 16 a block multiplies at most
-    int nw_at;                 // split-K: byte offset of the next stage's norm weights in shared memory (0: read
-                               // from global memory by the stage)
-    const float *rope;         // (n_rot) cos/sin pairs of the token's position
-    const int32_t *ints;       // pos, seq, cell, out_row of the one token
-    int32_t *seq_cells;        // (n_seq, n_ctx) cell of each position; every block enters the token's own at
-                               // its start (the same value: no ordering between blocks needed)
-    __half *kc, *vc;           // layer 0 of the GPU layers' cache; layer l at + l * n_ctx * KV
-    float *q;                  // (Q)
-    float *att;                // partials (n_head, splits, hd + 2)
-    float *xb;                 // the attention output (Q) of one-split steps; at the end the final-norm state (E)
-    float *hb;                 // SwiGLU output (F)
-    float *logits;             // (n_vocab); pinned host memory when head_stage (written once, in whole lines)
-    int head_stage;            // the block's head rows gathered in shared memory after the output norm's input
-                               // (xs_f + E) and written out together
-    unsigned *bar;             // [0] barrier arrivals, [1] blocks done; zero between launches
-    unsigned *kv_ready;        // (n_head_kv) q/k/v pairs written a KV head over the step's layers, zero
-                               // between launches (INFERNO_CUDA_PD_FLAGS=1); NULL: a grid barrier after qkv
-    long long *trace;          // INFERNO_CUDA_PROFILE=3: block 0's clock at each phase edge, else NULL
-    long long *tl;             // INFERNO_CUDA_PROFILE=4: every block's (global timer, clock) at each PD_TL_ point
-    // The weight ring (sm_90, k_decode_persistent<true>): ring_bytes of dynamic shared memory at ring_at; the
-    // blocks' job tables (made by the host, job_stride jobs a block, job_count[b] of them for block b) are
-    // copied to jobs_at, the layer table to tab_at.
-    unsigned ring_at, ring_bytes, tab_at, jobs_at;
-    const struct pd_jobd *jobs;
-    const int *job_count;
-    int job_stride;
-} pd_args;
+#include "backend/cuda/decode_persistent.h"
 
-// Phase edges block 0 records with INFERNO_CUDA_PROFILE=3: PD_EDGES a layer, then 3 for the head.
-enum { PD_T_START, PD_T_QKV_STAGE, PD_T_QKV, PD_T_QKV_SYNC, PD_T_ATT, PD_T_ATT_SYNC, PD_T_WO_COPY, PD_T_WO,
-       PD_T_WO_SYNC, PD_T_GU_STAGE, PD_T_GU, PD_T_GU_SYNC, PD_T_DOWN_STAGE, PD_T_DOWN, PD_EDGES };
+// Block 0 records its clock at phase edge k (PD_T_*) of layer l (INFERNO_CUDA_PROFILE=3).
 #define PD_MARK(l, k) \
     do { \
         if (pd_trace_ && blockIdx.x == 0 && threadIdx.x == 0) pd_trace_[(l) * PD_EDGES + (k)] = clock64(); \
     } while (0)
 
-// Points of the per-block timeline (INFERNO_CUDA_PROFILE=4), PD_TL a layer (the head: start, staged, done).
-// Stages end with a __syncthreads and arrivals follow one, so each point is the whole block's.
-enum { PD_TL_START, PD_TL_QKV_STAGED, PD_TL_QKV_ARRIVE, PD_TL_QKV_RELEASE, PD_TL_ATT_ARRIVE, PD_TL_ATT_RELEASE,
-       PD_TL_WO_STAGED, PD_TL_WO_ARRIVE, PD_TL_WO_RELEASE, PD_TL_GU_STAGED, PD_TL_GU_ARRIVE, PD_TL_GU_RELEASE,
-       PD_TL_DOWN_STAGED, PD_TL_DOWN_ARRIVE, PD_TL,
-       PD_TL_POSTED = PD_TL, PD_TL_ALL = PD_TL + 5 }; // then each barrier's posted arrival (after the release add)
+// Block's point k (PD_TL_*) of layer l into the timeline (INFERNO_CUDA_PROFILE=4; thread 0).
 __device__ __forceinline__ void pd_tl(long long *tl, int n_layers, int l, int k) {
     if (!tl || threadIdx.x != 0) return;
     unsigned long long g;
@@ -157,16 +103,6 @@ __device__ __forceinline__ void pd_await(unsigned *bar, unsigned epoch) {
 // picks the smallest instantiation that holds the model's types (pd_kernel_for): every call site inlines the
 // code of each type it may meet, and a kernel built for two types instead of six ran ~2% faster (CUDA step
 // 12).
-#define PD_T(t) (1u << (t))
-#define PD_HAS(TM, t) (((TM) >> (t)) & 1u)
-#define PD_ALL (PD_T(T_F32) | PD_T(T_F16) | PD_T(T_Q4_0) | PD_T(T_Q8_0) | PD_T(T_Q4_K) | PD_T(T_Q6_K))
-// The instantiations besides PD_ALL: Q8_0 files, Q4_K_M-style files, Q8_0 with a Q6_K head, Q4_0 with a Q8_0
-// or Q6_K head, F16 (also the files the GPU converts to F16 at upload, their Q6_K matrices kept).
-#define PD_TS_Q8 PD_T(T_Q8_0)
-#define PD_TS_K (PD_T(T_Q4_K) | PD_T(T_Q6_K))
-#define PD_TS_Q8_0 (PD_T(T_Q8_0) | PD_T(T_Q6_K))
-#define PD_TS_Q4_0 (PD_T(T_Q4_0) | PD_T(T_Q8_0) | PD_T(T_Q6_K))
-#define PD_TS_F16 (PD_T(T_F16) | PD_T(T_Q6_K))
 // Q8_0 and F16 rows take 4 (of a 2,048 row: all) of a lane's 16-byte pieces in flight at once in this kernel,
 // the other types 2 (dot_rows' default; bench/NOTES.md CUDA step 13).
 #define PD_U8 4
@@ -357,7 +293,7 @@ __device__ __forceinline__ void sk_quad_f16(const cmat &W, int r, int u, const f
 // take (quad, unit) items: a quad's units over TU threads (a power of two, TU * nq <= PD_THREADS) summed in
 // red (PD_THREADS float4 of shared memory). Every thread of the block calls it.
 template <int TYPE>
-__device__ void pd_splitk_t(const cmat &W, int q0, int nq, int u0, int nu, const skop &x, float *y, float4 *red,
+static __device__ void pd_splitk_t(const cmat &W, int q0, int nq, int u0, int nu, const skop &x, float *y, float4 *red,
                             const float *xadd, int o0, int o1) {
     int TU = 1;
     while (TU < nu && 2 * TU * nq <= PD_THREADS) TU <<= 1;
@@ -415,7 +351,7 @@ __device__ __forceinline__ void pd_splitk(const cmat &W, int q0, int nq, int u0,
 
 // Quantizes n values of v (shared memory, n % 16 == 0, n <= PD_THREADS) in units of 16: q = round(v / s) with
 // s = max|v| / 127 over the unit, into q (n bytes), s and sum (n / 16 each). Ends with a __syncthreads.
-__device__ void pd_sk_quant(const float *v, int n, int8_t *q, float *s, int *sum) {
+static __device__ void pd_sk_quant(const float *v, int n, int8_t *q, float *s, int *sum) {
     const int t = (int)threadIdx.x;
     if (t < ((n + 31) & ~31)) { // whole warps (the shuffles); units are 16-lane halves of a warp
         const float x = t < n ? v[t] : 0.0f;
@@ -465,7 +401,7 @@ __device__ __forceinline__ void pd_pf_row(const dmat &w, int r, int lane) {
 // Unit u of n_units of an L2 prefetch of the nm matrices (quant and scale planes in PD_PF_CHUNK pieces): the
 // warps a phase leaves idle stream the next phase's weights into L2 with it.
 #define PD_PF_CHUNK 65536
-__device__ void pd_prefetch_share(const dmat *const *ms, int nm, int u, int n_units) {
+static __device__ void pd_prefetch_share(const dmat *const *ms, int nm, int u, int n_units) {
     for (int v = u;; v += n_units) {
         int base = 0;
         bool found = false;
@@ -488,7 +424,7 @@ __device__ void pd_prefetch_share(const dmat *const *ms, int nm, int u, int n_un
 }
 
 // Piece u of n (PD_PF_CHUNK each) of an L2 prefetch of a column copy (its planes, one span).
-__device__ void pd_prefetch_cmat(const cmat &W, int u, int n) {
+static __device__ void pd_prefetch_cmat(const cmat &W, int u, int n) {
     uint64_t q, sub, d;
     col_planes(W.type, W.n_in, W.n_out, &q, &sub, &d);
     const uint64_t bytes = q + sub + d;
@@ -500,7 +436,7 @@ __device__ void pd_prefetch_cmat(const cmat &W, int u, int n) {
 // block's warps (hd / 8 lanes a key, 8 values a lane), merged in shared memory (sm: PD_WARPS * (hd + 2)
 // floats) into one partial (max, sum, unnormalized output) at part, or, when out is not NULL (the head has
 // one split), into the head's normalized output at out (hd values). hd % 32 == 0.
-__device__ void pd_attention_block(const pd_args &a, int l, int h, int k0, int k1, float *part, float *out,
+static __device__ void pd_attention_block(const pd_args &a, int l, int h, int k0, int k1, float *part, float *out,
                                    float *sm) {
     const int hd = a.hd, lpk = hd >> 3, kpi = 32 / lpk, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int sub = lane % lpk, slot = lane / lpk;
@@ -559,7 +495,7 @@ __device__ void pd_attention_block(const pd_args &a, int l, int h, int k0, int k
 // memory: F32 in xf, 8-bit blocks in xq/xds. First the (max, sum) pairs of all partials (n_head * SB <=
 // PD_THREADS, one load each) become per-partial weights in wts (shared, n_head * SB floats); then each
 // output sums its SB values (independent loads). A warp covers 32 consecutive outputs (Q % 32 == 0).
-__device__ void pd_attention_merge(const pd_args &a, int SB, float *wts, float *xf, int8_t *xq, float2 *xds) {
+static __device__ void pd_attention_merge(const pd_args &a, int SB, float *wts, float *xf, int8_t *xq, float2 *xds) {
     const int hd = a.hd, Q = a.Q, lane = threadIdx.x & 31, np = a.n_head * SB;
     for (int i = threadIdx.x; i < np; i += PD_THREADS) {
         const float *p = a.att + (size_t)i * (size_t)(hd + 2);
@@ -593,7 +529,7 @@ __device__ void pd_attention_merge(const pd_args &a, int SB, float *wts, float *
 
 // Head h's attention output from its SB partials (a.att, written in this launch; SB <= 64), normalized, into
 // out (hd floats of shared memory); sm: PD_WARPS * (hd + 2) floats of scratch. Ends with a __syncthreads.
-__device__ void pd_head_merge(const pd_args &a, int h, int SB, float *out, float *sm) {
+static __device__ void pd_head_merge(const pd_args &a, int h, int SB, float *out, float *sm) {
     // ng groups of hd threads, each summing every ng-th split (sm holds PD_WARPS * (hd + 2) floats)
     const int hd = a.hd, ng = min(min(PD_THREADS / hd, SB), (PD_WARPS * (hd + 2) - SB) / hd);
     const float *p0 = a.att + (size_t)h * SB * (size_t)(hd + 2);
@@ -651,7 +587,7 @@ __device__ void pd_head_merge(const pd_args &a, int h, int SB, float *out, float
 // a.att + (h * SB + split) * (HD + 2), as pd_attention_block's partials.
 // ONE: query head hq alone (of KV head g), its normalized output into out (HD floats of shared memory).
 template <int HD, bool ONE>
-__device__ void pd_attention_tc(const pd_args &a, int l, int g, int k0, int k1, int SB, int split, float *sm,
+static __device__ void pd_attention_tc(const pd_args &a, int l, int g, int k0, int k1, int SB, int split, float *sm,
                                 int hq, float *out) {
     // Head size 128: warps in pairs, both of a pair compute a tile's scores, each the output of half the
     // dimensions (OD of them), so that a warp's registers stay those of head size 64.
@@ -828,9 +764,7 @@ __device__ __forceinline__ void pd_attention_tc_hd(const pd_args &a, int l, int 
 // Copies n values (n % 32 == 0, n <= PD_STAGE_MAX) of a global F32 vector written in this launch into shared
 // memory as F32 and 8-bit blocks, RMSNormed with w first when w is not NULL: one pass (each thread keeps its
 // chunks of 8 in registers), one L2 round trip.
-#define PD_STAGE_CHUNKS 4
-#define PD_STAGE_MAX (PD_STAGE_CHUNKS * PD_THREADS * 8)
-__device__ void pd_stage(const float *src, const float *w, int n, float eps, float *xf, int8_t *xq, float2 *xds) {
+static __device__ void pd_stage(const float *src, const float *w, int n, float eps, float *xf, int8_t *xq, float2 *xds) {
     const int nc = n >> 3;
     float v[PD_STAGE_CHUNKS][8];
     float4 wv[PD_STAGE_CHUNKS][2]; // the norm weights, loaded with x (one round trip for both)
@@ -903,23 +837,8 @@ __device__ __forceinline__ void pd_pair_out(const pd_args &a, const dlayer &L, i
 // each job completing on its own mbarrier; the warps wait on the job's mbarrier and read the weights from
 // shared memory. Copies are issued when a job's space is freed (after the block has finished reading it), so
 // the memory system keeps streaming the next phases' weights through the grid barriers, the stages and the
-// attention, and a phase starts with its weights already on the SM.
-#define PD_SLOTS 16 // jobs in flight at most (one mbarrier each)
-#define PD_ROPE_MAX 256 // RoPE values (n_rot) the ring kernel keeps in shared memory
-#define PD_XRES_MAX 64  // residual rows a block owns, at most
-enum { PD_PH_QKV, PD_PH_WO, PD_PH_GU, PD_PH_DOWN, PD_PH_HEAD };
-
-// A job of a block's table, planned by the host (pd_plan in cuda_backend.cu): the rows of segment m (q, k, v;
-// gate, up; or the phase's one matrix) are [r0[m], r0[m] + n[m]); the copies bring, one after the other
-// from the job's ring offset, the quant then the scale plane of each non-empty segment. The job may be
-// issued once the block has read `after` of its jobs (its space and its mbarrier slot are free then).
-typedef struct pd_jobd {
-    const void *src[6]; // NULL: no copy
-    unsigned cb[6];     // bytes of each copy
-    unsigned off, bytes;
-    int after, l, ph;   // the head: l = n_layers, ph = PD_PH_HEAD
-    int r0[3], n[3];
-} pd_jobd;
+// attention, and a phase starts with its weights already on the SM. (The job table, pd_jobd, and the ring's
+// sizes: decode_persistent.h.)
 
 // Segment m of a job: rows [r0, r0 + n) of a matrix (n may be 0), quant and scale planes.
 typedef struct {
@@ -951,7 +870,7 @@ __device__ __forceinline__ pd_seg pd_job_seg(const pd_args &a, const dlayer *lay
 __device__ __forceinline__ unsigned pd_smem_addr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
 
 // Thread 0: issues the copies of the jobs whose space and slot the block's reads (`consumed` jobs) have freed.
-__device__ void pd_issue(const pd_args &a, const pd_jobd *jobs, int n_jobs, pd_ring &rg, uint8_t *ring, int consumed) {
+static __device__ void pd_issue(const pd_args &a, const pd_jobd *jobs, int n_jobs, pd_ring &rg, uint8_t *ring, int consumed) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     int j = rg.next;
     if (j < n_jobs && jobs[j].after <= consumed) // the block's generic reads of the space come before the copies
@@ -1502,3 +1421,7 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
         }
     }
 }
+
+// The instantiations of one weight-type set (decode_persistent.h: pd_kset), for a translation unit of its own.
+#define PD_KL(tm_, long_) {k_decode_persistent<false, tm_, true, false, long_>, k_decode_persistent<false, tm_, true, true, long_>}
+#define PD_KSET(name_, tm_) const pd_kset name_ = {tm_, {PD_KL(tm_, 0), PD_KL(tm_, 1)}, k_decode_persistent<false, tm_, true, false, 2>};
