@@ -681,8 +681,10 @@ int main(void) {
                                    "warp's first gate/up rows at the wo barrier, after the norm weights") != NULL,
               "the default K/V and gate/up prefetches not on: '%.900s'", profile_line);
     check_type_profiled(dir, &cases[13], "4"); // micro-Q4_K_M-mix: its gate/up rows at the barrier's start
-    CHECK_MSG(strstr(profile_line, "first gate/up rows at the wo barrier\n") != NULL,
-              "Q4_K_M's gate/up rows not prefetched at the barrier's start: '%.900s'", profile_line);
+    CHECK_MSG(strstr(profile_line, "first gate/up rows at the wo barrier; the gate/up norm weights copied by the qkv "
+                                   "phase's idle warps\n") != NULL,
+              "Q4_K_M's gate/up rows not prefetched at the barrier's start, or its norm weights not copied early: "
+              "'%.900s'", profile_line);
     // Past 128 cached positions (the default, split-K): the attention on tensor cores a block per (KV head, key
     // split), each wo block merging its head's splits; across the switch; then with the per-head key splits
     // (INFERNO_CUDA_PD_GQA=0); then wo and down by rows after grid barriers (the attention merge by every block).
@@ -725,9 +727,10 @@ int main(void) {
     check_long(dir, &cases[13]);
     unsetenv("INFERNO_CUDA_PD_SPLITK");
     // Split-K's L2 prefetches: all off; wo by the blocks without an item and each attention item its own slice;
-    // every one (the K/V and gate/up ones, on by default, the latter also after the norm weights' copy).
-    static const char *const skpf[] = {"0", "9", "121"};
-    for (int k = 0; k < 3; k++) {
+    // every one (the K/V and gate/up ones, on by default, the latter also after the norm weights' copy), without
+    // and with the gate/up norm weights copied by the qkv phase's idle warps (128, on by default).
+    static const char *const skpf[] = {"0", "9", "121", "249"}; // 249: the defaults with 1 and 8
+    for (int k = 0; k < 4; k++) {
         setenv("INFERNO_CUDA_PD_SKPF", skpf[k], 1);
         printf("with INFERNO_CUDA_PD_SKPF=%s:\n", skpf[k]);
         check_type(dir, &cases[13]); // micro-Q4_K_M-mix

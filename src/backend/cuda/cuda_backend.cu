@@ -1549,6 +1549,8 @@ extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t ca
                           s->pd_skpf & 64   ? "each warp's first gate/up rows at the wo barrier"
                           : s->pd_skpf & 32 ? "each warp's first gate/up rows at the wo barrier, after the norm weights"
                                             : "");
+        if (n > 0 && (size_t)n < cap && s->pd_sk && (s->pd_skpf & 128))
+            n += snprintf(buf + n, cap - (size_t)n, "; the gate/up norm weights copied by the qkv phase's idle warps");
         // The weight types the kernel was built for (pd_kernel_for).
         static const struct { int t; const char *name; } tn[] = {{T_Q4_K, "Q4_K"}, {T_Q6_K, "Q6_K"}, {T_Q4_0, "Q4_0"},
                                                                  {T_Q8_0, "Q8_0"}, {T_F16, "F16"}, {T_F32, "F32"}};
@@ -2029,11 +2031,15 @@ static bool persist_prepare(cuda_session *s, char *err, size_t cap) {
     // 16, the qkv phase's warps without a pair fetch the cached keys and values their block's attention item
     // reads next (a DRAM round trip less in the attention); 64, at the wo barrier each warp fetches the first
     // gate and up rows it multiplies after it (32: after the barrier's copy of the norm weights, for Q8_0
-    // gate/up: +2.5% there, -1% to -2% for the other types). INFERNO_CUDA_PD_SKPF_XOR=N flips bits of the default.
+    // gate/up: +2.5% there, -1% to -2% for the other types). 128: the qkv phase's warps without a pair also copy
+    // the gate/up stage's norm weights into shared memory, so that the wo barrier's wait (the last block's to
+    // arrive is on the critical path) does not: +1-2% (Q4_0 +2-4%; bench/NOTES.md CUDA step 19; models whose
+    // q/k/v pairs keep every warp busy, as 7B ones, copy at the barrier as before).
+    // INFERNO_CUDA_PD_SKPF_XOR=N flips bits of the default.
     if (!pskpf && s->pd_sk) {
         bool q8 = true;
         for (int il = 0; il < m->n_layer - m->layer0; il++) q8 = q8 && m->layers[il].gate.type == T_Q8_0;
-        s->pd_skpf |= 16 | (q8 ? 32 : 64);
+        s->pd_skpf |= 16 | (q8 ? 32 : 64) | 128;
     }
     const char *pskx = getenv("INFERNO_CUDA_PD_SKPF_XOR");
     if (pskx) s->pd_skpf ^= atoi(pskx);

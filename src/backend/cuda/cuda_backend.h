@@ -120,8 +120,10 @@ bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits, const flo
 // memory instead of a copy made in shared memory during the barrier before), INFERNO_CUDA_PD_SKPF=N (split-K's
 // L2 prefetches, bits: 1 wo by the blocks without an attention item, 8 also each item its own slice, 16 the
 // attention's cached K/V by the qkv phase's idle warps, 64 each warp's first gate/up rows at the wo barrier, 32
-// the same after the barrier's copy of the norm weights; 0 off; by default 1 where the copy is small enough,
-// 16, and 32 for Q8_0 gate/up else 64), INFERNO_CUDA_PD_SKPF_XOR=N (flips those bits of the default),
+// the same after the barrier's copy of the norm weights, 128 the qkv phase's warps without a pair copy the
+// gate/up norm weights into shared memory instead of the wo barrier's wait; 0 off; by default 1 where the copy
+// is small enough, 16, 32 for Q8_0 gate/up else 64, and 128), INFERNO_CUDA_PD_SKPF_XOR=N (flips those bits of
+// the default),
 // INFERNO_CUDA_PD_GQA=0 (past 128 cached positions, the attention by (query head, key split) on CUDA cores
 // instead of by (KV head, key split) on tensor cores), INFERNO_CUDA_PD_TC_FUSE=N (up to N cached positions,
 // default 384 (0 for head size 128), the attention and wo fused as for short caches, one block a head on

@@ -38,7 +38,8 @@
 //              (x and x2 alternate; the owner of each quad zeroed it at the layer's start and adds the residual) | barrier
 //   L2 prefetches where DRAM would idle (pd_args.sk_pf): the blocks without an attention item stream wo's
 //   copy; the qkv phase's warps without a pair fetch their block's cached keys and values; each warp fetches
-//   its first gate and up rows while its block waits at the wo barrier.
+//   its first gate and up rows while its block waits at the wo barrier. The qkv phase's warps without a pair
+//   also copy the gate/up stage's norm weights into shared memory (else the wo barrier's wait does).
 // Opt-in variants (measured within a few per cent on an H100): INFERNO_CUDA_PD_FLAGS=1 replaces the barrier
 // after qkv with per-KV-head counters the attention blocks wait on; INFERNO_CUDA_PD_PREFETCH=1 has the warps
 // a phase leaves idle stream the next phase's weights into L2; INFERNO_CUDA_PD_RING=1 (sm_90) streams every
@@ -1118,7 +1119,7 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
         pd_arrive(a.bar, &epoch, pd_tl_, a.n_layers, l_, k_); \
         PD_TLM(l_, PD_TL_POSTED + (i_)); \
         if (a.sk_pf & 64) pf_; \
-        if (a.nw_at && threadIdx.x != 0) \
+        if (a.nw_at && !nw_ready && threadIdx.x != 0) \
             for (int i = (int)threadIdx.x - 1; i < (E >> 2); i += PD_THREADS - 1) \
                 ((float4 *)(pd_smem + a.nw_at))[i] = __ldg((const float4 *)(nw_) + i); \
         if (a.sk_pf & 32) pf_; \
@@ -1135,6 +1136,7 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
     } while (0)
     for (int l = 0; l < a.n_layers; l++) {
         const dlayer &L = layers[l];
+        bool nw_ready = false; // the gate/up stage's norm weights already in shared memory (sk_pf 128)
         // ---- q, k, v with RoPE; k and v into the cache ----
         PD_MARK(l, PD_T_START);
         if (l == 0) PD_TLM(0, PD_TL_START);
@@ -1154,6 +1156,11 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
                 // Pairs are dealt to every block's warp 0, then every block's warp 1, ...: all SMs share the
                 // reads (dealt warp by warp, the first 80 of 132 blocks took them all: ~0.25 us a layer more).
                 const int qw = warp * (int)gridDim.x + (int)blockIdx.x;
+                // sk_pf 128: where the block has warps without a pair, they also copy the gate/up stage's norm
+                // weights into shared memory (free from the qkv stage to the gate/up stage), and the wo
+                // barrier's wait does not (nw_ready, block-uniform).
+                nw_ready = sk && (a.sk_pf & 128) && a.nw_at && SB == 1 &&
+                           (PD_WARPS - 1) * (int)gridDim.x + (int)blockIdx.x >= n_pairs;
                 if (sk && (a.sk_pf & 16) && SB == 1 && qw >= n_pairs) {
                     // Warps without a pair: the cached keys and values of the block's attention item (all but
                     // the token's own, written in this phase) into L2.
@@ -1168,6 +1175,12 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
                             for (int b = 0; b < hd * 2; b += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"((const uint8_t *)p + b));
                         }
                     }
+                }
+                if (nw_ready && qw >= n_pairs) {
+                    const int t = (qw - n_pairs) / (int)gridDim.x * 32 + lane,
+                              nt = (PD_WARPS - max(0, n_pairs - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x) * 32;
+                    for (int i = t; i < (E >> 2); i += nt)
+                        ((float4 *)(pd_smem + a.nw_at))[i] = __ldg((const float4 *)L.ffn_norm + i);
                 }
                 if (pf && qw >= n_pairs) {
                     const dmat *const ms[4] = {&L.wo, &L.gate, &L.up, &L.down};
@@ -1299,6 +1312,7 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
         }
         PD_MARK(l, PD_T_WO);
         PD_SYNC_NW(l, PD_TL_WO_ARRIVE, 2, l, PD_TL_WO_RELEASE, L.ffn_norm, PD_GUPF(L));
+        nw_ready = false; // the down barrier copies the next stage's
         PD_MARK(l, PD_T_WO_SYNC);
         // ---- h = silu(gate . x) * (up . x), two rows of each a warp ----
         pd_stage(SK_XC(l), PD_NW(L.ffn_norm), E, a.eps, xs_f, xs_q, xs_ds);

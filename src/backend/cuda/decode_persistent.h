@@ -24,7 +24,8 @@ typedef struct {
     int prefetch;              // idle warps prefetch the next phase's weights into L2 (INFERNO_CUDA_PD_PREFETCH=1)
     int sk_pf;                 // split-K: L2 prefetches (INFERNO_CUDA_PD_SKPF bits; 1: wo by the blocks without an
                                // attention item, 8: each item its wo slice, 16: the items' cached K/V by the qkv
-                               // phase's idle warps, 64 / 32: each warp's first gate/up rows at the wo barrier)
+                               // phase's idle warps, 64 / 32: each warp's first gate/up rows at the wo barrier,
+                               // 128: the qkv phase's idle warps copy the gate/up norm weights to a.nw_at)
     float eps, att_scale;
     float *x;                  // residual stream (E), updated in place (split-K: alternately with x2)
     float *x2;                 // split-K: the second residual buffer (E)
