@@ -38,6 +38,15 @@
 #include <string.h>
 #include <time.h>
 
+#define MV_WARPS 8     // rows per matrix-vector block of the legacy path (one warp per row)
+#define MV_MAX_T 8     // tokens per matrix-vector launch (both paths); longer batches loop
+#define ATT_WARPS 4    // warps per attention block
+#define ATT_MAX_HD 256 // head_dim limit of the attention kernel (8 values per lane, 32 lanes)
+#define FA_BQ 32       // flash attention: queries per block (4 warps of 8)
+#define FA_BK 32       // flash attention: keys per tile (one per lane)
+#define NORM_THREADS 256
+#define GEMM_MIN_DEFAULT 16
+
 static bool cu_ok(cudaError_t e, const char *what, char *err, size_t cap) {
     if (e == cudaSuccess) return true;
     snprintf(err, cap, "%s failed: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));

@@ -25,15 +25,7 @@ enum { T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q8_0 = 8, T_Q4_K = 12, T_Q6_K = 14 };
 #define BYTES_Q6_K 210
 #define QBYTES_Q6_K 208 // Q6_K quants and scales without d
 
-#define MV_WARPS 8     // rows per matrix-vector block of the legacy path (one warp per row)
-#define MV_MAX_T 8     // tokens per matrix-vector launch (both paths); longer batches loop
-#define ATT_WARPS 4    // warps per attention block
-#define ATT_MAX_HD 256 // head_dim limit of the attention kernel (8 values per lane, 32 lanes)
-#define FA_BQ 32       // flash attention: queries per block (4 warps of 8)
-#define FA_BK 32       // flash attention: keys per tile (one per lane)
-#define NORM_THREADS 256
-#define ALIGN 256      // sub-allocation alignment inside device buffers
-#define GEMM_MIN_DEFAULT 16
+#define ALIGN 256 // sub-allocation alignment inside device buffers
 
 __host__ __device__ static inline uint64_t align_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
 
