@@ -114,7 +114,8 @@ bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits, const flo
 // kernels),
 // INFERNO_CUDA_PD_BLOCKS=N (the persistent kernel's blocks per SM, at most what fits; default 1),
 // INFERNO_CUDA_PD_PREFETCH=1 (idle warps prefetch the next phase's weights into L2), INFERNO_CUDA_PD_FLAGS=1
-// (attention waits on per-KV-head counters instead of a grid barrier after qkv),
+// (by rows only, with INFERNO_CUDA_PD_SPLITK=0: attention waits on per-KV-head counters instead of a grid
+// barrier after qkv),
 // INFERNO_CUDA_PD_SPLITK=0 (the persistent kernel's wo and down by rows, after grid barriers, instead of
 // split-K products over column copies), INFERNO_CUDA_PD_NW=0 (its stages read their norm weights from global
 // memory instead of a copy made in shared memory during the barrier before), INFERNO_CUDA_PD_SKPF=N (split-K's
