@@ -62,6 +62,14 @@ static void capture_profile(inf_log_level level, const char *msg, void *user) {
     if (a) snprintf(attention_kind, sizeof attention_kind, "%s", a + strlen("GEMM-path attention: "));
 }
 
+// The timeline's count of decode steps that took the long form (past 128 cached positions), and of all
+// steps; false when the line is missing.
+static bool long_form_steps(const char *msg, long *n_long, long *n_steps) {
+    static const char key[] = "steps of the long form (past 128 positions): ";
+    const char *p = strstr(msg, key);
+    return p && sscanf(p + strlen(key), "%ld of %ld", n_long, n_steps) == 2;
+}
+
 // The per-block timeline (INFERNO_CUDA_PROFILE=4): a header, then per point "name min median max own_median
 // own_max" in us. Every block passes its points in order, so each order statistic over the blocks (and their
 // averages over layers and steps) cannot decrease from one point to the next; a timeline written to the
@@ -447,9 +455,7 @@ static void check_hd128(const char *dir) {
     run_profiled(check_long, dir, &tc, "4");
     check_timeline(profile_line);
     long n_long = -1, n_steps = -1;
-    const char *p = strstr(profile_line, "steps of the long form (past 128 positions): ");
-    CHECK_MSG(p && sscanf(p + strlen("steps of the long form (past 128 positions): "), "%ld of %ld", &n_long,
-                          &n_steps) == 2 && n_long > 0,
+    CHECK_MSG(long_form_steps(profile_line, &n_long, &n_steps) && n_long > 0,
               "head size 128: decode steps not in the long form: '%.900s'", profile_line);
     CHECK_MSG(strstr(profile_line, "past 128 positions the attention on tensor cores a block per (KV head, key split), "
                                    "head size 128 a pair of warps a tile, wo split-K a head;") != NULL,
@@ -696,9 +702,7 @@ int main(void) {
     check_timeline(profile_line);
     {
         long n_long = -1, n_steps = -1;
-        const char *p = strstr(profile_line, "steps of the long form (past 128 positions): ");
-        CHECK_MSG(p && sscanf(p + strlen("steps of the long form (past 128 positions): "), "%ld of %ld", &n_long,
-                              &n_steps) == 2 && n_long > 0 && n_long < n_steps,
+        CHECK_MSG(long_form_steps(profile_line, &n_long, &n_steps) && n_long > 0 && n_long < n_steps,
                   "the steps past 128 positions not in the long form: '%.900s'", profile_line);
         printf("decode across 128 positions: %ld of %ld steps in the long form\n", n_long, n_steps);
     }
@@ -729,7 +733,7 @@ int main(void) {
     // Split-K's L2 prefetches: all off; wo by the blocks without an item and each attention item its own slice;
     // every one (the K/V and gate/up ones, on by default, the latter also after the norm weights' copy), without
     // and with the gate/up norm weights copied by the qkv phase's idle warps (128, on by default).
-    static const char *const skpf[] = {"0", "9", "121", "249"}; // 249: the defaults with 1 and 8
+    static const char *const skpf[] = {"0", "9", "121", "249"}; // 121: every bit but 128; 249: every bit
     for (int k = 0; k < 4; k++) {
         setenv("INFERNO_CUDA_PD_SKPF", skpf[k], 1);
         printf("with INFERNO_CUDA_PD_SKPF=%s:\n", skpf[k]);

@@ -1051,6 +1051,10 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
     // block owns quads [oq0, oq1) of it and units [su0, su1) of down's columns (its rows of gate and up).
     // (Computed where used, from the arguments: kept live across the layer they spill registers.)
     constexpr bool sk = !RING && SK;
+    // sk_pf 128: where the block has warps without a q/k/v pair, they copy the gate/up stage's norm weights into
+    // shared memory (free from the qkv stage to the gate/up stage), and the wo barrier's wait does not.
+    const bool nw_early = sk && (a.sk_pf & 128) && a.nw_at && SB == 1 &&
+                          (PD_WARPS - 1) * (int)gridDim.x + (int)blockIdx.x >= n_pairs;
 #define SK_XC(l_) (sk && ((l_) & 1) ? a.x2 : a.x) /* layer l_'s residual */
 #define SK_XN(l_) ((l_) & 1 ? a.x : a.x2)         /* the one its down adds into */
 #define SK_SPLIT(n_, i_) ((int)((unsigned)(n_) * (unsigned)(i_) / gridDim.x)) /* block i_'s first of n_ items */
@@ -1114,12 +1118,12 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
     // floats) of the stage after it into shared memory (a.nw_at): the stage then reads them there instead of
     // from global memory (evicted since the previous step: a DRAM round trip in every stage otherwise). pf_
     // (every thread) issues prefetches before that copy (sk_pf 64) or after it (32).
-#define PD_SYNC_NW(l_, k_, i_, rl_, rk_, nw_, pf_) \
+#define PD_SYNC_NW(l_, k_, i_, rl_, rk_, nw_, pf_, copy_) \
     do { \
         pd_arrive(a.bar, &epoch, pd_tl_, a.n_layers, l_, k_); \
         PD_TLM(l_, PD_TL_POSTED + (i_)); \
         if (a.sk_pf & 64) pf_; \
-        if (a.nw_at && !nw_ready && threadIdx.x != 0) \
+        if (a.nw_at && (copy_) && threadIdx.x != 0) \
             for (int i = (int)threadIdx.x - 1; i < (E >> 2); i += PD_THREADS - 1) \
                 ((float4 *)(pd_smem + a.nw_at))[i] = __ldg((const float4 *)(nw_) + i); \
         if (a.sk_pf & 32) pf_; \
@@ -1136,7 +1140,6 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
     } while (0)
     for (int l = 0; l < a.n_layers; l++) {
         const dlayer &L = layers[l];
-        bool nw_ready = false; // the gate/up stage's norm weights already in shared memory (sk_pf 128)
         // ---- q, k, v with RoPE; k and v into the cache ----
         PD_MARK(l, PD_T_START);
         if (l == 0) PD_TLM(0, PD_TL_START);
@@ -1156,32 +1159,26 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
                 // Pairs are dealt to every block's warp 0, then every block's warp 1, ...: all SMs share the
                 // reads (dealt warp by warp, the first 80 of 132 blocks took them all: ~0.25 us a layer more).
                 const int qw = warp * (int)gridDim.x + (int)blockIdx.x;
-                // sk_pf 128: where the block has warps without a pair, they also copy the gate/up stage's norm
-                // weights into shared memory (free from the qkv stage to the gate/up stage), and the wo
-                // barrier's wait does not (nw_ready, block-uniform).
-                nw_ready = sk && (a.sk_pf & 128) && a.nw_at && SB == 1 &&
-                           (PD_WARPS - 1) * (int)gridDim.x + (int)blockIdx.x >= n_pairs;
+                // A warp without a pair: its threads are it_ of the block's nit_ such.
+                const int it_ = (qw - n_pairs) / (int)gridDim.x * 32 + lane,
+                          nit_ = (PD_WARPS - max(0, n_pairs - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x) * 32;
                 if (sk && (a.sk_pf & 16) && SB == 1 && qw >= n_pairs) {
                     // Warps without a pair: the cached keys and values of the block's attention item (all but
                     // the token's own, written in this phase) into L2.
                     const int NQ = max(1, (int)gridDim.x / a.n_head);
                     if ((int)blockIdx.x < a.n_head * NQ) {
-                        const int h = (int)blockIdx.x / NQ, t = (qw - n_pairs) / (int)gridDim.x * 32 + lane,
-                                  nt = (PD_WARPS - max(0, n_pairs - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x) * 32;
+                        const int h = (int)blockIdx.x / NQ;
                         const size_t off = (size_t)l * (size_t)a.n_ctx * (size_t)KV + (size_t)(h / (a.n_head / a.n_head_kv)) * hd;
                         const int32_t *cells = a.seq_cells + (size_t)a.ints[1] * a.n_ctx;
-                        for (int j = t; j < 2 * (n_kv - 1); j += nt) {
+                        for (int j = it_; j < 2 * (n_kv - 1); j += nit_) {
                             const __half *p = ((j & 1) ? a.vc : a.kc) + off + (size_t)cells[j >> 1] * KV;
                             for (int b = 0; b < hd * 2; b += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"((const uint8_t *)p + b));
                         }
                     }
                 }
-                if (nw_ready && qw >= n_pairs) {
-                    const int t = (qw - n_pairs) / (int)gridDim.x * 32 + lane,
-                              nt = (PD_WARPS - max(0, n_pairs - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x) * 32;
-                    for (int i = t; i < (E >> 2); i += nt)
+                if (nw_early && qw >= n_pairs)
+                    for (int i = it_; i < (E >> 2); i += nit_)
                         ((float4 *)(pd_smem + a.nw_at))[i] = __ldg((const float4 *)L.ffn_norm + i);
-                }
                 if (pf && qw >= n_pairs) {
                     const dmat *const ms[4] = {&L.wo, &L.gate, &L.up, &L.down};
                     pd_prefetch_share(ms, 4, qw - n_pairs, nw - n_pairs);
@@ -1311,8 +1308,7 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
         }
         }
         PD_MARK(l, PD_T_WO);
-        PD_SYNC_NW(l, PD_TL_WO_ARRIVE, 2, l, PD_TL_WO_RELEASE, L.ffn_norm, PD_GUPF(L));
-        nw_ready = false; // the down barrier copies the next stage's
+        PD_SYNC_NW(l, PD_TL_WO_ARRIVE, 2, l, PD_TL_WO_RELEASE, L.ffn_norm, PD_GUPF(L), !nw_early);
         PD_MARK(l, PD_T_WO_SYNC);
         // ---- h = silu(gate . x) * (up . x), two rows of each a warp ----
         pd_stage(SK_XC(l), PD_NW(L.ffn_norm), E, a.eps, xs_f, xs_q, xs_ds);
@@ -1344,7 +1340,7 @@ __global__ void __launch_bounds__(PD_THREADS, 1) k_decode_persistent(const pd_ar
                       SK_SPLIT(E >> 2, blockIdx.x + 1));
             PD_MARK(l, PD_T_DOWN);
             PD_SYNC_NW(l, PD_TL_DOWN_ARRIVE, 4, l + 1, PD_TL_START,
-                       l + 1 < a.n_layers ? layers[l + 1].attn_norm : a.output_norm, (void)0);
+                       l + 1 < a.n_layers ? layers[l + 1].attn_norm : a.output_norm, (void)0, true);
             continue;
         }
         {
