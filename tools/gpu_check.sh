@@ -114,6 +114,9 @@ for ty in $types; do
         # Decode deeper into a context (the attention's share grows with the cache).
         timeout 200 "$bin" bench -m "$model" -p 0 -n 128 -d 256,1024,4096 -r 3 -ngl 999 --output md 2>/dev/null |
             grep 'tg128 @' >>"$out/bench-$ty-ab.md"
+        # Parallel decoding, as a server steps its running requests (a token of each sequence a step).
+        timeout 200 "$bin" bench -m "$model" -p 0 -n 64 -np 2,4,8,16,32 -r 3 -ngl 999 --output md 2>/dev/null |
+            grep -E 'tg64 x' >>"$out/bench-$ty-ab.md"
         # Fewer CPU threads (the GPU rows use the CPU for the embedding rows only).
         timeout 120 "$bin" bench -m "$model" -p 512 -n 128 -r 3 -t 4 -ngl 999 --output md 2>/dev/null |
             grep -E 'pp512|tg128' >>"$out/bench-$ty-ab.md"

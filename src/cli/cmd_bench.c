@@ -14,6 +14,11 @@
 // share of a measured bandwidth (--bandwidth), and a hash of the last logits (same tokens every repetition,
 // so a differing hash flags nondeterminism or a broken kernel).
 //
+// -np N (llama-batched-bench's parallel sequences): N sequences at once, each with its own random tokens and
+// the same depth, prompt and generation lengths; pp decodes the N prompts back to back in batches of -b (a
+// batch then spans sequences, as a busy server's does), tg decodes one token of every sequence a step (one
+// batch of N tokens). t/s counts every sequence's tokens; the tg GB/s figure counts the weights once a step.
+// The test's name gets " xN" ("tg128 x8 @ d512"); JSON and CSV carry n_parallel.
 // -ngl N loads the model with N layers on the GPU (CUDA builds; 999 = all), once per -ngl value; the row
 // records the layers actually placed (info.n_gpu_layers: 0 when no device was usable) and backend "CUDA".
 // Deliberately left out: llama-bench's KV types, split modes, tensor splits, SQL output and ranges in lists
@@ -33,6 +38,7 @@
 #define BENCH_MAX_LIST 64           // values per list flag (-p, -n, -d, -t, -ngl, -pg, -m)
 #define BENCH_MAX_REPS 1000
 #define BENCH_MAX_TOKENS (1L << 20) // largest -p / -n
+#define BENCH_MAX_PARALLEL 256      // largest -np
 #define BENCH_SEED 0x5eed1234abcdull
 
 #ifdef INFERNO_GIT_COMMIT
@@ -53,7 +59,7 @@ typedef struct {
 typedef struct {
     char *models[BENCH_MAX_LIST]; // malloc'd copies, freed by bench_opts_free
     int n_models;
-    bench_ints n_prompt, n_gen, depth, threads, ngl;
+    bench_ints n_prompt, n_gen, depth, threads, ngl, n_par;
     int pg[BENCH_MAX_LIST][2]; // -pg pairs (n_prompt, n_gen)
     int n_pg;
     long reps, batch, ctx;
@@ -69,10 +75,10 @@ typedef struct {
     char model[128];            // file base name and dominant type, the table's model column
     char model_type[96];        // "llama 1.10B Q4_K"
     char backend[48];
-    char test[48];              // "pp512", "tg128", "pp512+tg128", "tg128 @ d4096"
+    char test[48];              // "pp512", "tg128", "pp512+tg128", "tg128 @ d4096", "tg128 x8"
     char test_time[32];         // ISO 8601, UTC
     uint64_t model_size, model_n_params;
-    int n_batch, n_threads, n_gpu_layers, n_prompt, n_gen, n_depth, reps;
+    int n_batch, n_threads, n_gpu_layers, n_prompt, n_gen, n_depth, n_par, reps; // n_par: sequences at once
     double *samples_ns; // reps entries
     double avg_ns, stddev_ns, avg_ts, stddev_ts;
     double weights_gbps; // tg only: weight bytes read per second / 1e9; < 0 when not a tg test
@@ -91,6 +97,8 @@ static void bench_usage(FILE *out) {
             "  -n, --n-gen N[,...]       generation lengths for tg tests (default 128; 0 = none)\n"
             "  -pg PP,TG                 a combined test: prompt of PP tokens then TG generated (repeatable)\n"
             "  -d, --n-depth N[,...]     tokens already in the cache when each test starts (default 0)\n"
+            "  -np, --n-parallel N[,...] sequences decoded at once, each with its own tokens (default 1);\n"
+            "                            t/s counts all of them\n"
             "  -r, --repetitions N       timed repetitions per test (default 5)\n"
             "  -t, --threads N[,...]     CPU threads (default: config threads; 0 = all cores, or 4 when\n"
             "                            every layer is on the GPU and neither -t nor the config sets it)\n"
@@ -184,6 +192,9 @@ static bool bench_parse(int argc, char **argv, inf_config *cfg, bench_opts *o, b
         } else if (IS("-d", "--n-depth")) {
             VALUE();
             if (!bench_parse_list(a, v, 0, BENCH_MAX_TOKENS, &o->depth)) return false;
+        } else if (IS("-np", "--n-parallel")) {
+            VALUE();
+            if (!bench_parse_list(a, v, 1, BENCH_MAX_PARALLEL, &o->n_par)) return false;
         } else if (IS("-pg", "--pg")) {
             VALUE();
             bench_ints pair = {.n = 0};
@@ -245,6 +256,7 @@ static bool bench_parse(int argc, char **argv, inf_config *cfg, bench_opts *o, b
     if (o->n_prompt.n == 0) o->n_prompt.v[o->n_prompt.n++] = 512;
     if (o->n_gen.n == 0) o->n_gen.v[o->n_gen.n++] = 128;
     if (o->depth.n == 0) o->depth.v[o->depth.n++] = 0;
+    if (o->n_par.n == 0) o->n_par.v[o->n_par.n++] = 1;
     if (o->threads.n == 0) {
         o->threads.v[o->threads.n++] = (int)cfg_threads;
         o->threads_auto = cfg_threads == 0;
@@ -269,11 +281,13 @@ static bool bench_parse(int argc, char **argv, inf_config *cfg, bench_opts *o, b
         for (int i = 0; i < o->n_gen.n; i++) need = o->n_gen.v[i] > need ? o->n_gen.v[i] : need;
         for (int i = 0; i < o->n_pg; i++)
             need = (long)o->pg[i][0] + o->pg[i][1] > need ? (long)o->pg[i][0] + o->pg[i][1] : need;
-        long depth = 0;
+        long depth = 0, par = 1;
         for (int i = 0; i < o->depth.n; i++) depth = o->depth.v[i] > depth ? o->depth.v[i] : depth;
-        if (need + depth > o->ctx) {
-            fprintf(stderr, "inferno bench: --ctx-size %ld is smaller than the largest test (%ld tokens%s)\n",
-                    o->ctx, need + depth, depth ? ", with the largest depth" : "");
+        for (int i = 0; i < o->n_par.n; i++) par = o->n_par.v[i] > par ? o->n_par.v[i] : par;
+        if ((need + depth) * par > o->ctx) { // the cache's cells are shared by the sequences
+            fprintf(stderr, "inferno bench: --ctx-size %ld is smaller than the largest test (%ld tokens%s%s)\n",
+                    o->ctx, (need + depth) * par, depth ? ", with the largest depth" : "",
+                    par > 1 ? ", over the most parallel sequences" : "");
             return false;
         }
     }
@@ -324,16 +338,19 @@ static void bench_params_label(uint64_t n, char *out, size_t cap) {
     else snprintf(out, cap, "%.2fK", (double)n / 1e3);
 }
 
-// Decodes n_prompt random tokens starting at position pos0, in batches of n_batch; logits for the last
-// token of each batch only (the default of a NULL want_logits). first is the first token's id (BOS).
-static bool bench_run_prompt(inf_session *s, int n_prompt, int pos0, int n_batch, int n_vocab, inf_token first,
-                             uint64_t *rng, inf_token *toks, int32_t *pos, int32_t *seq) {
-    for (int done = 0; done < n_prompt;) {
-        int nb = n_prompt - done < n_batch ? n_prompt - done : n_batch;
+// Decodes n_prompt random tokens into each of sequences 0..n_seq-1 starting at position pos0: the sequences'
+// prompts back to back, in batches of n_batch (a batch may span sequences); logits for the last token of each
+// batch only (the default of a NULL want_logits). first is each sequence's first token id (BOS) when >= 0.
+static bool bench_run_prompt(inf_session *s, int n_seq, int n_prompt, int pos0, int n_batch, int n_vocab,
+                             inf_token first, uint64_t *rng, inf_token *toks, int32_t *pos, int32_t *seq) {
+    const long total = (long)n_seq * n_prompt;
+    for (long done = 0; done < total;) {
+        int nb = total - done < n_batch ? (int)(total - done) : n_batch;
         for (int i = 0; i < nb; i++) {
-            toks[i] = done + i == 0 && first >= 0 ? first : (inf_token)(bench_rand(rng) % (uint64_t)n_vocab);
-            pos[i] = pos0 + done + i;
-            seq[i] = 0;
+            const int k = (int)((done + i) % n_prompt);
+            toks[i] = k == 0 && first >= 0 ? first : (inf_token)(bench_rand(rng) % (uint64_t)n_vocab);
+            pos[i] = pos0 + k;
+            seq[i] = (int32_t)((done + i) / n_prompt);
         }
         inf_batch b = {.n_tokens = nb, .tokens = toks, .pos = pos, .seq_id = seq};
         if (inf_session_decode(s, &b) != INF_OK) {
@@ -345,13 +362,20 @@ static bool bench_run_prompt(inf_session *s, int n_prompt, int pos0, int n_batch
     return true;
 }
 
-// n_gen single-token steps from position pos0; the first token is first (BOS after an empty cache, else
-// random), the others random, as llama-bench feeds them (no sampling: the logits are not looked at).
-static bool bench_run_gen(inf_session *s, int n_gen, int pos0, int n_vocab, inf_token first, uint64_t *rng) {
+// n_gen steps from position pos0, each a token of every sequence 0..n_seq-1 (one batch of n_seq tokens, with
+// the logits of every token, as a server samples each sequence's); the first step's tokens are first (BOS after
+// an empty cache, else random), the others random, as llama-bench feeds them (no sampling: the logits are not
+// looked at).
+static bool bench_run_gen(inf_session *s, int n_seq, int n_gen, int pos0, int n_vocab, inf_token first,
+                          uint64_t *rng, inf_token *toks, int32_t *pos, int32_t *seq, int8_t *want) {
     for (int i = 0; i < n_gen; i++) {
-        inf_token tok = i == 0 && first >= 0 ? first : (inf_token)(bench_rand(rng) % (uint64_t)n_vocab);
-        int32_t p = pos0 + i, sq = 0;
-        inf_batch b = {.n_tokens = 1, .tokens = &tok, .pos = &p, .seq_id = &sq};
+        for (int q = 0; q < n_seq; q++) {
+            toks[q] = i == 0 && first >= 0 ? first : (inf_token)(bench_rand(rng) % (uint64_t)n_vocab);
+            pos[q] = pos0 + i;
+            seq[q] = q;
+            want[q] = 1;
+        }
+        inf_batch b = {.n_tokens = n_seq, .tokens = toks, .pos = pos, .seq_id = seq, .want_logits = want};
         if (inf_session_decode(s, &b) != INF_OK) {
             fprintf(stderr, "inferno bench: generation decode: %s\n", inf_last_error());
             return false;
@@ -359,6 +383,9 @@ static bool bench_run_gen(inf_session *s, int n_gen, int pos0, int n_vocab, inf_
     }
     return true;
 }
+
+// Tokens a repetition decodes (timed): every sequence's.
+static long bench_tokens(const bench_result *r) { return (long)r->n_par * (r->n_prompt + r->n_gen); }
 
 static void bench_stats(const double *x, int n, double *mean, double *sd) {
     double m = 0;
@@ -372,19 +399,24 @@ static void bench_stats(const double *x, int n, double *mean, double *sd) {
 
 // Runs one test: fresh session, warm-up, reps timed repetitions. Fills the timing fields of r.
 static bool bench_run_test(inf_model *model, const inf_model_info *info, const bench_opts *o, bench_result *r) {
-    int n_ctx = o->ctx_set ? (int)o->ctx : r->n_depth + r->n_prompt + r->n_gen;
-    inf_session_params sp = {.n_ctx = n_ctx, .n_batch = r->n_batch, .n_seq_max = 1, .n_threads = r->n_threads};
+    const int np = r->n_par;
+    int n_ctx = o->ctx_set ? (int)o->ctx : (r->n_depth + r->n_prompt + r->n_gen) * np;
+    // A generation step is one batch of np tokens, whatever -b says.
+    inf_session_params sp = {.n_ctx = n_ctx, .n_batch = r->n_batch > np ? r->n_batch : np, .n_seq_max = np,
+                             .n_threads = r->n_threads};
     inf_session *s = NULL;
     if (inf_session_init(model, &sp, &s) != INF_OK) {
         fprintf(stderr, "inferno bench: %s: %s: %s\n", r->model_filename, r->test, inf_last_error());
         return false;
     }
     int n_batch = r->n_batch < n_ctx ? r->n_batch : n_ctx;
-    inf_token *toks = malloc(sizeof *toks * (size_t)n_batch);
-    int32_t *pos = malloc(sizeof *pos * (size_t)n_batch), *seq = malloc(sizeof *seq * (size_t)n_batch);
+    const size_t cap = (size_t)(n_batch > np ? n_batch : np);
+    inf_token *toks = malloc(sizeof *toks * cap);
+    int32_t *pos = malloc(sizeof *pos * cap), *seq = malloc(sizeof *seq * cap);
+    int8_t *want = malloc(cap);
     double *ts = malloc(sizeof *ts * (size_t)r->reps);
     r->samples_ns = malloc(sizeof *r->samples_ns * (size_t)r->reps);
-    bool ok = toks && pos && seq && ts && r->samples_ns;
+    bool ok = toks && pos && seq && want && ts && r->samples_ns;
     if (!ok) fprintf(stderr, "inferno bench: out of memory\n");
     inf_token bos = info->add_bos && info->bos >= 0 ? info->bos : -1;
 
@@ -393,16 +425,16 @@ static bool bench_run_test(inf_model *model, const inf_model_info *info, const b
     const int d = r->n_depth;
     uint64_t rng = BENCH_SEED;
     if (ok && r->n_prompt > 0) {
-        if (d > 0) ok = bench_run_prompt(s, d, 0, n_batch, info->n_vocab, bos, &rng, toks, pos, seq);
+        if (d > 0) ok = bench_run_prompt(s, np, d, 0, n_batch, info->n_vocab, bos, &rng, toks, pos, seq);
         if (ok)
-            ok = bench_run_prompt(s, r->n_prompt < n_batch ? r->n_prompt : n_batch, d, n_batch, info->n_vocab,
+            ok = bench_run_prompt(s, 1, r->n_prompt < n_batch ? r->n_prompt : n_batch, d, n_batch, info->n_vocab,
                                   d ? -1 : bos, &rng, toks, pos, seq);
     }
     if (ok && r->n_gen > 0) {
-        inf_session_seq_clear(s, 0);
+        for (int q = 0; q < np; q++) inf_session_seq_clear(s, q);
         rng = BENCH_SEED;
-        if (d > 0) ok = bench_run_prompt(s, d, 0, n_batch, info->n_vocab, bos, &rng, toks, pos, seq);
-        if (ok) ok = bench_run_gen(s, 1, d, info->n_vocab, d ? -1 : bos, &rng);
+        if (d > 0) ok = bench_run_prompt(s, np, d, 0, n_batch, info->n_vocab, bos, &rng, toks, pos, seq);
+        if (ok) ok = bench_run_gen(s, np, 1, d, info->n_vocab, d ? -1 : bos, &rng, toks, pos, seq, want);
     }
     r->load_avg = -1;
     double la[1];
@@ -415,17 +447,19 @@ static bool bench_run_test(inf_model *model, const inf_model_info *info, const b
     int n_differ = 0, first_differ = 0; // repetitions whose last logits differ from the first's
     uint64_t differ_hash = 0;
     for (int rep = 0; ok && rep < r->reps; rep++) {
-        inf_session_seq_clear(s, 0);
+        for (int q = 0; q < np; q++) inf_session_seq_clear(s, q);
         rng = BENCH_SEED;
         // The depth's tokens, untimed (the same ids every repetition).
-        if (d > 0) ok = bench_run_prompt(s, d, 0, n_batch, info->n_vocab, bos, &rng, toks, pos, seq);
+        if (d > 0) ok = bench_run_prompt(s, np, d, 0, n_batch, info->n_vocab, bos, &rng, toks, pos, seq);
         double t0 = inf_time_now();
         if (ok && r->n_prompt > 0)
-            ok = bench_run_prompt(s, r->n_prompt, d, n_batch, info->n_vocab, d ? -1 : bos, &rng, toks, pos, seq);
+            ok = bench_run_prompt(s, np, r->n_prompt, d, n_batch, info->n_vocab, d ? -1 : bos, &rng, toks, pos,
+                                  seq);
         // In a pp+tg test (or after a depth) the generation continues the cache: its first token is random,
         // not BOS.
         if (ok && r->n_gen > 0)
-            ok = bench_run_gen(s, r->n_gen, d + r->n_prompt, info->n_vocab, d + r->n_prompt > 0 ? -1 : bos, &rng);
+            ok = bench_run_gen(s, np, r->n_gen, d + r->n_prompt, info->n_vocab, d + r->n_prompt > 0 ? -1 : bos,
+                               &rng, toks, pos, seq, want);
         double dt = inf_time_now() - t0;
         if (!ok) break;
         uint64_t h = bench_hash_logits(inf_session_logits(s, -1), info->n_vocab);
@@ -434,7 +468,7 @@ static bool bench_run_test(inf_model *model, const inf_model_info *info, const b
         }
         r->logits_hash = rep == 0 ? h : r->logits_hash;
         r->samples_ns[rep] = dt * 1e9;
-        ts[rep] = dt > 0 ? (double)(r->n_prompt + r->n_gen) / dt : 0.0;
+        ts[rep] = dt > 0 ? (double)bench_tokens(r) / dt : 0.0;
         if (o->verbose)
             fprintf(stderr, "  %s %s t=%d rep %d: %.3f s, %.2f tok/s\n", r->model, r->test, r->n_threads,
                     rep + 1, dt, ts[rep]);
@@ -453,11 +487,13 @@ static bool bench_run_test(inf_model *model, const inf_model_info *info, const b
     if (ok) {
         bench_stats(r->samples_ns, r->reps, &r->avg_ns, &r->stddev_ns);
         bench_stats(ts, r->reps, &r->avg_ts, &r->stddev_ts);
-        r->weights_gbps = r->n_prompt == 0 ? (double)info->weights_bytes * r->avg_ts / 1e9 : -1.0;
+        // A tg step reads the weights once for all np sequences' tokens.
+        r->weights_gbps = r->n_prompt == 0 ? (double)info->weights_bytes * r->avg_ts / np / 1e9 : -1.0;
     }
     free(toks);
     free(pos);
     free(seq);
+    free(want);
     free(ts);
     inf_session_free(s);
     return ok;
@@ -491,7 +527,7 @@ typedef struct {
     char val[160];
 } bench_field;
 
-enum { BENCH_N_FIELDS = 28 };
+enum { BENCH_N_FIELDS = 29 };
 
 typedef struct {
     bench_field f[BENCH_N_FIELDS];
@@ -545,7 +581,7 @@ static void bench_fields_fill(const bench_result *r, const bench_opts *o, bench_
     bench_field_num(fs, "stddev_ns", "%.0f", r->stddev_ns);
     bench_field_num(fs, "avg_ts", "%.6f", r->avg_ts);
     bench_field_num(fs, "stddev_ts", "%.6f", r->stddev_ts);
-    bench_field_num(fs, "ms_per_token", "%.4f", r->avg_ns / 1e6 / (r->n_prompt + r->n_gen));
+    bench_field_num(fs, "ms_per_token", "%.4f", r->avg_ns / 1e6 / (double)bench_tokens(r));
     bench_field_num(fs, "weights_gbps", "%.4f", r->weights_gbps);
     bench_field_num(fs, "bandwidth_pct", "%.2f",
                     r->weights_gbps >= 0 && o->bandwidth > 0 ? 100.0 * r->weights_gbps / o->bandwidth : -1.0);
@@ -554,13 +590,14 @@ static void bench_fields_fill(const bench_result *r, const bench_opts *o, bench_
     char hash[24];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)r->logits_hash);
     bench_field_str(fs, "logits_hash", hash);
+    bench_field_int(fs, "n_parallel", (uint64_t)r->n_par);
     assert(fs->n == BENCH_N_FIELDS);
 }
 
 // Markdown columns: llama-bench's (model, size, params, backend, [ngl], threads, [n_batch], test, t/s), then
 // the fingerprint (GB/s of weights read in tg tests, [% of --bandwidth]).
 typedef struct {
-    int model_w, test_w; // test_w: 13, or 21 with a depth (the "@ dN" suffix)
+    int model_w, test_w; // test_w: 13, 8 more with a depth (the "@ dN" suffix), 5 more with -np above 1 (" xN")
     bool show_ngl, show_batch, show_pct;
 } bench_md;
 
@@ -627,7 +664,7 @@ static void bench_print_result(FILE *f, const bench_opts *o, const bench_md *md,
         for (int i = 0; i < r->reps; i++) fprintf(f, "%s%.0f", i ? ", " : "", r->samples_ns[i]);
         fputs("],\n    \"samples_ts\": [", f);
         for (int i = 0; i < r->reps; i++)
-            fprintf(f, "%s%.6f", i ? ", " : "", (double)(r->n_prompt + r->n_gen) / (r->samples_ns[i] / 1e9));
+            fprintf(f, "%s%.6f", i ? ", " : "", (double)bench_tokens(r) / (r->samples_ns[i] / 1e9));
         fputs("]\n  }", f);
     } else {
         if (first) {
@@ -643,7 +680,7 @@ static void bench_print_result(FILE *f, const bench_opts *o, const bench_md *md,
         for (int i = 0; i < r->reps; i++) fprintf(f, "%s%.0f", i ? ";" : "", r->samples_ns[i]);
         fputs("\",\"", f);
         for (int i = 0; i < r->reps; i++)
-            fprintf(f, "%s%.6f", i ? ";" : "", (double)(r->n_prompt + r->n_gen) / (r->samples_ns[i] / 1e9));
+            fprintf(f, "%s%.6f", i ? ";" : "", (double)bench_tokens(r) / (r->samples_ns[i] / 1e9));
         fputs("\"\n", f);
     }
     fflush(f);
@@ -672,11 +709,13 @@ static bool bench_model(inf_model *model, const char *path, const bench_opts *o,
     r.reps = (int)o->reps;
 
     r.n_gpu_layers = info.n_gpu_layers;
-    // Test order as llama-bench: per thread count and depth, the pp tests, then tg, then pp+tg.
-    int n_tests = o->n_prompt.n + o->n_gen.n + o->n_pg;
-    for (int t = 0; t < o->threads.n * o->depth.n; t++) {
-        r.n_depth = o->depth.v[t % o->depth.n];
-        r.n_threads = o->threads.v[t / o->depth.n];
+    // Test order as llama-bench: per thread count and depth (and parallel sequences), the pp tests, then tg,
+    // then pp+tg.
+    int n_tests = o->n_prompt.n + o->n_gen.n + o->n_pg, n_dp = o->depth.n * o->n_par.n;
+    for (int t = 0; t < o->threads.n * n_dp; t++) {
+        r.n_par = o->n_par.v[t % o->n_par.n];
+        r.n_depth = o->depth.v[t % n_dp / o->n_par.n];
+        r.n_threads = o->threads.v[t / n_dp];
         // Every layer on the GPU: the CPU embeds rows and feeds the GPU; a pool spinning on every core
         // competes with the thread that launches the work (pp512 on an H100 swung between 37,000 and 77,000
         // t/s with 16 threads, held within 2% with 4; bench/NOTES.md), as the server's default avoids too.
@@ -698,6 +737,10 @@ static bool bench_model(inf_model *model, const char *path, const bench_opts *o,
                 r.n_prompt = pg[0];
                 r.n_gen = pg[1];
                 snprintf(r.test, sizeof r.test, "pp%d+tg%d", r.n_prompt, r.n_gen);
+            }
+            if (r.n_par > 1) {
+                const size_t tl = strlen(r.test);
+                snprintf(r.test + tl, sizeof r.test - tl, " x%d", r.n_par);
             }
             if (r.n_depth > 0) {
                 const size_t tl = strlen(r.test);
@@ -739,7 +782,9 @@ int cmd_bench(int argc, char **argv) {
 
     bool depth = false;
     for (int i = 0; i < o.depth.n; i++) depth = depth || o.depth.v[i] > 0;
-    bench_md md = {.model_w = 30, .test_w = depth ? 21 : 13, .show_ngl = o.ngl_set, .show_batch = o.batch_set,
+    bool par = false;
+    for (int i = 0; i < o.n_par.n; i++) par = par || o.n_par.v[i] > 1;
+    bench_md md = {.model_w = 30, .test_w = 13 + (depth ? 8 : 0) + (par ? 5 : 0), .show_ngl = o.ngl_set, .show_batch = o.batch_set,
                    .show_pct = o.bandwidth > 0};
     for (int i = 0; i < o.n_models; i++) {
         // The model column is the base name plus a type of at most ~10 characters.

@@ -148,6 +148,10 @@ void inf_session_free(inf_session *s) {
 #ifdef INFERNO_CUDA
     char prof[4096]; // GPU hand-over: the per-op profile (INFERNO_CUDA_PROFILE=1), then the GPU buffers
     if (cuda_session_profile(s->gpu, prof, sizeof prof)) inf_log(INF_LOG_INFO, "%s", prof);
+    long captured = 0, replayed = 0;
+    if (s->gpu) cuda_session_graph_stats(s->gpu, &captured, &replayed);
+    if (captured > 0)
+        inf_log(INF_LOG_INFO, "GPU multi-token steps: %ld replayed from %ld graphs", replayed, captured);
     cuda_session_free(s->gpu);
 #endif
     free(s->k_cache);

@@ -163,6 +163,24 @@ hd=$(grep -o '"logits_hash": "[0-9a-f]*"' d.json | head -1); hp=$(grep -o '"logi
 expect_eq "$hd" "$hp" "tg4 @ d16 decodes what pp16+tg4 does"
 if [ -n "$hd" ]; then ok; else bad "no logits hash in $(head -c 300 d.json)"; fi
 
+# -np: several sequences at once. Per depth, per sequence count: pp then tg, named "xN" above 1; JSON carries
+# n_parallel; t/s counts every sequence's tokens (samples_ts = N x tokens / ns), and tg's GB/s counts the
+# weights once a step (model_size x avg_ts / N).
+"$bin" bench -m "$m1" -p 4 -n 2 -np 1,3 -r 2 -t 1 -o json >np.json 2>np.err; rc=$?
+expect_eq "$rc" 0 "-np exit code"
+expect_eq "$(grep -o '"test": "[^"]*"' np.json | tr '\n' ',')" '"test": "pp4","test": "tg2","test": "pp4 x3","test": "tg2 x3",' "-np test names"
+expect_eq "$(grep -o '"n_parallel": [0-9]*' np.json | tr '\n' ',')" '"n_parallel": 1,"n_parallel": 1,"n_parallel": 3,"n_parallel": 3,' "n_parallel fields"
+# One line per test: np, tokens per sequence, avg_ns, avg_ts, weights_gbps, model_size, the first sample's ns and t/s.
+np_rows=$(tr -d '\n ' <np.json | sed 's/},{/}\n{/g' | sed -E 's/.*"model_size":([0-9]+).*"n_prompt":([0-9]+),"n_gen":([0-9]+).*"avg_ts":([0-9.]+).*"weights_gbps":([0-9.null]+).*"n_parallel":([0-9]+),"samples_ns":\[([0-9]+).*"samples_ts":\[([0-9.]+).*/\6 \2 \3 \4 \5 \1 \7 \8/')
+bad_np=$(echo "$np_rows" | awk '{ np = $1; tok = $2 + $3; want = np * tok * 1e9 / $7;
+  if ($8 < want * 0.999 || $8 > want * 1.001) print "sample " $8 " t/s is not " np " x " tok " tokens / " $7 " ns";
+  if ($2 == 0) { gb = $6 * $4 / np / 1e9; if ($5 < gb * 0.999 - 1e-4 || $5 > gb * 1.001 + 1e-4) print "weights_gbps " $5 " is not " gb }
+  n++ } END { if (n != 4) print n " rows" }')
+expect_eq "$bad_np" "" "-np figures"
+"$bin" bench -m "$m1" -p 0 -n 2 -np 2 -d 4 -r 1 -t 1 >npd.txt 2>&1; rc=$?
+expect_eq "$rc" 0 "-np with -d exit code"
+expect_grep '^\| stories260K F32 .*\| +tg2 x2 @ d4 \|' npd.txt "-np with -d row"
+
 # CSV: a header naming llama-bench's fields, then one line per test.
 "$bin" bench -m "$m1" -p 8 -n 4 -r 2 -t 1 -o csv >c.csv 2>/dev/null; rc=$?
 expect_eq "$rc" 0 "csv exit code"
@@ -201,6 +219,9 @@ check_err 2 "nothing to run" bench -m "$m1" -p 0 -n 0
 check_err 2 "\-\-ctx-size 8 is smaller than the largest test \(16 tokens\)" bench -m "$m1" -p 16 -n 4 -c 8
 check_err 2 "\-\-ctx-size 20 is smaller than the largest test \(24 tokens, with the largest depth\)" bench -m "$m1" -p 0 -n 8 -d 4,16 -c 20
 check_err 2 "\-d: 'x' is not an integer" bench -m "$m1" -d x
+check_err 2 "\-np: 0 is out of range" bench -m "$m1" -np 0
+check_err 2 "\-np: 257 is out of range" bench -m "$m1" -np 2,257
+check_err 2 "\-\-ctx-size 20 is smaller than the largest test \(32 tokens, over the most parallel sequences\)" bench -m "$m1" -p 0 -n 8 -np 4 -c 20
 check_err 1 "nope.gguf: cannot open" bench -m "$m1,nope.gguf" -p 4 -n 0 -r 1
 "$bin" bench --help >h.txt; expect_grep "\-\-repetitions" h.txt "bench help"
 

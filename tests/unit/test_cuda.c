@@ -48,6 +48,8 @@ static char profile_line[4096];
 // INFERNO_CUDA_PROFILE=1's GEMM figures, the largest any session of a check reported, and its attention kernel.
 static long gemm_products, gemm_sides;
 static char attention_kind[64];
+// The multi-token step graphs a session reported when it ended (the largest of a check's sessions).
+static long mg_captured, mg_replayed;
 
 static void capture_profile(inf_log_level level, const char *msg, void *user) {
     (void)level, (void)user;
@@ -58,6 +60,10 @@ static void capture_profile(inf_log_level level, const char *msg, void *user) {
         if (p > gemm_products) gemm_products = p;
         if (f > gemm_sides) gemm_sides = f;
     }
+    long c = 0, r = 0;
+    const char *m = strstr(msg, "GPU multi-token steps: ");
+    if (m && sscanf(m, "GPU multi-token steps: %ld replayed from %ld graphs", &r, &c) == 2 && c > mg_captured)
+        mg_captured = c, mg_replayed = r;
     const char *a = strstr(msg, "GEMM-path attention: ");
     if (a) snprintf(attention_kind, sizeof attention_kind, "%s", a + strlen("GEMM-path attention: "));
 }
@@ -546,6 +552,126 @@ static void check_two_sequences(const char *dir) {
     release(sc, sg, cpu, gpu);
 }
 
+// Parallel decoding, as a server steps its running requests: three sequences with prompts of 5, 9 and 2
+// tokens, then 14 steps of one token each, every row's logits kept: 3 sequences (6 steps), 2 (seq 1 paused,
+// 3 steps), 3 again (5 steps). On the GPU these steps of several tokens replay a CUDA graph per shape from
+// its second step on: against the CPU, and bit for bit against the same steps launched directly
+// (INFERNO_CUDA_GRAPH=0), which also shows the replays read each step's positions and cells, not the
+// captured ones. Q4_K_M-mix: Q4_K and Q6_K rows. With gemm_min 2 (INFERNO_CUDA_GEMM_MIN=2) the same steps take the
+// GEMM path (cuBLAS over the F16 weight copies, the tensor-core attention over runs of one token).
+enum { PAR_ROWS = 3 * 6 + 2 * 3 + 3 * 5 };
+
+static bool run_parallel(inf_session *s, float (*out)[512]) {
+    static const int plen[3] = {5, 9, 2};
+    inf_token toks[3][32];
+    for (int q = 0; q < 3; q++) make_tokens(toks[q], 32, 512, 40u + (uint32_t)q);
+    int32_t pos[16], seq[16];
+    int len[3];
+    for (int q = 0; q < 3; q++) {
+        for (int i = 0; i < plen[q]; i++) pos[i] = i, seq[i] = q;
+        inf_batch b = {.n_tokens = plen[q], .tokens = toks[q], .pos = pos, .seq_id = seq};
+        if (inf_session_decode(s, &b) != INF_OK) return false;
+        len[q] = plen[q];
+    }
+    int rows = 0;
+    for (int k = 0; k < 14; k++) {
+        inf_token t[3];
+        int8_t want[3] = {1, 1, 1};
+        int n = 0;
+        for (int q = 0; q < 3; q++) {
+            if (q == 1 && k >= 6 && k < 9) continue;
+            t[n] = toks[q][len[q]], pos[n] = len[q], seq[n] = q, len[q]++, n++;
+        }
+        inf_batch b = {.n_tokens = n, .tokens = t, .pos = pos, .seq_id = seq, .want_logits = want};
+        if (inf_session_decode(s, &b) != INF_OK) {
+            fprintf(stderr, "parallel step %d: %s\n", k, inf_last_error());
+            return false;
+        }
+        for (int i = 0; i < n; i++) memcpy(out[rows++], inf_session_logits(s, i), sizeof out[0]);
+    }
+    return rows == PAR_ROWS;
+}
+
+static void check_parallel(const char *dir, const char *path) {
+    static float lc[PAR_ROWS][512], lg[2][PAR_ROWS][512];
+    inf_model *cpu, *gpu;
+    load_pair(dir, "micro-Q4_K_M-mix.gguf", &cpu, &gpu);
+    inf_session *sc = cpu ? session(cpu, 128, 16, 3) : NULL;
+    CHECK(sc && run_parallel(sc, lc));
+    for (int k = 0; k < 2 && gpu; k++) {
+        if (k == 1) setenv("INFERNO_CUDA_GRAPH", "0", 1);
+        mg_captured = mg_replayed = 0;
+        inf_log_set_level(INF_LOG_INFO);
+        inf_log_set_callback(capture_profile, NULL);
+        inf_session *sg = session(gpu, 128, 16, 3);
+        CHECK(sg && run_parallel(sg, lg[k]));
+        inf_session_free(sg);
+        inf_log_set_callback(NULL, NULL);
+        inf_log_set_level(INF_LOG_WARN);
+        unsetenv("INFERNO_CUDA_GRAPH");
+        if (k == 0) {
+            // Shapes (3, 3, several), (2, 2, several): captured at their second step, replayed from then on.
+            printf("parallel decoding (micro-Q4_K_M-mix, %s): %ld steps replayed from %ld graphs\n", path,
+                   mg_replayed, mg_captured);
+            CHECK_EQ_INT(mg_captured, 2);
+            CHECK_EQ_INT(mg_replayed, 14 - 2);
+        } else {
+            CHECK_EQ_INT(mg_captured, 0);
+        }
+    }
+    double e = nmse(&lg[0][0][0], &lc[0][0], (size_t)PAR_ROWS * 512);
+    int diff = 0;
+    for (int r = 0; r < PAR_ROWS; r++) diff += memcmp(lg[0][r], lg[1][r], sizeof lg[0][r]) != 0;
+    printf("parallel decoding against the CPU: nmse %.3e (bound 3e-3); graph against direct launches: %d of %d "
+           "rows differ\n", e, diff, PAR_ROWS);
+    CHECK(e <= 3e-3);
+    CHECK_EQ_INT(diff, 0);
+    inf_session_free(sc);
+    inf_model_free(cpu);
+    inf_model_free(gpu);
+}
+
+// Batches of 8 to 15 tokens take the GEMM path once the model's F16 weight copies exist: a 20-token batch (which
+// makes them), then one of 8 (micro-Q4_K_M-mix, one sequence). With the profile on, the GEMM products a session
+// made (INFERNO_CUDA_PROFILE=1): the 8-token batch doubles them, unless INFERNO_CUDA_GEMM_MIN=16 sets the
+// threshold by hand (then the matrix-vector kernels take it). Every row's logits against the CPU.
+static void check_gemm_from_8(const char *dir) {
+    static float lc[28][512], lg[3][28][512];
+    inf_model *cpu, *gpu;
+    load_pair(dir, "micro-Q4_K_M-mix.gguf", &cpu, &gpu);
+    inf_token toks[28];
+    make_tokens(toks, 28, 512, 77);
+    inf_session *sc = cpu ? session(cpu, 64, 20, 1) : NULL;
+    CHECK(sc && run_logits(sc, toks, 28, 20, NULL, NULL, 0, 512, &lc[0][0]) == 28);
+    long prod[3] = {0, 0, 0};
+    for (int k = 0; k < 3 && gpu; k++) {
+        if (k == 2) setenv("INFERNO_CUDA_GEMM_MIN", "16", 1);
+        setenv("INFERNO_CUDA_PROFILE", "1", 1);
+        gemm_products = gemm_sides = 0;
+        inf_log_set_level(INF_LOG_INFO);
+        inf_log_set_callback(capture_profile, NULL);
+        inf_session *sg = session(gpu, 64, 20, 1);
+        const int n = k == 0 ? 20 : 28;
+        CHECK(sg && run_logits(sg, toks, n, 20, NULL, NULL, 0, 512, &lg[k][0][0]) == n);
+        inf_session_free(sg);
+        inf_log_set_callback(NULL, NULL);
+        inf_log_set_level(INF_LOG_WARN);
+        unsetenv("INFERNO_CUDA_PROFILE");
+        unsetenv("INFERNO_CUDA_GEMM_MIN");
+        prod[k] = gemm_products;
+    }
+    const double e1 = nmse(&lg[1][0][0], &lc[0][0], 28 * 512), e2 = nmse(&lg[2][0][0], &lc[0][0], 28 * 512);
+    printf("a batch of 8 after the F16 copies (micro-Q4_K_M-mix): GEMM products %ld for 20 tokens, %ld for 20 + 8, "
+           "%ld with INFERNO_CUDA_GEMM_MIN=16; nmse %.3e and %.3e (bound 3e-3)\n", prod[0], prod[1], prod[2], e1, e2);
+    CHECK(prod[0] > 0);
+    CHECK_EQ_INT(prod[1], 2 * prod[0]);
+    CHECK_EQ_INT(prod[2], prod[0]);
+    CHECK(e1 <= 3e-3 && e2 <= 3e-3);
+    inf_session_free(sc);
+    inf_model_free(cpu);
+    inf_model_free(gpu);
+}
+
 // Batches of several sequences through the GEMM path's attention, where the tensor-core kernel takes each
 // sequence's run of consecutive tokens in blocks of at most 64: runs of 64, 80 (64 + 16) and 6 tokens of three
 // sequences, then a batch that continues them in runs of 5, 5, 5, 5 and 1 (sequences 0 and 1 twice each, the
@@ -827,6 +953,11 @@ int main(void) {
     check_greedy(dir, 3);
     check_partial(dir);
     check_two_sequences(dir);
+    check_parallel(dir, "matrix-vector path");
+    setenv("INFERNO_CUDA_GEMM_MIN", "2", 1);
+    check_parallel(dir, "GEMM path");
+    unsetenv("INFERNO_CUDA_GEMM_MIN");
+    check_gemm_from_8(dir);
     check_runs(dir);
     check_f16_cache(dir);
     check_long(dir, &cases[1]);

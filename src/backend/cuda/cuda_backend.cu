@@ -2,7 +2,8 @@
 // planner's exact sizes, and the llama layers placed on the GPU, the final norm and the output head.
 //
 // Three paths through a step, chosen per batch:
-// - GEMM (batches of >= gemm_min tokens, default 16): each quantized weight matrix is read as F16 from the
+// - GEMM (batches of >= gemm_min tokens, default 16, or 8 once the F16 copies exist: gemm_step): each quantized
+//   weight matrix is read as F16 from the
 //   model's F16 copies (made once, at the first such batch, when free VRAM allows: f16_cache_acquire) or
 //   else dequantized into a scratch buffer, and multiplied by the F16 activations with cuBLAS on the tensor
 //   cores (F32 accumulation and output; F32 weights stay F32 and take SGEMM); attention is a tiled
@@ -46,6 +47,7 @@
 #define FA_BK 32       // flash attention: keys per tile (one per lane)
 #define NORM_THREADS 256
 #define GEMM_MIN_DEFAULT 16
+#define GEMM_MIN_F16 8 // with the model's F16 weight copies made, batches from this size take the GEMM path too
 
 static bool cu_ok(cudaError_t e, const char *what, char *err, size_t cap) {
     if (e == cudaSuccess) return true;
@@ -142,6 +144,7 @@ struct cuda_model {
     // allows (f16_cache_acquire); f16_state 0: not tried, 1: made (the dmat h pointers are set), 2: declined.
     pthread_mutex_t f16_lock;
     int f16_state;
+    bool f16_native; // its GEMM matrices are all F16 or F32 (nothing to copy), known once f16_state is not 0
     void *f16_buf;
     uint64_t f16_bytes;
     // Column copies of wo and down for the persistent decode kernel (col_acquire, at the first session that takes
@@ -714,31 +717,37 @@ template <int TYPE, int NT, int MODE> __global__ void __launch_bounds__(256) k_m
             }
         }
     } else {
-        // 32 consecutive rows per block, 4 per warp, gate and up together (8 dot products a warp).
+        // 32 consecutive rows per block, 4 per warp, gate and up together (8 dot products a warp); for 4 tokens
+        // or more in two passes of 2 rows (8 rows' accumulators for 8 tokens spilled).
         __shared__ float hs[NT][32];
-        const int n_out = a.n_out[0], rb = blockIdx.x * 32 + warp * 4;
-        const uint8_t *w[8];
-        const __half *s[8];
+        constexpr int RP = NT >= 4 ? 2 : 4; // rows a pass
+        const int n_out = a.n_out[0];
+#pragma unroll 1
+        for (int p = 0; p < 4 / RP; p++) {
+            const int rb = blockIdx.x * 32 + warp * 4 + p * RP;
+            const uint8_t *w[2 * RP];
+            const __half *s[2 * RP];
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const int r = min(rb + i, n_out - 1);
-            w[i] = a.w[0] + (uint64_t)r * a.pitch[0];
-            w[4 + i] = a.w[1] + (uint64_t)r * a.pitch[1];
-            s[i] = a.s[0] ? a.s[0] + (size_t)r * a.spitch[0] : nullptr;
-            s[4 + i] = a.s[1] ? a.s[1] + (size_t)r * a.spitch[1] : nullptr;
-        }
-        float acc[8][NT] = {};
-        dot_rows<TYPE, 8, NT>(w, s, a.x, a.T, lane, acc);
+            for (int i = 0; i < RP; i++) {
+                const int r = min(rb + i, n_out - 1);
+                w[i] = a.w[0] + (uint64_t)r * a.pitch[0];
+                w[RP + i] = a.w[1] + (uint64_t)r * a.pitch[1];
+                s[i] = a.s[0] ? a.s[0] + (size_t)r * a.spitch[0] : nullptr;
+                s[RP + i] = a.s[1] ? a.s[1] + (size_t)r * a.spitch[1] : nullptr;
+            }
+            float acc[2 * RP][NT] = {};
+            dot_rows<TYPE, 2 * RP, NT>(w, s, a.x, a.T, lane, acc);
 #pragma unroll
-        for (int t = 0; t < NT; t++) {
-            if (t >= a.T) break;
+            for (int t = 0; t < NT; t++) {
+                if (t >= a.T) break;
 #pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const float g = warp_sum(acc[i][t]), u = warp_sum(acc[4 + i][t]);
-                const float h = g / (1.0f + expf(-g)) * u;
-                if (lane == 0) {
-                    hs[t][warp * 4 + i] = h;
-                    if (rb + i < n_out) a.h_out[(size_t)t * n_out + rb + i] = h;
+                for (int i = 0; i < RP; i++) {
+                    const float g = warp_sum(acc[i][t]), u = warp_sum(acc[RP + i][t]);
+                    const float h = g / (1.0f + expf(-g)) * u;
+                    if (lane == 0) {
+                        hs[t][warp * 4 + p * RP + i] = h;
+                        if (rb + i < n_out) a.h_out[(size_t)t * n_out + rb + i] = h;
+                    }
                 }
             }
         }
@@ -1371,6 +1380,17 @@ enum { OP_START, OP_UPLOAD, OP_NORM, OP_QKV, OP_ROPE_KV, OP_ATTENTION, OP_WO, OP
 static const char *const op_names[OP_COUNT] = {"start", "upload", "norm", "qkv", "rope+kv", "attention", "wo",
                                                "gate/up", "down", "head"};
 #define PROF_MAX_EVENTS 2048
+#define MG_SLOTS 16 // multi-token step graphs kept per session
+#define MG_MAX_T 64 // the most tokens of a step that runs as a graph (decode steps of that many sequences)
+
+typedef struct {
+    int T, n_out, att_blocks;
+    bool one_seq, f16;
+    int seen;                // steps of this shape since it took the slot
+    bool failed;             // capture or instantiation failed: launch directly
+    cudaGraphExec_t exec;
+    unsigned long long used; // mg_clock at its last use
+} mgraph;
 
 struct cuda_session {
     cuda_model *m;
@@ -1392,7 +1412,10 @@ struct cuda_session {
     cublasHandle_t cublas; // made at the first GEMM batch
     bool f16_checked;      // f16_cache_acquire ran for this session
     bool f16_ready;        // this session has seen the model's F16 copies made (read them without the lock)
+    bool gemm_f16;         // ... or knows the GEMM path reads every matrix as it is (F16 or F32 weights)
     int gemm_min;          // batches of >= gemm_min tokens take the GEMM path (0: never)
+    int gemm_min_f16;      // ... and of >= gemm_min_f16 where the F16 copies exist (0: no such rule)
+    bool mmvq_nt8;         // INFERNO_CUDA_MMVQ_NT=8: the matrix-vector kernel for 8 tokens for any batch of several
     bool gemm_side;        // q|k|v and gate|up as one GEMM each where their F16 rows are contiguous (gemm_side)
     long gemm_calls, gemm_sides; // GEMM products enqueued; those of them over side-by-side matrices (profile)
     bool mmvq, flash;      // dp4a matvec (else legacy); flash attention kernel for this head size
@@ -1463,6 +1486,11 @@ struct cuda_session {
     float *d_h_logits; // h_logits as the device sees it
     cudaGraphExec_t graph[2]; // decode step of one token with one output row (1: the LONG kernel's)
     bool graph_tried[2], use_graph;
+    // Steps of several tokens on the matrix-vector path (a server's decode steps: a token of each running
+    // sequence), as graphs keyed by their shape (mgraph_slot); least recently used out.
+    mgraph mg[MG_SLOTS];
+    unsigned long long mg_clock;
+    long mg_replays, mg_captures;
     // INFERNO_CUDA_PROFILE=1: an event after every op of every step (graphs off), summed per op
     bool prof;
     cudaEvent_t ev[PROF_MAX_EVENTS];
@@ -1470,6 +1498,34 @@ struct cuda_session {
     double op_ms[OP_COUNT];
     long prof_steps;
 };
+
+// A multi-token step's graph: every kernel reads the batch (positions, sequences, cells, output rows, the
+// attention's runs) from device memory and the uploads read the pinned staging buffers, so the launches
+// depend only on the token count, the output rows, whether the batch is one sequence, the attention's blocks
+// (the GEMM path's runs of one sequence's tokens) and whether the GEMM path reads F16 weight copies. A shape is
+// captured the second time it is seen (a prompt's one-off chunk sizes never pay for a capture).
+static void mgraph_drop(mgraph *g) {
+    if (g->exec) cudaGraphExecDestroy(g->exec);
+    memset(g, 0, sizeof *g);
+}
+
+// The slot of a step's shape: its own, else the least recently used one, reset for it.
+static mgraph *mgraph_slot(cuda_session *s, int T, int n_out, bool one_seq) {
+    mgraph *lru = &s->mg[0];
+    for (int i = 0; i < MG_SLOTS; i++) {
+        mgraph *g = &s->mg[i];
+        if (g->seen && g->T == T && g->n_out == n_out && g->one_seq == one_seq && g->att_blocks == s->att_blocks &&
+            g->f16 == s->gemm_f16) {
+            g->used = ++s->mg_clock;
+            return g;
+        }
+        if (g->used < lru->used) lru = g;
+    }
+    mgraph_drop(lru);
+    lru->T = T, lru->n_out = n_out, lru->one_seq = one_seq, lru->att_blocks = s->att_blocks, lru->f16 = s->gemm_f16;
+    lru->used = ++s->mg_clock;
+    return lru;
+}
 
 static void prof_mark(cuda_session *s, int op) {
     if (!s->prof || s->n_ev >= PROF_MAX_EVENTS) return;
@@ -1492,6 +1548,11 @@ static void prof_collect(cuda_session *s) {
     }
     s->n_ev = 0;
     s->prof_steps++;
+}
+
+extern "C" void cuda_session_graph_stats(const cuda_session *s, long *captured, long *replayed) {
+    *captured = s ? s->mg_captures : 0;
+    *replayed = s ? s->mg_replays : 0;
 }
 
 extern "C" bool cuda_session_profile(const cuda_session *s, char *buf, size_t cap) {
@@ -1659,6 +1720,7 @@ extern "C" void cuda_session_free(cuda_session *s) {
     if (!s) return;
     for (int i = 0; i < 2; i++)
         if (s->graph[i]) cudaGraphExecDestroy(s->graph[i]);
+    for (int i = 0; i < MG_SLOTS; i++) mgraph_drop(&s->mg[i]);
     if (s->cublas) cublasDestroy(s->cublas);
     if (s->d_layers) cudaFree(s->d_layers);
     if (s->d_jobs) cudaFree(s->d_jobs);
@@ -2147,7 +2209,10 @@ extern "C" bool cuda_session_init(cuda_model *m, int n_ctx, int n_batch, int n_s
     s->fuse = fu && !strcmp(fu, "1"); // measured slower in the graph (bench/NOTES.md, CUDA step 6): opt-in
     s->use_graph = !(g && !strcmp(g, "0")) && !s->prof;
     s->mmvq = !(mq && !strcmp(mq, "0"));
+    const char *mn = getenv("INFERNO_CUDA_MMVQ_NT");
+    s->mmvq_nt8 = mn && !strcmp(mn, "8");
     s->gemm_min = GEMM_MIN_DEFAULT;
+    s->gemm_min_f16 = gm ? 0 : GEMM_MIN_F16; // a threshold set by hand is the threshold
     if (gm) {
         long v = strtol(gm, NULL, 10);
         s->gemm_min = v <= 0 ? 0 : v < 2 ? 2 : v > (1 << 20) ? (1 << 20) : (int)v; // one token never: the graph
@@ -2388,16 +2453,21 @@ template <int NT, int MODE> static void mmvq_go(cuda_session *s, int type, unsig
     }
 }
 
-static void mmvq_launch(int type, int nt, int mode, unsigned grid, cuda_session *s, const mmvq_args &a) {
-    if (nt == 1) {
-        if (mode == MODE_MV) mmvq_go<1, MODE_MV>(s, type, grid, a);
-        else if (mode == MODE_QKV) mmvq_go<1, MODE_QKV>(s, type, grid, a);
-        else mmvq_go<1, MODE_SWIGLU>(s, type, grid, a);
-    } else {
-        if (mode == MODE_MV) mmvq_go<MV_MAX_T, MODE_MV>(s, type, grid, a);
-        else if (mode == MODE_QKV) mmvq_go<MV_MAX_T, MODE_QKV>(s, type, grid, a);
-        else mmvq_go<MV_MAX_T, MODE_SWIGLU>(s, type, grid, a);
-    }
+// The kernel for a.T tokens: built for 1, 2, 4 or 8 (the smallest that holds them; each token's loads and
+// dot products are unrolled, so a kernel for 8 running 2 tokens keeps 8 tokens' registers and loses occupancy).
+// INFERNO_CUDA_MMVQ_NT=8: the one for 8 for every batch of several tokens.
+template <int MODE> static void mmvq_pick(cuda_session *s, int type, unsigned grid, const mmvq_args &a) {
+    const int T = s->mmvq_nt8 && a.T > 1 ? MV_MAX_T : a.T;
+    if (T <= 1) mmvq_go<1, MODE>(s, type, grid, a);
+    else if (T <= 2) mmvq_go<2, MODE>(s, type, grid, a);
+    else if (T <= 4) mmvq_go<4, MODE>(s, type, grid, a);
+    else mmvq_go<MV_MAX_T, MODE>(s, type, grid, a);
+}
+
+static void mmvq_launch(int type, int mode, unsigned grid, cuda_session *s, const mmvq_args &a) {
+    if (mode == MODE_MV) mmvq_pick<MODE_MV>(s, type, grid, a);
+    else if (mode == MODE_QKV) mmvq_pick<MODE_QKV>(s, type, grid, a);
+    else mmvq_pick<MODE_SWIGLU>(s, type, grid, a);
 }
 
 // y (T rows, ldy apart) = (y +) W x; with norm_w, then y's rows RMSNormed into s->xb / s->xq / s->xds by the
@@ -2422,7 +2492,7 @@ static void mmvq_mv(cuda_session *s, const dmat *w, xop x, int T, float *y, int 
             a.norm_xq = s->xq + (size_t)t0 * ldy;
             a.norm_xds = s->xds + (size_t)t0 * (ldy / 32);
         }
-        mmvq_launch(w->type, nt, MODE_MV, (unsigned)((w->n_out + 7) / 8), s, a);
+        mmvq_launch(w->type, MODE_MV, (unsigned)((w->n_out + 7) / 8), s, a);
     }
 }
 
@@ -2451,7 +2521,7 @@ static void mmvq_qkv(cuda_session *s, const dlayer *L, int T, __half *kc, __half
             int j = i + 1;
             while (j < 3 && mats[j]->type == mats[i]->type) j++;
             a.pair0 = starts[i], a.pair1 = starts[j];
-            mmvq_launch(mats[i]->type, nt, MODE_QKV, (unsigned)((a.pair1 - a.pair0 + 7) / 8), s, a);
+            mmvq_launch(mats[i]->type, MODE_QKV, (unsigned)((a.pair1 - a.pair0 + 7) / 8), s, a);
             i = j;
         }
     }
@@ -2475,7 +2545,7 @@ static void mmvq_gate_up(cuda_session *s, const dlayer *L, int T) {
             a.hq = s->hq + (size_t)t0 * F;
             a.hds = s->hds + (size_t)t0 * (F / 32);
         }
-        mmvq_launch(L->gate.type, nt, MODE_SWIGLU, (unsigned)((F + 31) / 32), s, a);
+        mmvq_launch(L->gate.type, MODE_SWIGLU, (unsigned)((F + 31) / 32), s, a);
     }
 }
 
@@ -2668,6 +2738,13 @@ static void flash(cuda_session *s, int T, const float *q, int ldq, const __half 
 #undef FLASH_GO
 }
 
+// Whether a batch of T tokens (or output rows) takes the GEMM path: from gemm_min tokens (16), and from
+// gemm_min_f16 (8) once the model's F16 weight copies exist (or it needs none: F16 and F32 weights), where
+// cuBLAS over them outruns the matrix-vector kernels' 8 tokens (a server's parallel decode steps, bench/NOTES.md).
+static bool gemm_step(const cuda_session *s, int T) {
+    return s->gemm_min > 0 && (T >= s->gemm_min || (s->gemm_min_f16 > 0 && s->gemm_f16 && T >= s->gemm_min_f16));
+}
+
 static bool enqueue_gemm(cuda_session *s, int T, int n_out, bool one_seq, char *err, size_t cap) {
     const cuda_model *m = s->m;
     cudaStream_t st = s->stream;
@@ -2713,7 +2790,7 @@ static bool enqueue_gemm(cuda_session *s, int T, int n_out, bool one_seq, char *
     if (n_out > 0) {
         k_norm_q<<<T, NORM_THREADS, 0, st>>>(s->x, m->output_norm, E, m->rms_eps, s->ints + 3 * T, s->xb, s->xh,
                                               E % 32 == 0 ? s->xq : NULL, s->xds);
-        if (n_out >= s->gemm_min) {
+        if (gemm_step(s, n_out)) {
             if (!gemm(s, &m->output, s->xb, s->xh, n_out, s->logits, m->n_vocab, 0.0f, err, cap)) return false;
         } else {
             mmvq_mv(s, &m->output, xop{s->xq, s->xds, s->xb, E}, n_out, s->logits, m->n_vocab, false);
@@ -2760,6 +2837,7 @@ static void f16_cache_acquire(cuda_session *s) {
                 }
             }
             need = off;
+            m->f16_native = need == 0;
             if (pass == 1) break;
             if ((env && !strcmp(env, "0")) || need == 0 || !(m->f16_buf = vram_reserve(need, 1ull << 30, 10))) break;
             m->f16_bytes = need;
@@ -2777,6 +2855,7 @@ static void f16_cache_acquire(cuda_session *s) {
         }
     }
     s->f16_ready = m->f16_state == 1;
+    s->gemm_f16 = s->f16_ready || m->f16_native;
     pthread_mutex_unlock(&m->f16_lock);
 }
 
@@ -2910,7 +2989,7 @@ static bool enqueue_step(cuda_session *s, int T, int n_out, bool one_seq, char *
     }
     k_scatter_cells<<<(T + 255) / 256, 256, 0, s->stream>>>(s->ints, T, s->seq_cells, s->n_ctx);
     prof_mark(s, OP_UPLOAD);
-    if (s->gemm_min > 0 && T >= s->gemm_min) return enqueue_gemm(s, T, n_out, one_seq, err, cap);
+    if (gemm_step(s, T)) return enqueue_gemm(s, T, n_out, one_seq, err, cap);
     if (s->mmvq) enqueue_mmvq(s, T, n_out);
     else enqueue_legacy(s, T, n_out);
     return true;
@@ -2936,7 +3015,7 @@ static bool upload_batch(cuda_session *s, const cuda_batch *b, bool one_seq) {
     // A batch of several sequences for the tensor-core attention: its blocks' (first token, tokens), each
     // block at most FT_BQ consecutive tokens of one sequence.
     s->att_blocks = 0;
-    if (s->flash_tc && !one_seq && s->gemm_min > 0 && T >= s->gemm_min) {
+    if (s->flash_tc && !one_seq && gemm_step(s, T)) {
         int32_t *runs = s->h_ints + 4 * T;
         for (int t = 0; t < T;) {
             int n = 1;
@@ -2971,11 +3050,11 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
     }
     bool one_seq = true;
     for (int t = 1; t < T; t++) one_seq = one_seq && b->seq[t] == b->seq[0];
-    if (s->gemm_min > 0 && T >= s->gemm_min && !s->f16_checked) {
+    if (s->gemm_min > 0 && T >= (s->gemm_min_f16 ? s->gemm_min_f16 : s->gemm_min) && !s->f16_checked) {
         s->f16_checked = true;
         f16_cache_acquire(s);
     }
-    if (s->gemm_min > 0 && T >= s->gemm_min && !s->cublas) {
+    if (gemm_step(s, T) && !s->cublas) {
         cublasStatus_t cs = cublasCreate(&s->cublas);
         if (cs == CUBLAS_STATUS_SUCCESS) cs = cublasSetStream(s->cublas, s->stream);
         if (cs != CUBLAS_STATUS_SUCCESS) {
@@ -3014,8 +3093,36 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
             cudaGetLastError();
         }
     }
+    // Steps of several tokens (up to MG_MAX_T): a graph per shape, captured at its second step.
+    mgraph *mg = NULL;
+    if (s->use_graph && !persistent_step(s, T, b->n_out) && T <= MG_MAX_T) {
+        mg = mgraph_slot(s, T, b->n_out, one_seq);
+        if (++mg->seen == 2 && !mg->failed) {
+            cudaGraph_t g = NULL;
+            bool ok = cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal) == cudaSuccess;
+            if (ok) {
+                enqueue_uploads(s, T, b->n_out);
+                char cerr[8];
+                bool enq = enqueue_step(s, T, b->n_out, one_seq, cerr, sizeof cerr);
+                ok = cudaStreamEndCapture(s->stream, &g) == cudaSuccess && g && enq && s->launch_err == cudaSuccess;
+                s->launch_err = cudaSuccess;
+            }
+            if (ok) ok = cudaGraphInstantiate(&mg->exec, g, 0) == cudaSuccess;
+            if (g) cudaGraphDestroy(g);
+            if (!ok) {
+                if (mg->exec) cudaGraphExecDestroy(mg->exec);
+                mg->exec = NULL, mg->failed = true;
+                cudaGetLastError();
+            } else {
+                s->mg_captures++;
+            }
+        }
+    }
     bool timed = false;
-    if (graphable && s->graph[gi]) {
+    if (mg && mg->exec) {
+        if (!cu_ok(cudaGraphLaunch(mg->exec, s->stream), "cudaGraphLaunch", err, cap)) return false;
+        s->mg_replays++;
+    } else if (graphable && s->graph[gi]) {
         if (s->prof_graph) {
             for (int i = 0; i < 2; i++)
                 if (!s->ev[i]) cudaEventCreate(&s->ev[i]);

@@ -103,8 +103,10 @@ bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits, const flo
 // With INFERNO_CUDA_PROFILE=1 in the environment (graphs then off), each op of each step is timed with
 // events; this writes the per-op totals as one line. False when profiling is off or nothing ran.
 // Other switches, read at session start (for bisecting and measuring; the defaults are the fast paths):
-// INFERNO_CUDA_GRAPH=0 (no decode graph), INFERNO_CUDA_GEMM_MIN=N (batches of >= N tokens take the GEMM
-// path, default 16, 0 = never), INFERNO_CUDA_GEMM_SIDE=0 (the GEMM path's q, k, v and gate, up as one product
+// INFERNO_CUDA_GRAPH=0 (no step graphs), INFERNO_CUDA_GEMM_MIN=N (batches of >= N tokens take the GEMM
+// path; default 16, or 8 once the model's F16 weight copies exist; 0 = never), INFERNO_CUDA_MMVQ_NT=8 (the
+// matrix-vector kernel built for 8 tokens for every batch of several, instead of the one for 2, 4 or 8),
+// INFERNO_CUDA_GEMM_SIDE=0 (the GEMM path's q, k, v and gate, up as one product
 // each instead of one over their contiguous F16 rows), INFERNO_CUDA_FLASH_TC=0 (one-sequence batches' attention
 // by the F32 flash kernel instead of the tensor-core one), INFERNO_CUDA_MMVQ=0 (the F32-activation matvec instead of 8-bit dp4a),
 // INFERNO_CUDA_PDL=0 (no programmatic dependent launch), INFERNO_CUDA_FUSE=1 (norms and attention combine
@@ -132,6 +134,11 @@ bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits, const flo
 // INFERNO_CUDA_PROFILE=3 (the persistent kernel's phase times, as
 // block 0 sees them).
 bool cuda_session_profile(const cuda_session *s, char *buf, size_t cap);
+// Steps of several tokens, up to 64 (a server's decode steps: a token of each running sequence), run as CUDA
+// graphs, one per shape (tokens, output rows, one sequence or several, the attention's runs, F16 weight copies
+// or not), captured the second time a shape comes (INFERNO_CUDA_GRAPH=0: never): how many were captured and
+// replayed.
+void cuda_session_graph_stats(const cuda_session *s, long *captured, long *replayed);
 
 #ifdef __cplusplus
 }
