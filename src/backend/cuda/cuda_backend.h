@@ -134,10 +134,9 @@ bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits, const flo
 // INFERNO_CUDA_PROFILE=3 (the persistent kernel's phase times, as
 // block 0 sees them).
 bool cuda_session_profile(const cuda_session *s, char *buf, size_t cap);
-// Steps of several tokens, up to 64 (a server's decode steps: a token of each running sequence), run as CUDA
-// graphs, one per shape (tokens, output rows, one sequence or several, the attention's runs, F16 weight copies
-// or not), captured the second time a shape comes (INFERNO_CUDA_GRAPH=0: never): how many were captured and
-// replayed.
+// Steps of several sequences' tokens, up to 64 (a server's decode steps: a token of each running sequence), run
+// as CUDA graphs, one per shape (tokens, output rows, the attention's runs, F16 weight copies or not), captured
+// the second time a shape comes (INFERNO_CUDA_GRAPH=0: never): how many were captured and replayed.
 void cuda_session_graph_stats(const cuda_session *s, long *captured, long *replayed);
 
 #ifdef __cplusplus
