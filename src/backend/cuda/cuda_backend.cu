@@ -1486,7 +1486,7 @@ struct cuda_session {
     float *d_h_logits; // h_logits as the device sees it
     cudaGraphExec_t graph[2]; // decode step of one token with one output row (1: the LONG kernel's)
     bool graph_tried[2], use_graph;
-    // Steps of several tokens on the matrix-vector path (a server's decode steps: a token of each running
+    // Steps of several sequences' tokens on either batch path (a server's decode steps: a token of each running
     // sequence), as graphs keyed by their shape (mgraph_slot); least recently used out.
     mgraph mg[MG_SLOTS];
     unsigned long long mg_clock;
@@ -1501,9 +1501,10 @@ struct cuda_session {
 
 // A multi-token step's graph: every kernel reads the batch (positions, sequences, cells, output rows, the
 // attention's runs) from device memory and the uploads read the pinned staging buffers, so the launches
-// depend only on the token count, the output rows, whether the batch is one sequence, the attention's blocks
-// (the GEMM path's runs of one sequence's tokens) and whether the GEMM path reads F16 weight copies. A shape is
-// captured the second time it is seen (a prompt's one-off chunk sizes never pay for a capture).
+// depend only on the token count, the output rows, whether the batch is one sequence (the key keeps it; only
+// batches of several are captured: cuda_forward), the attention's blocks (the GEMM path's runs of one
+// sequence's tokens) and whether the GEMM path reads F16 weight copies. A shape is captured the second time
+// it is seen (a one-off shape never pays for a capture).
 static void mgraph_drop(mgraph *g) {
     if (g->exec) cudaGraphExecDestroy(g->exec);
     memset(g, 0, sizeof *g);
