@@ -1385,7 +1385,7 @@ static const char *const op_names[OP_COUNT] = {"start", "upload", "norm", "qkv",
 
 typedef struct {
     int T, n_out, att_blocks;
-    bool one_seq, f16;
+    bool f16;
     int seen;                // steps of this shape since it took the slot
     bool failed;             // capture or instantiation failed: launch directly
     cudaGraphExec_t exec;
@@ -1501,21 +1501,21 @@ struct cuda_session {
 
 // A multi-token step's graph: every kernel reads the batch (positions, sequences, cells, output rows, the
 // attention's runs) from device memory and the uploads read the pinned staging buffers, so the launches
-// depend only on the token count, the output rows, whether the batch is one sequence (the key keeps it; only
-// batches of several are captured: cuda_forward), the attention's blocks (the GEMM path's runs of one
-// sequence's tokens) and whether the GEMM path reads F16 weight copies. A shape is captured the second time
-// it is seen (a one-off shape never pays for a capture).
+// depend only on the token count, the output rows, whether the batch is one sequence (only batches of several
+// are captured: cuda_forward), the attention's blocks (the GEMM path's runs of one sequence's tokens) and
+// whether the GEMM path reads F16 weight copies. A shape is captured the second time it is seen (a one-off
+// shape never pays for a capture).
 static void mgraph_drop(mgraph *g) {
     if (g->exec) cudaGraphExecDestroy(g->exec);
     memset(g, 0, sizeof *g);
 }
 
 // The slot of a step's shape: its own, else the least recently used one, reset for it.
-static mgraph *mgraph_slot(cuda_session *s, int T, int n_out, bool one_seq) {
+static mgraph *mgraph_slot(cuda_session *s, int T, int n_out) {
     mgraph *lru = &s->mg[0];
     for (int i = 0; i < MG_SLOTS; i++) {
         mgraph *g = &s->mg[i];
-        if (g->seen && g->T == T && g->n_out == n_out && g->one_seq == one_seq && g->att_blocks == s->att_blocks &&
+        if (g->seen && g->T == T && g->n_out == n_out && g->att_blocks == s->att_blocks &&
             g->f16 == s->gemm_f16) {
             g->used = ++s->mg_clock;
             return g;
@@ -1523,7 +1523,7 @@ static mgraph *mgraph_slot(cuda_session *s, int T, int n_out, bool one_seq) {
         if (g->used < lru->used) lru = g;
     }
     mgraph_drop(lru);
-    lru->T = T, lru->n_out = n_out, lru->one_seq = one_seq, lru->att_blocks = s->att_blocks, lru->f16 = s->gemm_f16;
+    lru->T = T, lru->n_out = n_out, lru->att_blocks = s->att_blocks, lru->f16 = s->gemm_f16;
     lru->used = ++s->mg_clock;
     return lru;
 }
@@ -3099,7 +3099,7 @@ extern "C" bool cuda_forward(cuda_session *s, const cuda_batch *b, float *logits
     // costs more than the launches it saves (one stream's server runs measured 2% slower with them captured).
     mgraph *mg = NULL;
     if (s->use_graph && !one_seq && !persistent_step(s, T, b->n_out) && T <= MG_MAX_T) {
-        mg = mgraph_slot(s, T, b->n_out, one_seq);
+        mg = mgraph_slot(s, T, b->n_out);
         if (++mg->seen == 2 && !mg->failed) {
             cudaGraph_t g = NULL;
             bool ok = cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal) == cudaSuccess;
